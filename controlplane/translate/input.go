@@ -1,0 +1,28 @@
+// Package translate turns the mesh's state into the xDS resources of one
+// proxy. It is a pure function: the same Input and node give the same
+// resources, byte for byte, so it is golden-tested and pushes are skipped
+// when a proxy's output did not change.
+package translate
+
+import (
+	"github.com/weftmesh/weft/api/meshv1"
+	"github.com/weftmesh/weft/api/v1alpha1"
+)
+
+// ServiceKey names a mesh service.
+type ServiceKey struct {
+	Namespace, Name string
+}
+
+// Input is everything translation reads.
+type Input struct {
+	TrustDomain string
+	// TrustBundlePEM holds every root the mesh trusts, PEM.
+	TrustBundlePEM []byte
+	// Mesh is the defaulted spec of the Mesh resource (defaults if none exists).
+	Mesh v1alpha1.MeshSpec
+	// Services holds the Service resources by key (spec defaulted).
+	Services map[ServiceKey]*v1alpha1.ServiceSpec
+	// Workloads holds every registered workload, by service; each slice sorted by ID.
+	Workloads map[ServiceKey][]*meshv1.Workload
+}
