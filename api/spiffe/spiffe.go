@@ -10,6 +10,12 @@ import (
 	"strings"
 )
 
+// The control plane's own identity is spiffe://<td>/ns/weft-system/sa/weft-control.
+const (
+	ControlPlaneNamespace = "weft-system"
+	ControlPlaneService   = "weft-control"
+)
+
 // ID is a workload identity in the mesh.
 type ID struct {
 	TrustDomain string
@@ -20,6 +26,11 @@ type ID struct {
 // String returns the URI form of the ID.
 func (id ID) String() string {
 	return "spiffe://" + id.TrustDomain + "/ns/" + id.Namespace + "/sa/" + id.Service
+}
+
+// IsControlPlane reports whether id is the control plane's identity.
+func (id ID) IsControlPlane() bool {
+	return id.Namespace == ControlPlaneNamespace && id.Service == ControlPlaneService
 }
 
 // URL returns the ID as a URL, as it goes into a certificate's URI SAN.

@@ -25,7 +25,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("invalid duration %q (want for example \"30s\", \"5m\", \"24h\")", b)
+		return fmt.Errorf("invalid duration %s (want for example \"30s\", \"5m\", \"24h\")", quote(string(b)))
 	}
 	d.Duration = v
 	return nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Path is a field path such as spec.ports[1].protocol.
@@ -22,8 +23,9 @@ func (p *Path) Child(name string) *Path { return &Path{parent: p, name: name} }
 // Index returns the path to element i of the list at p.
 func (p *Path) Index(i int) *Path { return &Path{parent: p, index: i} }
 
-// Key returns the path to a map entry below p.
-func (p *Path) Key(k string) *Path { return &Path{parent: p, name: "[" + strconv.Quote(k) + "]"} }
+// Key returns the path to a map entry below p. A long key is cut short, so
+// that a hostile input cannot make error messages huge.
+func (p *Path) Key(k string) *Path { return &Path{parent: p, name: "[" + quote(k) + "]"} }
 
 // String renders the path.
 func (p *Path) String() string {
@@ -54,22 +56,56 @@ func (p *Path) String() string {
 
 // FieldError is one problem with one field.
 type FieldError struct {
-	Field string // the path, such as spec.ports[0].port
+	// Field is the path, such as spec.ports[0].port, or empty for a problem
+	// with the document as a whole.
+	Field string `json:"field,omitempty"`
 	// Line is the 1-based line in the source document, or 0 when unknown.
-	Line   int
-	Detail string
+	Line   int    `json:"line,omitempty"`
+	Detail string `json:"detail"`
 }
 
 func (e *FieldError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s: %s (line %d)", e.Field, e.Detail, e.Line)
+	msg := e.Detail
+	if e.Field != "" {
+		msg = e.Field + ": " + msg
 	}
-	return fmt.Sprintf("%s: %s", e.Field, e.Detail)
+	if e.Line > 0 {
+		msg += fmt.Sprintf(" (line %d)", e.Line)
+	}
+	return msg
 }
 
 // Invalid reports a bad value at path.
 func Invalid(path *Path, format string, args ...any) *FieldError {
 	return &FieldError{Field: path.String(), Detail: fmt.Sprintf(format, args...)}
+}
+
+// Required reports a field that must be set and is not.
+func Required(path *Path) *FieldError {
+	return &FieldError{Field: path.String(), Detail: "is required"}
+}
+
+// NotSupported reports a value outside a fixed set, listing the set.
+func NotSupported[T ~string](path *Path, value T, allowed []T) *FieldError {
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	return Invalid(path, "unsupported value %s: must be one of %s", quote(string(value)), strings.Join(names, ", "))
+}
+
+// quote quotes s for an error message, eliding the middle of long values so
+// that a hostile input cannot make the message huge.
+func quote(s string) string {
+	const limit = 64
+	if len(s) > limit {
+		cut := limit
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return strconv.Quote(s[:cut]) + "..."
+	}
+	return strconv.Quote(s)
 }
 
 // ErrorList collects every problem found, so the user sees them all at once.

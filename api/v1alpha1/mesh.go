@@ -1,5 +1,29 @@
 package v1alpha1
 
+import (
+	"slices"
+	"time"
+)
+
+func init() {
+	Register(Kind{
+		Name:      "Mesh",
+		Plural:    "meshes",
+		FixedName: "default",
+		NewSpec:   func() Spec { return new(MeshSpec) },
+	})
+}
+
+// Bounds of MeshSpec.CertificateTTL.
+const (
+	DefaultCertificateTTL = 24 * time.Hour
+	MinCertificateTTL     = time.Minute
+	MaxCertificateTTL     = 720 * time.Hour
+)
+
+// maxTrustDomainLength is the longest trust domain SPIFFE allows.
+const maxTrustDomainLength = 255
+
 // MeshSpec is mesh-wide configuration. There is at most one Mesh, named "default".
 type MeshSpec struct {
 	// TrustDomain, if set, must equal the control plane's trust domain
@@ -22,3 +46,34 @@ type MTLSMode string
 const (
 	MTLSStrict MTLSMode = "STRICT"
 )
+
+// mtlsModes are the modes Validate accepts.
+var mtlsModes = []MTLSMode{MTLSStrict}
+
+// Default sets mTLS to STRICT and the certificate TTL to 24h when unset.
+func (s *MeshSpec) Default() {
+	if s.MTLS.Mode == "" {
+		s.MTLS.Mode = MTLSStrict
+	}
+	if s.CertificateTTL.Duration == 0 {
+		s.CertificateTTL.Duration = DefaultCertificateTTL
+	}
+}
+
+// Validate checks a defaulted MeshSpec.
+func (s *MeshSpec) Validate(path *Path) ErrorList {
+	var errs ErrorList
+	if td := s.TrustDomain; td != "" && !isDNSName(td, maxTrustDomainLength) {
+		errs = append(errs, Invalid(path.Child("trustDomain"),
+			"%s is not a valid trust domain: use a lowercase DNS name (letters, digits, '-' and '.', at most 255 characters)", quote(td)))
+	}
+	if mode := path.Child("mtls").Child("mode"); !slices.Contains(mtlsModes, s.MTLS.Mode) {
+		errs = append(errs, NotSupported(mode, s.MTLS.Mode, mtlsModes))
+	}
+	if ttl := s.CertificateTTL.Duration; ttl < MinCertificateTTL || ttl > MaxCertificateTTL {
+		errs = append(errs, Invalid(path.Child("certificateTTL"), "must be between 1m and 720h, got %s", ttl))
+	}
+	return errs
+}
+
+var _ Spec = (*MeshSpec)(nil)

@@ -1,5 +1,17 @@
 package v1alpha1
 
+import "slices"
+
+func init() {
+	Register(Kind{
+		Name:       "Service",
+		Plural:     "services",
+		Aliases:    []string{"svc"},
+		Namespaced: true,
+		NewSpec:    func() Spec { return new(ServiceSpec) },
+	})
+}
+
 // ServiceSpec declares a mesh service's ports and protocols. A service with
 // registered workloads but no Service resource is served as HTTP.
 type ServiceSpec struct {
@@ -25,5 +37,55 @@ const (
 	ProtocolTCP   Protocol = "tcp"
 )
 
+// protocols are the protocols Validate accepts.
+var protocols = []Protocol{ProtocolHTTP, ProtocolHTTP2, ProtocolGRPC, ProtocolTCP}
+
 // IsHTTP reports whether the protocol is HTTP of any version.
 func (p Protocol) IsHTTP() bool { return p != ProtocolTCP }
+
+// Default makes every port without a protocol speak HTTP.
+func (s *ServiceSpec) Default() {
+	for i := range s.Ports {
+		if s.Ports[i].Protocol == "" {
+			s.Ports[i].Protocol = ProtocolHTTP
+		}
+	}
+}
+
+// Validate checks a defaulted ServiceSpec.
+func (s *ServiceSpec) Validate(path *Path) ErrorList {
+	ports := path.Child("ports")
+	if len(s.Ports) == 0 {
+		return ErrorList{Invalid(ports, "at least one port is required")}
+	}
+	var errs ErrorList
+	numbers := make(map[int32]int, len(s.Ports))
+	names := make(map[string]int, len(s.Ports))
+	for i, p := range s.Ports {
+		at := ports.Index(i)
+		switch first, dup := numbers[p.Port]; {
+		case p.Port < 1 || p.Port > 65535:
+			errs = append(errs, Invalid(at.Child("port"), "must be between 1 and 65535"))
+		case dup:
+			errs = append(errs, Invalid(at.Child("port"), "duplicate port %d: %s has it too", p.Port, ports.Index(first)))
+		default:
+			numbers[p.Port] = i
+		}
+		if p.Name != "" {
+			switch first, dup := names[p.Name]; {
+			case !isDNSLabel(p.Name):
+				errs = append(errs, Invalid(at.Child("name"), "%s is not a valid port name: use %s", quote(p.Name), dnsLabelRule))
+			case dup:
+				errs = append(errs, Invalid(at.Child("name"), "duplicate port name %s: %s has it too", quote(p.Name), ports.Index(first)))
+			default:
+				names[p.Name] = i
+			}
+		}
+		if !slices.Contains(protocols, p.Protocol) {
+			errs = append(errs, NotSupported(at.Child("protocol"), p.Protocol, protocols))
+		}
+	}
+	return errs
+}
+
+var _ Spec = (*ServiceSpec)(nil)

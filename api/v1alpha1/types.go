@@ -7,6 +7,9 @@ package v1alpha1
 // APIVersion is the only apiVersion this package accepts.
 const APIVersion = "weft.dev/v1alpha1"
 
+// DefaultNamespace is the namespace of a namespaced object that names none.
+const DefaultNamespace = "default"
+
 // ObjectMeta is the metadata every resource carries.
 type ObjectMeta struct {
 	Name string `json:"name"`
@@ -44,6 +47,9 @@ type Kind struct {
 	Aliases []string
 	// Namespaced is false for cluster-scoped kinds such as Mesh.
 	Namespaced bool
+	// FixedName, if set, is the only name an object of the kind may have:
+	// the kind is a singleton, as Mesh ("default") is.
+	FixedName string
 	// NewSpec returns a new, empty spec of the kind.
 	NewSpec func() Spec
 }

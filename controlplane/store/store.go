@@ -56,6 +56,10 @@ type Store struct {
 	etcd      *embed.Etcd
 	closeOnce sync.Once
 	closeErr  error
+
+	// beforeApplyCommit, if set, runs between Apply's read and its write;
+	// tests use it to race a concurrent writer.
+	beforeApplyCommit func()
 }
 
 // Open starts the embedded etcd (unless external endpoints are given) and connects to it.

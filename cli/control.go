@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weftmesh/weft/cli/logging"
+	"github.com/weftmesh/weft/controlplane"
+)
+
+func newControlCmd() *cobra.Command {
+	var (
+		cfg       controlplane.Config
+		endpoints string
+		logLevel  string
+	)
+	cmd := &cobra.Command{
+		Use:   "control",
+		Short: "Run the control plane",
+		Long: `Run the control plane: the store (embedded etcd, or --etcd-endpoints), the mesh CA,
+xDS/Identity/Registry on --grpc-addr, the CLI's API on --api-addr and metrics on
+--dashboard-addr. The first start creates the root CA and an admin credential and writes
+<data-dir>/config (for the CLI) and <data-dir>/ca.crt (for proxies).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logging.New(cmd.ErrOrStderr(), logLevel)
+			if err != nil {
+				return err
+			}
+			cfg.Log = log
+			cfg.Version = Version
+			if endpoints != "" {
+				for _, e := range strings.Split(endpoints, ",") {
+					if e = strings.TrimSpace(e); e != "" {
+						cfg.EtcdEndpoints = append(cfg.EtcdEndpoints, e)
+					}
+				}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return controlplane.Run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", controlplane.DefaultDataDir(), "directory for the embedded store, the client config and ca.crt")
+	f.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:15010", "address for xDS, Identity and Registry (TLS)")
+	f.StringVar(&cfg.APIAddr, "api-addr", "127.0.0.1:15011", "address for the HTTPS API the CLI uses")
+	f.StringVar(&cfg.DashboardAddr, "dashboard-addr", "127.0.0.1:15014", "address for the dashboard and /metrics")
+	f.StringVar(&endpoints, "etcd-endpoints", "", "comma-separated URLs of an external etcd cluster (default: embedded etcd)")
+	f.StringVar(&cfg.TrustDomain, "trust-domain", "weft.local", "SPIFFE trust domain (fixed at first start)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}

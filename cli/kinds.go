@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/weftmesh/weft/api/v1alpha1"
+)
+
+// defaultNamespace is the namespace commands use when -n is not given.
+const defaultNamespace = v1alpha1.DefaultNamespace
+
+// workloadsKind is the read-only kind `weft get` offers beside the
+// resources: the workloads registered with the control plane.
+var workloadsKind = v1alpha1.Kind{Name: "Workload", Plural: "workloads", Aliases: []string{"wl"}, Namespaced: true}
+
+// resolveKind finds a resource kind by name, plural or alias, in any case.
+func resolveKind(name string) (v1alpha1.Kind, bool) { return v1alpha1.Lookup(name) }
+
+func isWorkloads(name string) bool { return kindMatches(workloadsKind, name) }
+
+func kindMatches(k v1alpha1.Kind, name string) bool {
+	if strings.EqualFold(k.Name, name) || strings.EqualFold(k.Plural, name) {
+		return true
+	}
+	for _, a := range k.Aliases {
+		if strings.EqualFold(a, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// kindNames lists the plurals users type, sorted, optionally with workloads.
+func kindNames(withWorkloads bool) []string {
+	var names []string
+	for _, k := range v1alpha1.Kinds() {
+		names = append(names, strings.ToLower(k.Plural))
+	}
+	if withWorkloads {
+		names = append(names, workloadsKind.Plural)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func unknownKind(name string, withWorkloads bool) error {
+	return usagef("unknown kind %q; known kinds: %s", name, strings.Join(kindNames(withWorkloads), ", "))
+}

@@ -1,0 +1,87 @@
+// Package proxycmd is the `proxy` command, shared by `weft proxy` and the
+// slim `weft-proxy` binary. It imports nothing of the control plane.
+package proxycmd
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weftmesh/weft/api/xdsmeta"
+	"github.com/weftmesh/weft/cli/logging"
+	"github.com/weftmesh/weft/proxy"
+)
+
+// Command returns the proxy command.
+func Command() *cobra.Command {
+	var (
+		o         proxy.Options
+		upstreams []string
+		logLevel  string
+	)
+	cmd := &cobra.Command{
+		Use:   "proxy --service S --control ADDR (--token T | --token-file F) --ca-file F --app ADDR --inbound ADDR --admin ADDR",
+		Short: "Run the sidecar proxy beside one workload",
+		Long: `Run the sidecar proxy beside one workload. It joins the mesh with the join token,
+registers the workload, receives its configuration over xDS and serves:
+  --inbound     mTLS from other proxies, forwarded to --app
+  --upstream    NAME=LOCALADDR: a local port that reaches service NAME (or NAME.NAMESPACE)
+  --http-proxy  a local HTTP proxy port that routes by Host (service or service.namespace)
+SIGTERM drains: the endpoint leaves the mesh, in-flight requests finish, then it exits.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logging.New(cmd.ErrOrStderr(), logLevel)
+			if err != nil {
+				return err
+			}
+			o.Log = log
+			if o.Namespace == "" {
+				o.Namespace = "default"
+			}
+			for _, s := range upstreams {
+				u, err := xdsmeta.ParseUpstream(s, o.Namespace)
+				if err != nil {
+					return err
+				}
+				o.Upstreams = append(o.Upstreams, u)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return proxy.Run(ctx, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Service, "service", "", "service this workload belongs to")
+	f.StringVar(&o.Namespace, "namespace", "default", "namespace of the service")
+	f.StringVar(&o.Version, "version", "", "version label of this workload (for example v1)")
+	f.StringVar(&o.Control, "control", "", "control plane gRPC address (host:port)")
+	f.StringVar(&o.Token, "token", "", "join token (from 'weft token create')")
+	f.StringVar(&o.TokenFile, "token-file", "", "file holding the join token")
+	f.StringVar(&o.CAFile, "ca-file", "", "mesh root CA certificate (the control plane's <data-dir>/ca.crt)")
+	f.StringVar(&o.App, "app", "", "address of the local application")
+	f.StringVar(&o.Inbound, "inbound", "", "address of the mTLS inbound listener")
+	f.StringVar(&o.Admin, "admin", "", "address of the admin endpoint")
+	f.StringArrayVar(&upstreams, "upstream", nil, "NAME=LOCALADDR: a local port for service NAME (repeatable)")
+	f.StringVar(&o.HTTPProxy, "http-proxy", "", "address of the explicit HTTP proxy listener")
+	f.DurationVar(&o.DrainDelay, "drain-delay", 0, "how long to keep serving after leaving the endpoint set on shutdown (default 1s)")
+	f.DurationVar(&o.DrainTimeout, "drain-timeout", 0, "how long in-flight requests may take to finish on shutdown (default 30s)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// Run runs the proxy command alone, as the weft-proxy binary does.
+func Run(args []string) int {
+	cmd := Command()
+	cmd.Use = "weft-proxy"
+	cmd.SetArgs(args)
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		cmd.PrintErrln("error:", err)
+		return 1
+	}
+	return 0
+}

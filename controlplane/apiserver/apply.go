@@ -1,0 +1,158 @@
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/weftmesh/weft/api/client"
+	"github.com/weftmesh/weft/api/decode"
+	"github.com/weftmesh/weft/api/v1alpha1"
+	"github.com/weftmesh/weft/controlplane/store"
+)
+
+// maxSourceLen bounds the file name echoed in messages.
+const maxSourceLen = 256
+
+// apply decodes, validates and cross-checks every document of the body,
+// then stores them all in one transaction; any problem rejects them all.
+func (s *server) apply(w http.ResponseWriter, r *http.Request) {
+	source := r.URL.Query().Get("source")
+	switch {
+	case source == "":
+		source = "request body"
+	case len(source) > maxSourceLen:
+		source = source[:maxSourceLen] + "..."
+	}
+	if r.ContentLength > MaxApplyBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, tooLarge(source))
+		return
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxApplyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, tooLarge(source))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "read request body: "+err.Error())
+		return
+	}
+	objs, err := decode.Documents(data, source)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, rejection(source, err))
+		return
+	}
+	if len(objs) == 0 {
+		writeError(w, http.StatusBadRequest, source+": no resources found")
+		return
+	}
+	if len(objs) > store.MaxApplyObjects {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+			"%s: %d resources, but one apply stores at most %d (one transaction); split the file",
+			source, len(objs), store.MaxApplyObjects))
+		return
+	}
+	if details := s.crossCheck(objs); len(details) > 0 {
+		writeJSON(w, http.StatusBadRequest, client.ErrorResponse{
+			Error:   rejectedMessage(source, len(details)),
+			Details: details,
+		})
+		return
+	}
+	results, err := s.Store.Apply(r.Context(), objs)
+	if err != nil {
+		writeError(w, statusOf(err), source+": nothing applied: "+err.Error())
+		return
+	}
+	resp := client.ApplyResponse{Results: make([]client.ApplyResult, 0, len(results))}
+	for _, res := range results {
+		resp.Results = append(resp.Results, client.ApplyResult{
+			Kind:      fmt.Sprint(res.Kind),
+			Namespace: res.Namespace,
+			Name:      res.Name,
+			Action:    fmt.Sprint(res.Action),
+		})
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func tooLarge(source string) string {
+	return fmt.Sprintf("%s: request body exceeds %d MiB; split it into several files", source, MaxApplyBytes>>20)
+}
+
+// crossCheck finds problems no single document shows: a Mesh naming another
+// trust domain, and the same resource twice in one apply.
+func (s *server) crossCheck(objs []*v1alpha1.Object) []client.ErrorDetail {
+	var details []client.ErrorDetail
+	seen := make(map[string]int, len(objs))
+	for i, o := range objs {
+		ref := objectRef(o)
+		if first, dup := seen[ref]; dup {
+			details = append(details, client.ErrorDetail{
+				Document: i + 1, Ref: ref, Field: "metadata.name",
+				Detail: fmt.Sprintf("duplicate of document %d: a resource may appear once per apply", first),
+			})
+			continue
+		}
+		seen[ref] = i + 1
+		if mesh, ok := o.Spec.(*v1alpha1.MeshSpec); ok && mesh.TrustDomain != "" && mesh.TrustDomain != s.TrustDomain {
+			details = append(details, client.ErrorDetail{
+				Document: i + 1, Ref: ref, Field: "spec.trustDomain",
+				Detail: fmt.Sprintf("must be %q (the control plane's trust domain, fixed at its first start), not %q",
+					s.TrustDomain, mesh.TrustDomain),
+			})
+		}
+	}
+	return details
+}
+
+// objectRef names a resource as error messages show it: "Service default/payments".
+func objectRef(o *v1alpha1.Object) string {
+	if o.Metadata.Namespace == "" {
+		return o.Kind + " " + o.Metadata.Name
+	}
+	return o.Kind + " " + o.Metadata.Namespace + "/" + o.Metadata.Name
+}
+
+func rejectedMessage(source string, problems int) string {
+	if problems == 1 {
+		return source + ": 1 problem; nothing applied"
+	}
+	return fmt.Sprintf("%s: %d problems; nothing applied", source, problems)
+}
+
+// rejection turns a decode error into the API's error body, keeping every
+// field error with its document and line when the error carries them.
+func rejection(source string, err error) client.ErrorResponse {
+	details := decodeDetails(err)
+	if len(details) == 0 {
+		return client.ErrorResponse{Error: source + ": nothing applied: " + err.Error()}
+	}
+	return client.ErrorResponse{Error: rejectedMessage(source, len(details)), Details: details}
+}
+
+// decodeDetails flattens a *decode.Error into one detail per problem.
+func decodeDetails(err error) []client.ErrorDetail {
+	var derr *decode.Error
+	if !errors.As(err, &derr) {
+		return nil
+	}
+	var details []client.ErrorDetail
+	for _, doc := range derr.Documents {
+		for _, fe := range doc.Errs {
+			line := fe.Line
+			if line == 0 {
+				line = doc.Line // where the document starts is better than nothing
+			}
+			details = append(details, client.ErrorDetail{
+				Document: doc.Index, Ref: doc.Ref, Field: fe.Field, Line: line, Detail: fe.Detail,
+			})
+		}
+	}
+	for _, fe := range derr.Errs {
+		details = append(details, client.ErrorDetail{Field: fe.Field, Line: fe.Line, Detail: fe.Detail})
+	}
+	return details
+}

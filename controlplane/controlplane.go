@@ -1,0 +1,265 @@
+// Package controlplane is `weft control`: it opens the store, loads the mesh
+// CA, and serves ADS, Identity and Registry on the gRPC port, the CLI's API
+// on the API port, and its own metrics on the dashboard port. Every replica
+// is the same: they share nothing but etcd.
+package controlplane
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/weftmesh/weft/api/client"
+	"github.com/weftmesh/weft/api/meshv1"
+	"github.com/weftmesh/weft/controlplane/apiserver"
+	"github.com/weftmesh/weft/controlplane/ca"
+	"github.com/weftmesh/weft/controlplane/identity"
+	"github.com/weftmesh/weft/controlplane/meshstate"
+	"github.com/weftmesh/weft/controlplane/registry"
+	"github.com/weftmesh/weft/controlplane/store"
+	"github.com/weftmesh/weft/controlplane/token"
+	"github.com/weftmesh/weft/controlplane/translate"
+	"github.com/weftmesh/weft/controlplane/xds"
+)
+
+// servingCertTTL is the lifetime of the control plane's own certificate; it
+// is re-issued at half-life by the process holding it.
+const servingCertTTL = 30 * 24 * time.Hour
+
+// Run serves until ctx is done.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.Default()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	log := cfg.Log
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("control: data dir: %w", err)
+	}
+	// Bind every port first: a port in use is reported before anything is created.
+	lns, err := listenAll(cfg.GRPCAddr, cfg.APIAddr, cfg.DashboardAddr)
+	if err != nil {
+		return err
+	}
+	defer closeAll(lns)
+
+	if len(cfg.EtcdEndpoints) == 0 {
+		log.Info("opening the embedded store", "dir", cfg.DataDir)
+	} else {
+		log.Info("connecting to external etcd", "endpoints", cfg.EtcdEndpoints)
+	}
+	st, err := store.Open(ctx, store.Config{Endpoints: cfg.EtcdEndpoints, DataDir: cfg.DataDir, Log: log, Fast: cfg.FastStore})
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	defer st.Close()
+
+	authority, err := ca.Load(ctx, st.Client(), ca.Options{TrustDomain: cfg.TrustDomain, Log: log})
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	tokens, err := token.NewIssuer(ctx, st.Client())
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	if err := writeFile(cfg.CAFilePath(), authority.TrustBundlePEM(), 0o644); err != nil {
+		return err
+	}
+	if err := ensureClientConfig(ctx, cfg, tokens, authority); err != nil {
+		return err
+	}
+	log.Info("mesh CA ready", "trustDomain", authority.TrustDomain(), "caFile", cfg.CAFilePath(), "clientConfig", cfg.ClientConfigPath())
+
+	serving, err := newServingCert(authority, hostsFor(cfg.GRPCAddr, cfg.APIAddr))
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var mesh atomic.Pointer[translate.Input]
+	xdsServer := xds.New(xds.Options{Log: log, Metrics: reg})
+	certTTL := func() time.Duration {
+		if in := mesh.Load(); in != nil && in.Mesh.CertificateTTL.Duration > 0 {
+			return in.Mesh.CertificateTTL.Duration
+		}
+		return 24 * time.Hour
+	}
+	idService := identity.New(identity.Options{CA: authority, Tokens: tokens, TTL: certTTL, Log: log, Metrics: reg})
+	regService := registry.New(registry.Options{Store: st, TrustDomain: authority.TrustDomain(), Log: log, Metrics: reg})
+
+	grpcServer := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(grpcTLS(serving, authority))),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+	meshv1.RegisterIdentityServer(grpcServer, idService)
+	meshv1.RegisterRegistryServer(grpcServer, regService)
+	xdsServer.Register(grpcServer)
+
+	apiHandler := apiserver.New(apiserver.Options{
+		Store: st, Workloads: st, Tokens: tokens, Auth: tokens,
+		TrustDomain: authority.TrustDomain(), Version: cfg.Version, Log: log,
+	})
+	apiServer := &http.Server{
+		Handler:           apiHandler,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: serving.get},
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	dashServer := &http.Server{Handler: dashboardHandler(reg, xdsServer), ReadHeaderTimeout: 10 * time.Second}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 6)
+	goOwned := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) && ctx.Err() == nil {
+				errc <- fmt.Errorf("control: %s: %w", name, err)
+			}
+		}()
+	}
+	goOwned("xds", func() error { return xdsServer.Run(ctx) })
+	goOwned("state", func() error {
+		return meshstate.Run(ctx, st, meshstate.Options{
+			TrustDomain: authority.TrustDomain(), TrustBundlePEM: authority.TrustBundlePEM, Log: log,
+			OnChange: func(in *translate.Input) { mesh.Store(in); xdsServer.Update(in) },
+		})
+	})
+	goOwned("grpc", func() error { return grpcServer.Serve(lns[0]) })
+	goOwned("api", func() error { return apiServer.ServeTLS(lns[1], "", "") })
+	goOwned("dashboard", func() error { return dashServer.Serve(lns[2]) })
+	log.Info("control plane serving", "grpc", lns[0].Addr().String(), "api", "https://"+lns[1].Addr().String(), "dashboard", "http://"+lns[2].Addr().String())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	log.Info("control plane stopping")
+	cancel()
+	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	_ = apiServer.Shutdown(shutdownCtx)
+	_ = dashServer.Shutdown(shutdownCtx)
+	stopGRPC(grpcServer, 2*time.Second)
+	wg.Wait()
+	return runErr
+}
+
+// stopGRPC stops gracefully, but does not wait forever on streams (ADS and
+// Registry streams never end by themselves).
+func stopGRPC(s *grpc.Server, grace time.Duration) {
+	done := make(chan struct{})
+	go func() { s.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		s.Stop()
+		<-done
+	}
+}
+
+func listenAll(addrs ...string) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			closeAll(lns)
+			return nil, fmt.Errorf("control: listen on %s: %w", a, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+func closeAll(lns []net.Listener) {
+	for _, ln := range lns {
+		ln.Close()
+	}
+}
+
+// grpcTLS verifies a client certificate when one is presented (proxies that
+// have joined) but does not require one (a proxy joining with its token).
+func grpcTLS(serving *servingCert, authority *ca.CA) *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS13,
+		GetCertificate: serving.get,
+		ClientAuth:     tls.VerifyClientCertIfGiven,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			// The bundle is read per handshake so a new root takes effect at once.
+			pool := x509.NewCertPool()
+			for _, der := range authority.TrustBundle() {
+				if c, err := x509.ParseCertificate(der); err == nil {
+					pool.AddCert(c)
+				}
+			}
+			return &tls.Config{
+				MinVersion:     tls.VersionTLS13,
+				GetCertificate: serving.get,
+				ClientAuth:     tls.VerifyClientCertIfGiven,
+				ClientCAs:      pool,
+				NextProtos:     []string{"h2"},
+			}, nil
+		},
+	}
+}
+
+// ensureClientConfig writes the CLI's config (server, CA, a new admin
+// credential) unless this data dir already has one.
+func ensureClientConfig(ctx context.Context, cfg Config, tokens *token.Issuer, authority *ca.CA) error {
+	path := cfg.ClientConfigPath()
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	secret, err := tokens.CreateAdmin(ctx, "admin")
+	if err != nil {
+		return fmt.Errorf("control: create admin credential: %w", err)
+	}
+	c := client.Config{
+		Server:     "https://" + dialable(cfg.APIAddr),
+		GRPCServer: dialable(cfg.GRPCAddr),
+		CACert:     string(authority.TrustBundlePEM()),
+		Token:      secret,
+	}
+	if err := client.WriteConfig(path, c); err != nil {
+		return fmt.Errorf("control: write client config: %w", err)
+	}
+	return nil
+}
+
+// dialable turns a listen address into one a client on this host can dial.
+func dialable(addr string) string {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil || (h != "" && h != "0.0.0.0" && h != "::") {
+		return addr
+	}
+	return net.JoinHostPort("127.0.0.1", p)
+}
+
+func writeFile(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return fmt.Errorf("control: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("control: write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package meshstate
+
+import (
+	"maps"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/api/meshv1"
+	"github.com/weftmesh/weft/api/v1alpha1"
+	"github.com/weftmesh/weft/controlplane/translate"
+)
+
+// batch derives the next Input from the last one handed out, copy-on-write:
+// a map or a workload slice is cloned the first time the batch changes it,
+// so the base Input, which consumers may still be reading, is never touched.
+type batch struct {
+	next translate.Input
+
+	ownServices  bool
+	ownWorkloads bool
+	// ownSlices marks the workload slices already cloned by this batch.
+	ownSlices map[translate.ServiceKey]bool
+
+	changed bool
+}
+
+func newBatch(base *translate.Input) *batch {
+	return &batch{next: *base}
+}
+
+// emptyInput is the state of a store holding nothing: a defaulted Mesh and
+// no services or workloads.
+func emptyInput() *translate.Input {
+	return &translate.Input{
+		Mesh:      defaultMesh(),
+		Services:  map[translate.ServiceKey]*v1alpha1.ServiceSpec{},
+		Workloads: map[translate.ServiceKey][]*meshv1.Workload{},
+	}
+}
+
+func defaultMesh() v1alpha1.MeshSpec {
+	var m v1alpha1.MeshSpec
+	m.Default()
+	return m
+}
+
+func (b *batch) setMesh(m v1alpha1.MeshSpec) {
+	b.next.Mesh = m
+	b.changed = true
+}
+
+func (b *batch) putService(key translate.ServiceKey, spec *v1alpha1.ServiceSpec) {
+	b.services()[key] = spec
+	b.changed = true
+}
+
+func (b *batch) deleteService(key translate.ServiceKey) {
+	if _, ok := b.next.Services[key]; !ok {
+		return
+	}
+	delete(b.services(), key)
+	b.changed = true
+}
+
+func (b *batch) putWorkload(key translate.ServiceKey, w *meshv1.Workload) {
+	list := b.next.Workloads[key]
+	i, found := slices.BinarySearchFunc(list, w.GetId(), compareID)
+	if found && proto.Equal(list[i], w) {
+		// A reconnecting proxy registers again with the same workload.
+		return
+	}
+	list = b.ownSlice(key)
+	if found {
+		list[i] = w
+	} else {
+		list = slices.Insert(list, i, w)
+	}
+	b.workloads()[key] = list
+	b.changed = true
+}
+
+func (b *batch) deleteWorkload(key translate.ServiceKey, id string) {
+	i, found := slices.BinarySearchFunc(b.next.Workloads[key], id, compareID)
+	if !found {
+		return
+	}
+	list := slices.Delete(b.ownSlice(key), i, i+1)
+	if len(list) == 0 {
+		delete(b.workloads(), key)
+	} else {
+		b.workloads()[key] = list
+	}
+	b.changed = true
+}
+
+func compareID(w *meshv1.Workload, id string) int { return strings.Compare(w.GetId(), id) }
+
+// services returns the batch's own Services map, cloning it on first use.
+func (b *batch) services() map[translate.ServiceKey]*v1alpha1.ServiceSpec {
+	if !b.ownServices {
+		b.next.Services = maps.Clone(b.next.Services)
+		if b.next.Services == nil {
+			b.next.Services = make(map[translate.ServiceKey]*v1alpha1.ServiceSpec)
+		}
+		b.ownServices = true
+	}
+	return b.next.Services
+}
+
+// workloads returns the batch's own Workloads map, cloning it on first use.
+func (b *batch) workloads() map[translate.ServiceKey][]*meshv1.Workload {
+	if !b.ownWorkloads {
+		b.next.Workloads = maps.Clone(b.next.Workloads)
+		if b.next.Workloads == nil {
+			b.next.Workloads = make(map[translate.ServiceKey][]*meshv1.Workload)
+		}
+		b.ownWorkloads = true
+	}
+	return b.next.Workloads
+}
+
+// ownSlice returns the batch's own copy of one service's workloads, cloning
+// the shared slice on first use.
+func (b *batch) ownSlice(key translate.ServiceKey) []*meshv1.Workload {
+	list := b.next.Workloads[key]
+	if b.ownSlices[key] {
+		return list
+	}
+	if b.ownSlices == nil {
+		b.ownSlices = make(map[translate.ServiceKey]bool)
+	}
+	b.ownSlices[key] = true
+	// One spare slot: most changes add a single workload.
+	own := make([]*meshv1.Workload, len(list), len(list)+1)
+	copy(own, list)
+	b.workloads()[key] = own
+	return own
+}

@@ -1,0 +1,261 @@
+// Package registry serves the Registry gRPC service. A proxy registers its
+// workload on a stream; the endpoint is stored on an etcd lease that the
+// stream keeps alive. When the stream ends the lease is revoked and the
+// endpoint disappears at once; when the control plane dies the lease
+// expires by itself.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/weftmesh/weft/api/meshv1"
+	"github.com/weftmesh/weft/api/spiffe"
+	"github.com/weftmesh/weft/controlplane/store"
+)
+
+// DefaultLeaseTTL is how long an endpoint outlives a stream that vanished
+// without closing, unless Options say otherwise.
+const DefaultLeaseTTL = 10 * time.Second
+
+// revokeTimeout bounds the revocation of a finished stream's lease; if it
+// fails, the lease expires by itself.
+const revokeTimeout = 5 * time.Second
+
+// Options configure a Server.
+type Options struct {
+	// Store keeps the endpoints. Required.
+	Store *store.Store
+	// TrustDomain is the mesh's: client certificates from any other are refused.
+	TrustDomain string
+	// LeaseTTL is how long an endpoint outlives a stream that vanished
+	// without closing; etcd counts it in whole seconds, rounded up, and may
+	// raise it to its own minimum. Default DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	// Metrics, if set, receives the registration gauge.
+	Metrics prometheus.Registerer
+	// Log defaults to slog.Default().
+	Log *slog.Logger
+}
+
+// Server implements meshv1.RegistryServer.
+type Server struct {
+	meshv1.UnimplementedRegistryServer
+
+	store       *store.Store
+	trustDomain string
+	ttlSeconds  int64
+	log         *slog.Logger
+	active      prometheus.Gauge
+}
+
+// New returns a Registry server. Register it with
+// meshv1.RegisterRegistryServer on a gRPC server whose TLS configuration
+// verifies client certificates against the mesh's trust bundle.
+func New(opts Options) *Server {
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	ttl := opts.LeaseTTL
+	if ttl <= 0 {
+		ttl = DefaultLeaseTTL
+	}
+	s := &Server{
+		store:       opts.Store,
+		trustDomain: opts.TrustDomain,
+		ttlSeconds:  int64((ttl + time.Second - 1) / time.Second),
+		log:         log.With("component", "registry"),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "weft",
+			Subsystem: "registry",
+			Name:      "registrations",
+			Help:      "Workloads currently registered through this control plane replica.",
+		}),
+	}
+	if opts.Metrics != nil {
+		if err := opts.Metrics.Register(s.active); err != nil {
+			var dup prometheus.AlreadyRegisteredError
+			if errors.As(err, &dup) {
+				if g, ok := dup.ExistingCollector.(prometheus.Gauge); ok {
+					s.active = g
+				}
+			} else {
+				s.log.Warn("registration gauge not exported", "err", err)
+			}
+		}
+	}
+	return s
+}
+
+// Register serves one workload's registration stream: the first request
+// registers, later ones update the workload, and every accepted request is
+// answered with the lease's TTL. The stream holds the lease; whatever ends
+// the stream revokes it.
+func (s *Server) Register(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, meshv1.RegisterResponse]) error {
+	ctx := stream.Context()
+	caller, err := s.authenticate(ctx)
+	if err != nil {
+		return err
+	}
+	req, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	w := req.GetWorkload()
+	if err := checkWorkload(caller, w); err != nil {
+		return err
+	}
+	l, err := s.acquire(ctx, w)
+	if err != nil {
+		return err
+	}
+	defer l.release()
+	s.active.Inc()
+	defer s.active.Dec()
+	l.log.Info("workload registered", "ready", w.GetReady())
+	if err := stream.Send(l.reply); err != nil {
+		return err
+	}
+	return s.serve(stream, caller, w.GetId(), l)
+}
+
+// authenticate returns the caller's SPIFFE ID if it belongs to this mesh.
+func (s *Server) authenticate(ctx context.Context) (spiffe.ID, error) {
+	caller, err := peerID(ctx)
+	if err != nil {
+		return spiffe.ID{}, status.Error(codes.Unauthenticated, err.Error())
+	}
+	if caller.TrustDomain != s.trustDomain {
+		return spiffe.ID{}, status.Errorf(codes.PermissionDenied,
+			"registry: client certificate %s is from trust domain %q, but this mesh's is %q", caller, caller.TrustDomain, s.trustDomain)
+	}
+	return caller, nil
+}
+
+// serve applies the stream's later requests until the stream ends or the
+// lease is lost.
+func (s *Server) serve(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, meshv1.RegisterResponse], caller spiffe.ID, id string, l *lease) error {
+	ctx := stream.Context()
+	updates, recvErr := receive(stream)
+	for {
+		select {
+		case <-ctx.Done():
+			l.log.Info("workload deregistered: stream cancelled")
+			return status.FromContextError(ctx.Err()).Err()
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				l.log.Info("workload deregistered: stream closed")
+				return nil
+			}
+			l.log.Info("workload deregistered: stream failed", "err", err)
+			return err
+		case _, ok := <-l.alive:
+			if !ok {
+				l.log.Warn("workload deregistered: lease lost")
+				return status.Errorf(codes.Unavailable, "registry: lease of %q lost; register again", id)
+			}
+		case w := <-updates:
+			if err := checkWorkload(caller, w); err != nil {
+				return err
+			}
+			if w.GetId() != id {
+				return status.Errorf(codes.InvalidArgument,
+					"registry: workload id changed from %q to %q on one stream; open a new stream for another workload", id, w.GetId())
+			}
+			if err := s.store.PutWorkload(ctx, w, l.id); err != nil {
+				return status.Errorf(codes.Unavailable, "registry: %v", err)
+			}
+			l.log.Debug("workload updated", "ready", w.GetReady())
+			if err := stream.Send(l.reply); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// receive reads the stream's requests in a goroutine of its own, because a
+// pending Recv cannot be interrupted by the handler. The goroutine ends with
+// the stream: gRPC closes the stream as soon as the handler returns, which
+// fails the pending Recv, and the stream's context is then done.
+func receive(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, meshv1.RegisterResponse]) (<-chan *meshv1.Workload, <-chan error) {
+	updates := make(chan *meshv1.Workload)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case updates <- req.GetWorkload():
+			case <-stream.Context().Done():
+				return
+			}
+		}
+	}()
+	return updates, errc
+}
+
+// lease is one stream's etcd lease, kept alive while the stream lives.
+type lease struct {
+	s     *Server
+	id    clientv3.LeaseID
+	alive <-chan *clientv3.LeaseKeepAliveResponse
+	stop  context.CancelFunc // stops the keepalive
+	reply *meshv1.RegisterResponse
+	log   *slog.Logger
+}
+
+// acquire grants a lease, keeps it alive and puts w on it.
+func (s *Server) acquire(ctx context.Context, w *meshv1.Workload) (*lease, error) {
+	grant, err := s.store.Client().Grant(ctx, s.ttlSeconds)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "registry: grant lease for %q: %v", w.GetId(), err)
+	}
+	kaCtx, stop := context.WithCancel(ctx)
+	l := &lease{
+		s: s, id: grant.ID, stop: stop,
+		reply: &meshv1.RegisterResponse{LeaseTtlSeconds: grant.TTL},
+		log:   s.log.With("workload", w.GetId(), "lease", fmt.Sprintf("%x", int64(grant.ID))),
+	}
+	// Keep the lease alive before the first Put: a short TTL must not expire
+	// the endpoint while it is being written.
+	if l.alive, err = s.store.Client().KeepAlive(kaCtx, grant.ID); err != nil {
+		l.release()
+		return nil, status.Errorf(codes.Unavailable, "registry: keep lease of %q alive: %v", w.GetId(), err)
+	}
+	if err := s.store.PutWorkload(ctx, w, grant.ID); err != nil {
+		l.release()
+		return nil, status.Errorf(codes.Unavailable, "registry: %v", err)
+	}
+	return l, nil
+}
+
+// release stops the keepalive and revokes the lease, deleting the endpoint
+// at once. It runs when the stream's context may already be done, so it
+// has its own deadline; if it fails, the lease expires by itself.
+func (l *lease) release() {
+	l.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), revokeTimeout)
+	defer cancel()
+	if _, err := l.s.store.Client().Revoke(ctx, l.id); err != nil {
+		l.log.Warn("could not revoke lease; the endpoint expires with it", "ttl_seconds", l.s.ttlSeconds, "err", err)
+	}
+}
+
+var _ meshv1.RegistryServer = (*Server)(nil)

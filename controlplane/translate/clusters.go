@@ -1,0 +1,71 @@
+package translate
+
+import (
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"github.com/weftmesh/weft/api/xdsmeta"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// outboundCluster is the mTLS cluster of a mesh service, its endpoints from
+// EDS. HTTP goes over pooled HTTP/2 between proxies, whatever the app speaks.
+func (t *translation) outboundCluster(key ServiceKey) *clusterv3.Cluster {
+	name := xdsmeta.OutboundCluster(key.Name, key.Namespace)
+	http := t.in.protocol(key).IsHTTP()
+	alpn := []string{xdsmeta.ALPNTCP}
+	if http {
+		alpn = []string{alpnH2}
+	}
+	c := &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
+		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: t.adsConfig()},
+		LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
+		TransportSocket:      t.upstreamTLS(t.spiffeID(key), alpn),
+	}
+	if http {
+		c.TypedExtensionProtocolOptions = t.httpProtocolOptions(true)
+	}
+	return c
+}
+
+// loadAssignment lists a service's ready workloads by their proxies'
+// inbound addresses. A workload whose address is not IP:port is left out:
+// the registry checks addresses, and one bad registration must not cost
+// every proxy its configuration.
+func (t *translation) loadAssignment(key ServiceKey) *endpointv3.ClusterLoadAssignment {
+	cla := &endpointv3.ClusterLoadAssignment{ClusterName: xdsmeta.OutboundCluster(key.Name, key.Namespace)}
+	ready := t.in.readyWorkloads(key)
+	lbs := make([]*endpointv3.LbEndpoint, 0, len(ready))
+	for _, w := range ready {
+		addr, err := socketAddress(w.GetAddress())
+		if err != nil {
+			continue
+		}
+		lbs = append(lbs, &endpointv3.LbEndpoint{
+			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}},
+			Metadata: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+				xdsmeta.MetadataNamespace: {Fields: map[string]*structpb.Value{
+					"workload": structpb.NewStringValue(w.GetId()),
+					"version":  structpb.NewStringValue(w.GetVersion()),
+				}},
+			}},
+		})
+	}
+	if len(lbs) > 0 {
+		cla.Endpoints = []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lbs}}
+	}
+	return cla
+}
+
+// rootCA is the trust bundle as an SDS validation context.
+func (t *translation) rootCA() *tlsv3.Secret {
+	return &tlsv3.Secret{
+		Name: xdsmeta.SecretRootCA,
+		Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+			TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: t.in.TrustBundlePEM}},
+		}},
+	}
+}

@@ -1,0 +1,84 @@
+package translate
+
+import (
+	"strconv"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/weftmesh/weft/api/xdsmeta"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// outboundRoute is the RouteConfiguration behind an HTTP upstream's local
+// port: everything goes to the service's cluster, whatever the Host.
+func (t *translation) outboundRoute(key ServiceKey) *routev3.RouteConfiguration {
+	return routeToCluster(xdsmeta.OutboundRoute(key.Name, key.Namespace), xdsmeta.OutboundCluster(key.Name, key.Namespace))
+}
+
+// httpProxyRoute routes the explicit HTTP proxy by Host: one virtual host
+// per HTTP service of the mesh, matching "<svc>.<ns>" and, in the proxy's
+// own namespace, "<svc>", each with and without the service's port. It
+// returns the services it routes to.
+func (t *translation) httpProxyRoute() (*routev3.RouteConfiguration, []ServiceKey) {
+	rc := &routev3.RouteConfiguration{Name: xdsmeta.HTTPProxyRoute}
+	var reachable []ServiceKey
+	// Envoy refuses a domain that two virtual hosts share.
+	seen := map[string]bool{}
+	for _, key := range t.in.knownServices() {
+		if !t.in.protocol(key).IsHTTP() {
+			continue
+		}
+		names := []string{host(key)}
+		if key.Namespace == t.node.Namespace {
+			names = append(names, key.Name)
+		}
+		port := t.in.port(key)
+		var domains []string
+		for _, n := range names {
+			candidates := []string{n}
+			if port > 0 {
+				candidates = append(candidates, n+":"+strconv.Itoa(int(port)))
+			}
+			for _, d := range candidates {
+				if !seen[d] {
+					seen[d] = true
+					domains = append(domains, d)
+				}
+			}
+		}
+		if len(domains) == 0 {
+			continue
+		}
+		cluster := xdsmeta.OutboundCluster(key.Name, key.Namespace)
+		rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
+			Name:    host(key),
+			Domains: domains,
+			Routes:  []*routev3.Route{routeAll(cluster)},
+		})
+		reachable = append(reachable, key)
+	}
+	return rc, reachable
+}
+
+// routeToCluster is a RouteConfiguration with one catch-all virtual host.
+func routeToCluster(name, cluster string) *routev3.RouteConfiguration {
+	return &routev3.RouteConfiguration{
+		Name: name,
+		VirtualHosts: []*routev3.VirtualHost{{
+			Name:    name,
+			Domains: []string{"*"},
+			Routes:  []*routev3.Route{routeAll(cluster)},
+		}},
+	}
+}
+
+// routeAll sends every path to cluster. The timeout is disabled: Envoy's
+// 15s default would cut long-lived gRPC streams.
+func routeAll(cluster string) *routev3.Route {
+	return &routev3.Route{
+		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
+			Timeout:          durationpb.New(0),
+		}},
+	}
+}

@@ -1,0 +1,244 @@
+// Package xds serves the mesh's configuration to proxies over Envoy's
+// Aggregated Discovery Service: it authenticates each proxy by its SVID,
+// translates the mesh state for it, and pushes, debounced, only the
+// resource types whose content changed.
+package xds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/weftmesh/weft/controlplane/translate"
+	"google.golang.org/grpc"
+)
+
+// DefaultDebounce is how long Options.Debounce defaults to.
+const DefaultDebounce = 20 * time.Millisecond
+
+// Options configure a Server.
+type Options struct {
+	// Log receives connection, push and NACK events; nil discards them.
+	Log *slog.Logger
+	// Debounce is how long updates are gathered before proxies are
+	// recomputed: a burst of changes costs one push. Default 20ms.
+	Debounce time.Duration
+	// Metrics registers the server's Prometheus metrics; nil leaves them unregistered.
+	Metrics prometheus.Registerer
+}
+
+// Server is the control plane's ADS server. Register it on a gRPC server
+// whose TLS config requires and verifies client certificates, feed it with
+// Update, and keep Run running.
+type Server struct {
+	log      *slog.Logger
+	debounce time.Duration
+	metrics  *metrics
+	cache    cache.SnapshotCache
+	ads      server.Server
+
+	// ctx ends the ADS streams when Run returns.
+	ctx    context.Context
+	cancel context.CancelFunc
+	ran    atomic.Bool
+
+	// input is the latest Input given to Update; updated wakes Run.
+	input   atomic.Pointer[translate.Input]
+	updated chan struct{}
+
+	mu      sync.Mutex
+	streams map[int64]*stream
+	nodes   map[string]*node
+}
+
+// New returns a Server. It serves nothing until registered, and pushes
+// nothing until Run runs and Update is called.
+func New(opts Options) *Server {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = DefaultDebounce
+	}
+	s := &Server{
+		log:      opts.Log,
+		debounce: opts.Debounce,
+		metrics:  newMetrics(opts.Metrics),
+		updated:  make(chan struct{}, 1),
+		streams:  map[int64]*stream{},
+		nodes:    map[string]*node{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	// Nodes are keyed by node.id, which authentication ties to the SVID's
+	// service: see authorize.
+	s.cache = cache.NewSnapshotCache(true, cache.IDHash{}, cacheLog{s.log})
+	s.ads = server.NewServer(s.ctx, s.cache, s.callbacks())
+	return s
+}
+
+// Register adds the Aggregated Discovery Service to g.
+func (s *Server) Register(g *grpc.Server) {
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, s.ads)
+}
+
+// Update hands the server the mesh's current state. It returns at once;
+// Run recomputes every connected proxy after the debounce, if the input
+// differs from the last one it saw. The server keeps in and reads it from
+// other goroutines: the caller must not modify it afterwards.
+func (s *Server) Update(in *translate.Input) {
+	s.input.Store(in)
+	select {
+	case s.updated <- struct{}{}:
+	default: // a recompute is already due; it will read this input
+	}
+}
+
+// Run debounces updates and pushes them until ctx is done, then ends the
+// ADS streams. It may be called once.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.ran.CompareAndSwap(false, true) {
+		return errors.New("xds: Run called twice")
+	}
+	defer s.cancel()
+
+	var (
+		timer *time.Timer
+		fire  <-chan time.Time
+		last  string // fingerprint of the input last pushed
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.updated:
+			// The first update of a burst starts the clock; later ones
+			// join it, so a steady stream of updates still pushes every
+			// debounce period.
+			if fire == nil {
+				timer = time.NewTimer(s.debounce)
+				fire = timer.C
+			}
+		case <-fire:
+			fire = nil
+			last = s.recomputeAll(last)
+		}
+	}
+}
+
+// recomputeAll pushes the latest input to every connected proxy, unless it
+// is the input of fingerprint last. It returns the input's fingerprint.
+func (s *Server) recomputeAll(last string) string {
+	in := s.input.Load()
+	if in == nil {
+		return last
+	}
+	fp, err := in.Fingerprint()
+	if err != nil {
+		// Recompute anyway: per-type versions still spare unchanged proxies.
+		s.log.Error("xds: fingerprint input", "err", err)
+		fp = ""
+	} else if fp == last {
+		return last
+	}
+
+	s.mu.Lock()
+	nodes := make([]*node, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		nodes = append(nodes, n)
+	}
+	s.mu.Unlock()
+
+	// Proxies are independent: translate them on every core. The workers
+	// are joined before returning, so Run owns them.
+	work := make(chan *node)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(nodes)) {
+		wg.Go(func() {
+			for n := range work {
+				if err := s.push(n); err != nil {
+					s.log.Error("xds: push", "node", n.id, "err", err)
+				}
+			}
+		})
+	}
+	for _, n := range nodes {
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+	return fp
+}
+
+// push translates the latest input for n and, if the configuration of any
+// type changed, sets n's snapshot; the cache then answers the open watches
+// of the changed types only.
+func (s *Server) push(n *node) error {
+	n.push.Lock()
+	defer n.push.Unlock()
+	in := s.input.Load()
+	if n.closed || in == nil {
+		return nil
+	}
+	start := time.Now()
+	res, err := translate.ForNode(in, n.meta)
+	if err != nil {
+		n.setError(err)
+		return err
+	}
+	// Each type carries its own version, so the cache answers only the
+	// watches of the types whose content changed.
+	versions := make(map[string]string, len(n.versions))
+	var changed []string
+	var snap cache.Snapshot
+	for typeURL, items := range res.ByType() {
+		v := res.Version(typeURL)
+		versions[typeURL] = v
+		if n.versions[typeURL] != v {
+			changed = append(changed, typeLabel(typeURL))
+		}
+		snap.Resources[cache.GetResponseType(typeURL)] = cache.NewResources(v, items)
+	}
+	if len(changed) > 0 {
+		if err := s.cache.SetSnapshot(s.ctx, n.id, &snap); err != nil {
+			err = fmt.Errorf("xds: set snapshot of %q: %w", n.id, err)
+			n.setError(err)
+			return err
+		}
+		n.versions = versions
+		n.setVersions(versions)
+		slices.Sort(changed)
+		s.log.Debug("xds: snapshot set", "node", n.id, "changed", changed)
+	}
+	n.setError(nil)
+	s.metrics.pushDuration.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// cacheLog writes go-control-plane's log lines to slog.
+type cacheLog struct{ l *slog.Logger }
+
+func (c cacheLog) Debugf(format string, args ...any) { c.logf(slog.LevelDebug, format, args) }
+func (c cacheLog) Infof(format string, args ...any)  { c.logf(slog.LevelInfo, format, args) }
+func (c cacheLog) Warnf(format string, args ...any)  { c.logf(slog.LevelWarn, format, args) }
+func (c cacheLog) Errorf(format string, args ...any) { c.logf(slog.LevelError, format, args) }
+
+func (c cacheLog) logf(level slog.Level, format string, args []any) {
+	if c.l.Enabled(context.Background(), level) {
+		c.l.Log(context.Background(), level, "xds: "+fmt.Sprintf(format, args...))
+	}
+}

@@ -1,0 +1,74 @@
+// Package admin serves the proxy's admin endpoint: readiness, liveness,
+// metrics, the applied xDS config, clusters and the current certificate.
+package admin
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Source is what the admin endpoint reports on.
+type Source interface {
+	// Ready reports whether the proxy has its identity and a complete config;
+	// the reason says what is missing when it is not.
+	Ready() (bool, string)
+	ConfigDump() any
+	WriteClusters(w io.Writer)
+	// Certificates describes the proxy's SVID and trust bundle.
+	Certificates() any
+	// Drain starts a graceful drain (as SIGTERM does).
+	Drain()
+}
+
+// Handler returns the admin mux.
+func Handler(src Source, gather prometheus.Gatherer, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, why := src.Ready(); !ok {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /config_dump", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, src.ConfigDump())
+	})
+	mux.HandleFunc("GET /clusters", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		src.WriteClusters(w)
+	})
+	mux.HandleFunc("GET /certs", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, src.Certificates())
+	})
+	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, _ *http.Request) {
+		log.Info("drain requested through the admin endpoint")
+		src.Drain()
+		io.WriteString(w, "draining\n")
+	})
+	return mux
+}
+
+// NewServer wraps the handler in a server with sane timeouts.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(w, "\nerror: %v\n", err)
+	}
+}

@@ -1,0 +1,275 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Protocol is how HTTP travels to a cluster's endpoints.
+type Protocol int
+
+const (
+	// HTTP1 pools keep-alive HTTP/1.1 connections.
+	HTTP1 Protocol = iota
+	// HTTP2 multiplexes requests over HTTP/2: negotiated by ALPN "h2" over
+	// TLS, with prior knowledge (h2c) over plaintext.
+	HTTP2
+)
+
+// Defaults of Settings.
+const (
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultIdleTimeout    = 60 * time.Second
+	// maxIdlePerHost bounds the idle HTTP/1.1 connections kept per endpoint.
+	maxIdlePerHost = 1024
+	// h2PingInterval is how long an HTTP/2 connection may stay silent
+	// before it is pinged; h2PingTimeout how long the answer may take.
+	h2PingInterval = 30 * time.Second
+	h2PingTimeout  = 15 * time.Second
+)
+
+// Settings are a cluster's connection settings.
+type Settings struct {
+	// Name is the cluster's name, for errors.
+	Name string
+	// TLS makes every connection mutual TLS; its NextProtos is the
+	// cluster's ALPN. Nil means plaintext.
+	TLS *tls.Config
+	// Protocol is the HTTP protocol spoken to the endpoints.
+	Protocol Protocol
+	// ConnectTimeout bounds the TCP connect and TLS handshake; zero means
+	// DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// IdleTimeout closes pooled connections unused that long; zero means
+	// DefaultIdleTimeout.
+	IdleTimeout time.Duration
+}
+
+// ConnectError is a failure to reach an endpoint: TCP connect or TLS
+// handshake (including a peer whose identity is refused).
+type ConnectError struct {
+	Cluster, Addr string
+	Err           error
+}
+
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("cluster %q: connect to %s: %v", e.Cluster, e.Addr, e.Err)
+}
+
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// Pool holds a cluster's connections to its endpoints: an HTTP transport
+// that pools per endpoint, and a dialer for dedicated streams.
+type Pool struct {
+	settings   Settings
+	scheme     string
+	transport  *http.Transport
+	streamTLS  *tls.Config
+	upgradeTLS *tls.Config
+	dialer     net.Dialer
+
+	mu    sync.Mutex
+	hosts map[string]*hostStats
+}
+
+// NewPool makes the pool of a cluster. It opens nothing until used.
+func NewPool(s Settings) *Pool {
+	if s.ConnectTimeout <= 0 {
+		s.ConnectTimeout = DefaultConnectTimeout
+	}
+	if s.IdleTimeout <= 0 {
+		s.IdleTimeout = DefaultIdleTimeout
+	}
+	p := &Pool{
+		settings: s,
+		scheme:   "http",
+		hosts:    map[string]*hostStats{},
+		dialer:   net.Dialer{Timeout: s.ConnectTimeout, KeepAlive: 30 * time.Second},
+	}
+	t := &http.Transport{
+		MaxIdleConnsPerHost:   maxIdlePerHost,
+		IdleConnTimeout:       s.IdleTimeout,
+		DisableCompression:    true,
+		ExpectContinueTimeout: time.Second,
+		Protocols:             new(http.Protocols),
+	}
+	if s.TLS != nil {
+		p.scheme = "https"
+		p.streamTLS = s.TLS
+		p.upgradeTLS = s.TLS.Clone()
+		p.upgradeTLS.NextProtos = []string{"http/1.1"}
+		t.DialTLSContext = p.dialTLS
+		switch s.Protocol {
+		case HTTP2:
+			t.Protocols.SetHTTP2(true)
+		default:
+			t.Protocols.SetHTTP1(true)
+		}
+	} else {
+		t.DialContext = p.dialPlain
+		switch s.Protocol {
+		case HTTP2:
+			t.Protocols.SetUnencryptedHTTP2(true)
+		default:
+			t.Protocols.SetHTTP1(true)
+		}
+	}
+	if s.Protocol == HTTP2 {
+		// A multiplexed connection carries many requests: find out when its
+		// peer is gone without a reset rather than wait for TCP to.
+		t.HTTP2 = &http.HTTP2Config{SendPingTimeout: h2PingInterval, PingTimeout: h2PingTimeout}
+	}
+	p.transport = t
+	return p
+}
+
+// Settings returns the pool's settings, defaults filled in.
+func (p *Pool) Settings() Settings { return p.settings }
+
+// Close closes the pool's idle connections. Requests in flight finish; their
+// connections close once idle for the idle timeout.
+func (p *Pool) Close() { p.transport.CloseIdleConnections() }
+
+// Retain forgets the counters of hosts that are not among endpoints. It is
+// called once the configuration holding endpoints is in service.
+func (p *Pool) Retain(endpoints []*Endpoint) {
+	keep := make(map[string]*hostStats, len(endpoints))
+	for _, e := range endpoints {
+		keep[e.addr] = e.host
+	}
+	p.mu.Lock()
+	p.hosts = keep
+	p.mu.Unlock()
+}
+
+func (p *Pool) host(addr string) *hostStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h, ok := p.hosts[addr]
+	if !ok {
+		h = &hostStats{}
+		p.hosts[addr] = h
+	}
+	return h
+}
+
+func (p *Pool) dialPlain(ctx context.Context, _, addr string) (net.Conn, error) {
+	h := p.host(addr)
+	c, err := p.connect(ctx, addr, h)
+	if err != nil {
+		return nil, err
+	}
+	return &trackedConn{Conn: c, host: h}, nil
+}
+
+func (p *Pool) dialTLS(ctx context.Context, _, addr string) (net.Conn, error) {
+	return p.handshake(ctx, addr, p.host(addr), p.settings.TLS)
+}
+
+// dialStream opens a dedicated connection. A plaintext one stays a
+// *net.TCPConn underneath so that copies between TCP sockets can splice.
+func (p *Pool) dialStream(ctx context.Context, ep *Endpoint, cfg *tls.Config) (net.Conn, error) {
+	if cfg != nil {
+		return p.handshake(ctx, ep.addr, ep.host, cfg)
+	}
+	c, err := p.connect(ctx, ep.addr, ep.host)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		return &trackedTCPConn{TCPConn: tc, host: ep.host}, nil
+	}
+	return &trackedConn{Conn: c, host: ep.host}, nil
+}
+
+func (p *Pool) connect(ctx context.Context, addr string, h *hostStats) (net.Conn, error) {
+	c, err := p.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		h.cxConnectFail.Add(1)
+		return nil, &ConnectError{Cluster: p.settings.Name, Addr: addr, Err: err}
+	}
+	h.cxActive.Add(1)
+	h.cxTotal.Add(1)
+	return c, nil
+}
+
+func (p *Pool) handshake(ctx context.Context, addr string, h *hostStats, cfg *tls.Config) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.settings.ConnectTimeout)
+	defer cancel()
+	raw, err := p.connect(ctx, addr, h)
+	if err != nil {
+		return nil, err
+	}
+	tc := tls.Client(&trackedConn{Conn: raw, host: h}, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		tc.Close()
+		h.cxConnectFail.Add(1)
+		return nil, &ConnectError{Cluster: p.settings.Name, Addr: addr, Err: err}
+	}
+	return tc, nil
+}
+
+// EndpointStats are an endpoint's counters, as /clusters shows them.
+type EndpointStats struct {
+	ActiveRequests, TotalRequests, FailedRequests int64
+	ActiveConnections, TotalConnections           int64
+	ConnectFailures                               int64
+}
+
+type hostStats struct {
+	rqActive, rqTotal, rqError       atomic.Int64
+	cxActive, cxTotal, cxConnectFail atomic.Int64
+}
+
+func (h *hostStats) snapshot() EndpointStats {
+	return EndpointStats{
+		ActiveRequests: h.rqActive.Load(), TotalRequests: h.rqTotal.Load(), FailedRequests: h.rqError.Load(),
+		ActiveConnections: h.cxActive.Load(), TotalConnections: h.cxTotal.Load(),
+		ConnectFailures: h.cxConnectFail.Load(),
+	}
+}
+
+// trackedConn counts an open connection until its first Close.
+type trackedConn struct {
+	net.Conn
+	host   *hostStats
+	closed atomic.Bool
+}
+
+func (c *trackedConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.host.cxActive.Add(-1)
+	}
+	return c.Conn.Close()
+}
+
+// trackedTCPConn is a trackedConn that keeps *net.TCPConn's methods
+// (CloseWrite, ReadFrom) and exposes the socket for splicing.
+type trackedTCPConn struct {
+	*net.TCPConn
+	host   *hostStats
+	closed atomic.Bool
+}
+
+func (c *trackedTCPConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.host.cxActive.Add(-1)
+	}
+	return c.TCPConn.Close()
+}
+
+// Socket returns the TCP socket underneath, for zero-copy forwarding.
+func (c *trackedTCPConn) Socket() *net.TCPConn { return c.TCPConn }
+
+// IsConnectError reports whether err is a failure to reach an endpoint.
+func IsConnectError(err error) bool {
+	var ce *ConnectError
+	return errors.As(err, &ce)
+}

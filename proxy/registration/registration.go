@@ -1,0 +1,126 @@
+// Package registration keeps the proxy's workload registered with the
+// control plane: a Registry stream that lives as long as the proxy does. The
+// endpoint is on a lease bound to the stream, so it vanishes when the proxy
+// stops (at once when it stops cleanly).
+package registration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mathrand "math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/api/meshv1"
+)
+
+// Registration is one workload's registration. Set updates it; Run keeps it.
+type Registration struct {
+	conn grpc.ClientConnInterface
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	current *meshv1.Workload
+	changed chan struct{} // closed and replaced on every Set
+}
+
+// New prepares the registration of w over conn.
+func New(conn grpc.ClientConnInterface, w *meshv1.Workload, log *slog.Logger) *Registration {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Registration{conn: conn, log: log, current: proto.Clone(w).(*meshv1.Workload), changed: make(chan struct{})}
+}
+
+// SetReady marks the workload ready or not; the control plane sends traffic
+// only to ready workloads.
+func (r *Registration) SetReady(ready bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.current.Ready == ready {
+		return
+	}
+	w := proto.Clone(r.current).(*meshv1.Workload)
+	w.Ready = ready
+	r.current = w
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+func (r *Registration) snapshot() (*meshv1.Workload, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.current, r.changed
+}
+
+// Run registers and re-registers after any failure, until ctx is done; then
+// it closes the stream so the control plane deletes the endpoint at once.
+func (r *Registration) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		start := time.Now()
+		err := r.stream(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > 30*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		wait := backoff/2 + time.Duration(mathrand.Int64N(int64(backoff)))
+		r.log.Warn("registration stream ended; re-registering", "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (r *Registration) stream(ctx context.Context) error {
+	// The stream outlives ctx by a moment so it can be closed politely.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	s, err := meshv1.NewRegistryClient(r.conn).Register(sctx, grpc.WaitForReady(true))
+	if err != nil {
+		return fmt.Errorf("registration: open stream: %w", err)
+	}
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := s.Recv(); err != nil {
+				recvErr <- err
+				return
+			}
+		}
+	}()
+	for {
+		w, changed := r.snapshot()
+		if err := s.Send(&meshv1.RegisterRequest{Workload: w}); err != nil {
+			return fmt.Errorf("registration: send: %w", err)
+		}
+		r.log.Info("workload registered", "id", w.GetId(), "ready", w.GetReady())
+		select {
+		case <-changed:
+		case err := <-recvErr:
+			return fmt.Errorf("registration: %w", err)
+		case <-ctx.Done():
+			// Deregister: half-close and wait briefly for the server to end the stream.
+			_ = s.CloseSend()
+			select {
+			case err := <-recvErr:
+				if err != nil && !errors.Is(err, io.EOF) {
+					r.log.Debug("registration closed", "err", err)
+				}
+			case <-time.After(2 * time.Second):
+			}
+			return nil
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package route
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+)
+
+// FieldError is a compile error at a field path inside the RouteConfiguration.
+type FieldError struct {
+	Path string
+	Err  error
+}
+
+func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(path string, format string, args ...any) error {
+	return &FieldError{Path: path, Err: fmt.Errorf(format, args...)}
+}
+
+// Compile builds a Table from a RouteConfiguration whose fields have been
+// checked against what the proxy supports. resolve turns a cluster name into
+// the route's Target; it is called once per route. Errors name the field.
+func Compile[T any](rc *routev3.RouteConfiguration, resolve func(cluster string) T) (*Table[T], error) {
+	t := &Table[T]{
+		name:       rc.GetName(),
+		ignorePort: rc.GetIgnorePortInHostMatching(),
+		exact:      map[string]*VirtualHost[T]{},
+	}
+	seen := map[string]string{}
+	for i, pvh := range rc.GetVirtualHosts() {
+		path := fmt.Sprintf("virtual_hosts[%d]", i)
+		vh := &VirtualHost[T]{Name: pvh.GetName()}
+		for j, pr := range pvh.GetRoutes() {
+			r, err := compileRoute(pr, resolve, fmt.Sprintf("%s.routes[%d]", path, j))
+			if err != nil {
+				return nil, err
+			}
+			vh.Routes = append(vh.Routes, r)
+		}
+		if len(pvh.GetDomains()) == 0 {
+			return nil, fieldErr(path+".domains", "at least one domain is required")
+		}
+		for j, d := range pvh.GetDomains() {
+			dpath := fmt.Sprintf("%s.domains[%d]", path, j)
+			d = strings.ToLower(d)
+			if prev, dup := seen[d]; dup {
+				return nil, fieldErr(dpath, "domain %q is also served by %s", d, prev)
+			}
+			seen[d] = path
+			if err := t.addDomain(d, vh); err != nil {
+				return nil, &FieldError{Path: dpath, Err: err}
+			}
+		}
+	}
+	// Longest wildcard first: the most specific one wins, as in Envoy.
+	byLen := func(w []wildcard[T]) {
+		sort.SliceStable(w, func(a, b int) bool { return len(w[a].affix) > len(w[b].affix) })
+	}
+	byLen(t.suffixes)
+	byLen(t.prefixes)
+	return t, nil
+}
+
+func (t *Table[T]) addDomain(d string, vh *VirtualHost[T]) error {
+	switch n := strings.Count(d, "*"); {
+	case d == "":
+		return errors.New("empty domain")
+	case d == "*":
+		t.any = vh
+	case n == 0:
+		t.exact[d] = vh
+	case n > 1:
+		return fmt.Errorf("domain %q has more than one wildcard", d)
+	case strings.HasPrefix(d, "*"):
+		t.suffixes = append(t.suffixes, wildcard[T]{affix: d[1:], vh: vh})
+	case strings.HasSuffix(d, "*"):
+		t.prefixes = append(t.prefixes, wildcard[T]{affix: d[:len(d)-1], vh: vh})
+	default:
+		return fmt.Errorf("domain %q: a wildcard must come first or last", d)
+	}
+	return nil
+}
+
+func compileRoute[T any](pr *routev3.Route, resolve func(string) T, path string) (Route[T], error) {
+	r := Route[T]{Name: pr.GetName(), ClusterNotFoundCode: http.StatusServiceUnavailable}
+	m, err := compileMatch(pr.GetMatch(), path+".match")
+	if err != nil {
+		return r, err
+	}
+	r.match = m
+	action := pr.GetRoute()
+	if action == nil {
+		return r, fieldErr(path, "a route action is required (direct_response and redirect are not supported)")
+	}
+	apath := path + ".route"
+	r.Cluster = action.GetCluster()
+	if r.Cluster == "" {
+		return r, fieldErr(apath+".cluster", "a cluster name is required")
+	}
+	r.Target = resolve(r.Cluster)
+	if d := action.GetTimeout(); d != nil {
+		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 {
+			return r, fieldErr(apath+".timeout", "invalid duration")
+		}
+		r.Timeout = d.AsDuration()
+	}
+	switch c := action.GetClusterNotFoundResponseCode(); c {
+	case routev3.RouteAction_SERVICE_UNAVAILABLE:
+	case routev3.RouteAction_NOT_FOUND:
+		r.ClusterNotFoundCode = http.StatusNotFound
+	case routev3.RouteAction_INTERNAL_SERVER_ERROR:
+		r.ClusterNotFoundCode = http.StatusInternalServerError
+	default:
+		return r, fieldErr(apath+".cluster_not_found_response_code", "unknown code %v", c)
+	}
+	for i, u := range action.GetUpgradeConfigs() {
+		t := strings.ToLower(u.GetUpgradeType())
+		if t != "websocket" {
+			return r, fieldErr(fmt.Sprintf("%s.upgrade_configs[%d].upgrade_type", apath, i),
+				"upgrade %q is not supported (only websocket)", u.GetUpgradeType())
+		}
+		if r.Upgrades == nil {
+			r.Upgrades = map[string]bool{}
+		}
+		r.Upgrades[t] = u.GetEnabled() == nil || u.GetEnabled().GetValue()
+	}
+	return r, nil
+}
+
+func compileMatch(m *routev3.RouteMatch, path string) (pathMatch, error) {
+	pm := pathMatch{caseSensitive: m.GetCaseSensitive() == nil || m.GetCaseSensitive().GetValue()}
+	switch spec := m.GetPathSpecifier().(type) {
+	case *routev3.RouteMatch_Prefix:
+		pm.kind, pm.value = matchPrefix, spec.Prefix
+	case *routev3.RouteMatch_Path:
+		pm.kind, pm.value = matchPath, spec.Path
+	case *routev3.RouteMatch_PathSeparatedPrefix:
+		pm.kind, pm.value = matchSeparatedPrefix, spec.PathSeparatedPrefix
+		if !strings.HasPrefix(pm.value, "/") || strings.HasSuffix(pm.value, "/") || strings.ContainsAny(pm.value, "?#") {
+			return pm, fieldErr(path+".path_separated_prefix", "%q must start with / and not end with / nor hold ? or #", pm.value)
+		}
+	case *routev3.RouteMatch_SafeRegex:
+		pm.kind = matchRegex
+		expr := "^(?:" + spec.SafeRegex.GetRegex() + ")$"
+		if !pm.caseSensitive {
+			expr = "(?i)" + expr
+		}
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			return pm, &FieldError{Path: path + ".safe_regex.regex", Err: err}
+		}
+		pm.re = re
+	case nil:
+		return pm, fieldErr(path, "a path specifier (prefix, path, safe_regex or path_separated_prefix) is required")
+	default:
+		return pm, fieldErr(path, "path specifier %T is not supported", spec)
+	}
+	return pm, nil
+}

@@ -1,0 +1,7 @@
+package runtime
+
+// The load balancers a Cluster's lb_policy may name. A new balancer is a
+// folder under proxy/lb and one line here.
+import (
+	_ "github.com/weftmesh/weft/proxy/lb/roundrobin"
+)

@@ -1,0 +1,239 @@
+package runtime
+
+import (
+	"crypto/tls"
+	"fmt"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/api/xdsmeta"
+	"github.com/weftmesh/weft/proxy/hcm"
+	"github.com/weftmesh/weft/proxy/route"
+	"github.com/weftmesh/weft/proxy/stats"
+	"github.com/weftmesh/weft/proxy/tcp"
+)
+
+// listenerConfig is one compiled listener: where it binds and what its
+// single filter chain does with a connection.
+type listenerConfig struct {
+	name      string
+	address   string // host:port as configured; port 0 binds any free port
+	direction string
+	tls       *tls.Config // nil: plaintext
+	http      *hcm.ConnectionManager
+	tcp       *tcp.Proxy
+}
+
+// bindKey identifies the socket a listener needs. Sockets are kept across
+// updates by key, so a listener keeps its socket while its address stays.
+func (l *listenerConfig) bindKey() string {
+	if strings.HasSuffix(l.address, ":0") {
+		return l.name + "|" + l.address
+	}
+	return l.address
+}
+
+func (b *builder) listeners() {
+	byAddr := map[string]string{}
+	for _, name := range sortedKeys(b.next.res.Listeners) {
+		l := b.next.res.Listeners[name]
+		if !b.check("listener", name, l.GetName(), l) {
+			continue
+		}
+		lc, err := b.listener(l)
+		if err != nil {
+			b.fail("listener", name, err)
+			continue
+		}
+		if other, dup := byAddr[lc.bindKey()]; dup {
+			b.fail("listener", name, pathErr("address", "%s is also the address of listener %q", lc.address, other))
+			continue
+		}
+		byAddr[lc.bindKey()] = name
+		b.next.listeners[name] = lc
+	}
+}
+
+func (b *builder) listener(l *listenerv3.Listener) (*listenerConfig, error) {
+	addr, err := socketAddress(l.GetAddress(), "address", true)
+	if err != nil {
+		return nil, err
+	}
+	lc := &listenerConfig{name: l.GetName(), address: addr, direction: stats.Outbound}
+	switch l.GetTrafficDirection() {
+	case corev3.TrafficDirection_INBOUND:
+		lc.direction = stats.Inbound
+	case corev3.TrafficDirection_UNSPECIFIED:
+		if lc.name == xdsmeta.InboundListener {
+			lc.direction = stats.Inbound
+		}
+	}
+	for i, f := range l.GetListenerFilters() {
+		// TLS inspection only feeds filter chain matching, which a single
+		// filter chain does not need: accepted and ignored.
+		if err := unpackAny(f.GetTypedConfig(), &tlsinspectorv3.TlsInspector{}, fmt.Sprintf("listener_filters[%d].typed_config", i)); err != nil {
+			return nil, err
+		}
+	}
+	switch n := len(l.GetFilterChains()); {
+	case n == 0:
+		return nil, pathErr("filter_chains", "a filter chain is required")
+	case n > 1:
+		return nil, pathErr("filter_chains[1]", "only one filter chain per listener is supported")
+	}
+	fc := l.GetFilterChains()[0]
+	const fcPath = "filter_chains[0]"
+	if ts := fc.GetTransportSocket(); ts != nil {
+		if lc.tls, err = b.downstreamTLS(ts, fcPath+".transport_socket"); err != nil {
+			return nil, err
+		}
+	}
+	switch n := len(fc.GetFilters()); {
+	case n == 0:
+		return nil, pathErr(fcPath+".filters", "a network filter is required")
+	case n > 1:
+		return nil, pathErr(fcPath+".filters[1]", "only one network filter (HttpConnectionManager or TcpProxy) is supported")
+	}
+	const fPath = fcPath + ".filters[0].typed_config"
+	a := fc.GetFilters()[0].GetTypedConfig()
+	httpConf, tcpConf := &hcmv3.HttpConnectionManager{}, &tcpproxyv3.TcpProxy{}
+	switch {
+	case a.MessageIs(httpConf):
+		if err := unpackAny(a, httpConf, fPath); err != nil {
+			return nil, err
+		}
+		lc.http, err = b.connectionManager(httpConf, lc.direction, fPath+"("+fullName(httpConf)+")")
+		return lc, err
+	case a.MessageIs(tcpConf):
+		if err := unpackAny(a, tcpConf, fPath); err != nil {
+			return nil, err
+		}
+		if tcpConf.GetCluster() == "" {
+			return nil, pathErr(fPath+"("+fullName(tcpConf)+").cluster", "a cluster is required (weighted_clusters is not supported)")
+		}
+		up := b.upstream(lc.direction, tcpConf.GetCluster())
+		lc.tcp = &tcp.Proxy{ClusterName: up.Name, Cluster: up.Cluster, Stats: up.Stats, Log: b.rt.log}
+		return lc, nil
+	default:
+		return nil, pathErr(fPath, "%s is not valid here (want HttpConnectionManager or TcpProxy)", typeName(a))
+	}
+}
+
+func (b *builder) connectionManager(h *hcmv3.HttpConnectionManager, direction, path string) (*hcm.ConnectionManager, error) {
+	if c := h.GetCodecType(); c != hcmv3.HttpConnectionManager_AUTO {
+		return nil, pathErr(join(path, "codec_type"), "%v is not supported (only AUTO)", c)
+	}
+	cfg := hcm.Config{
+		RequestID: h.GetGenerateRequestId() == nil || h.GetGenerateRequestId().GetValue(),
+		NoRoute:   b.rt.metrics.Cluster(direction, ""),
+		Log:       b.rt.log,
+	}
+	switch rs := h.GetRouteSpecifier().(type) {
+	case *hcmv3.HttpConnectionManager_Rds:
+		if err := checkConfigSource(rs.Rds.GetConfigSource(), join(path, "rds.config_source")); err != nil {
+			return nil, err
+		}
+		cfg.RouteName = rs.Rds.GetRouteConfigName()
+		if cfg.RouteName == "" {
+			return nil, pathErr(join(path, "rds.route_config_name"), "a route configuration name is required")
+		}
+		// A RouteConfiguration that has not arrived yet is not an error:
+		// requests are answered 404 until it does, as in Envoy.
+		if rc, ok := b.next.res.Routes[cfg.RouteName]; ok {
+			cfg.Routes = b.routeTable(rc, direction)
+		}
+	case *hcmv3.HttpConnectionManager_RouteConfig:
+		t, err := route.Compile(rs.RouteConfig, b.resolver(direction))
+		if err != nil {
+			return nil, wrapPath(join(path, "route_config"), routeErr(err))
+		}
+		cfg.Routes, cfg.RouteName = t, rs.RouteConfig.GetName()
+	default:
+		return nil, pathErr(path, "rds or route_config is required")
+	}
+	filters := h.GetHttpFilters()
+	for i, f := range filters {
+		fpath := fmt.Sprintf("%s.http_filters[%d]", path, i)
+		if err := unpackAny(f.GetTypedConfig(), &routerv3.Router{}, join(fpath, "typed_config")); err != nil {
+			return nil, err
+		}
+		if i != len(filters)-1 {
+			return nil, pathErr(fpath, "the router must be the last HTTP filter")
+		}
+	}
+	for i, u := range h.GetUpgradeConfigs() {
+		t := strings.ToLower(u.GetUpgradeType())
+		if t != "websocket" {
+			return nil, pathErr(fmt.Sprintf("%s.upgrade_configs[%d].upgrade_type", path, i), "upgrade %q is not supported (only websocket)", u.GetUpgradeType())
+		}
+		if cfg.Upgrades == nil {
+			cfg.Upgrades = map[string]bool{}
+		}
+		cfg.Upgrades[t] = u.GetEnabled() == nil || u.GetEnabled().GetValue()
+	}
+	return hcm.New(cfg), nil
+}
+
+// routeConfigs validates every RouteConfiguration, referenced or not. Tables for
+// listeners are compiled per direction, as their metrics are.
+func (b *builder) routeConfigs() {
+	for _, name := range sortedKeys(b.next.res.Routes) {
+		rc := b.next.res.Routes[name]
+		if !b.check("route", name, rc.GetName(), rc) {
+			continue
+		}
+		if _, err := route.Compile(rc, b.resolver(stats.Outbound)); err != nil {
+			b.fail("route", name, routeErr(err))
+		}
+	}
+}
+
+func (b *builder) routeTable(rc *routev3.RouteConfiguration, direction string) *route.Table[*hcm.Upstream] {
+	key := [2]string{rc.GetName(), direction}
+	if t, ok := b.routes[key]; ok {
+		return t
+	}
+	t, err := route.Compile(rc, b.resolver(direction))
+	if err != nil {
+		return nil // reported by routeConfigs
+	}
+	b.routes[key] = t
+	return t
+}
+
+func (b *builder) resolver(direction string) func(string) *hcm.Upstream {
+	return func(name string) *hcm.Upstream { return b.upstream(direction, name) }
+}
+
+// upstream resolves a cluster reference. A cluster that is not configured
+// resolves to an Upstream without a cluster: 503 at request time.
+func (b *builder) upstream(direction, name string) *hcm.Upstream {
+	key := [2]string{direction, name}
+	if up, ok := b.upstreams[key]; ok {
+		return up
+	}
+	up := &hcm.Upstream{Name: name, Stats: b.rt.metrics.Cluster(direction, name)}
+	if st, ok := b.next.clusters[name]; ok {
+		up.Cluster = st.c
+	}
+	b.upstreams[key] = up
+	return up
+}
+
+// routeErr turns the route compiler's error into a field error.
+func routeErr(err error) error {
+	if fe, ok := err.(*route.FieldError); ok {
+		return &fieldError{path: fe.Path, err: fe.Err}
+	}
+	return err
+}
+
+func fullName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }

@@ -1,0 +1,284 @@
+package runtime
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weftmesh/weft/proxy/tcp"
+)
+
+// Server limits of every listener's HTTP server.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 5 * time.Minute
+	// maxConcurrentStreams lets one pooled connection from a peer proxy
+	// carry many requests before the peer opens another.
+	maxConcurrentStreams = 1024
+)
+
+// socket is a bound listening socket. It outlives configurations: each
+// accepted connection is handled by the listener configuration current at
+// accept time, and each HTTP request by the one current at its arrival.
+type socket struct {
+	rt      *Runtime
+	key     string
+	addr    string // the bound address
+	ln      net.Listener
+	current atomic.Pointer[listenerConfig]
+	active  prometheus.Gauge
+
+	http     *http.Server
+	httpConn *connQueue
+	sessions *tcp.Sessions
+	// ctx ends the dials of TCP sessions when the socket is force-closed.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	stopOnce  sync.Once
+	accepting chan struct{} // closed when the accept loop returns
+}
+
+// bind opens the sockets the new configuration needs and does not have.
+// On failure it closes what it opened.
+func (r *Runtime) bind(next *snapshot) ([]*socket, error) {
+	var bound []*socket
+	for _, name := range sortedKeys(next.listeners) {
+		lc := next.listeners[name]
+		if _, ok := r.sockets[lc.bindKey()]; ok {
+			continue
+		}
+		ln, err := net.Listen("tcp", lc.address)
+		if err != nil {
+			for _, s := range bound {
+				s.ln.Close()
+			}
+			return nil, fmt.Errorf("listener %q: bind %s: %w", name, lc.address, err)
+		}
+		bound = append(bound, r.newSocket(lc, ln))
+	}
+	return bound, nil
+}
+
+func (r *Runtime) newSocket(lc *listenerConfig, ln net.Listener) *socket {
+	s := &socket{
+		rt: r, key: lc.bindKey(), addr: ln.Addr().String(), ln: ln,
+		active:    r.metrics.Active(lc.direction),
+		httpConn:  newConnQueue(ln.Addr()),
+		sessions:  tcp.NewSessions(),
+		accepting: make(chan struct{}),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(true)
+	s.http = &http.Server{
+		Handler:           s,
+		Protocols:         protocols,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: maxConcurrentStreams},
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		BaseContext:       func(net.Listener) context.Context { return tcp.WithSessions(s.ctx, s.sessions) },
+		ConnState:         s.connState,
+		// Handshake failures of refused peers are expected: keep them at debug.
+		ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
+	}
+	return s
+}
+
+// start runs the socket's accept loop and HTTP server.
+func (s *socket) start() {
+	s.rt.bg.Add(2)
+	go func() {
+		defer s.rt.bg.Done()
+		_ = s.http.Serve(s.httpConn)
+	}()
+	go func() {
+		defer s.rt.bg.Done()
+		defer close(s.accepting)
+		s.accept()
+	}()
+}
+
+func (s *socket) accept() {
+	var delay time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.rt.log.Warn("accept failed", "address", s.addr, "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+				continue
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		delay = 0
+		lc := s.current.Load()
+		switch {
+		case lc.http != nil && lc.tls != nil:
+			s.handshakeHTTP(tls.Server(c, lc.tls))
+		case lc.http != nil:
+			if !s.httpConn.deliver(c) {
+				c.Close()
+			}
+		case lc.tls != nil:
+			s.serveTCP(lc, tls.Server(c, lc.tls))
+		default:
+			s.serveTCP(lc, c)
+		}
+	}
+}
+
+// handshakeHTTP completes a TLS handshake before the HTTP server sees the
+// connection: a failed handshake then just closes it (net/http would answer
+// a plaintext request with a plaintext 400).
+func (s *socket) handshakeHTTP(c *tls.Conn) {
+	s.rt.bg.Add(1)
+	go func() {
+		defer s.rt.bg.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, tcp.HandshakeTimeout)
+		err := c.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			s.rt.log.Debug("downstream TLS handshake failed", "listener", s.addr, "remote", c.RemoteAddr().String(), "err", err)
+			c.Close()
+			return
+		}
+		if !s.httpConn.deliver(c) {
+			c.Close()
+		}
+	}()
+}
+
+func (s *socket) serveTCP(lc *listenerConfig, c net.Conn) {
+	done, ok := s.sessions.Add(c)
+	if !ok {
+		c.Close()
+		return
+	}
+	s.active.Inc()
+	s.rt.bg.Add(1)
+	go func() {
+		defer s.rt.bg.Done()
+		defer done()
+		defer s.active.Dec()
+		lc.tcp.Serve(s.ctx, c)
+	}()
+}
+
+// ServeHTTP hands a request to the connection manager of the listener
+// configuration in service.
+func (s *socket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	lc := s.current.Load()
+	if lc.http == nil {
+		// The listener became a TCP proxy under this connection.
+		w.Header().Set("Connection", "close")
+		w.Header().Set("X-Weft-Error", "listener_changed")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	lc.http.ServeHTTP(w, r)
+}
+
+func (s *socket) connState(_ net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateNew:
+		s.active.Inc()
+	case http.StateClosed, http.StateHijacked:
+		// Hijacked connections are upgrades; they count again as sessions
+		// of the hcm's splice, which does not report to this gauge.
+		s.active.Dec()
+	}
+}
+
+// stopAccepting closes the listening socket: new connections are refused.
+func (s *socket) stopAccepting() {
+	s.stopOnce.Do(func() { s.ln.Close() })
+}
+
+// drain waits for the socket's connections to finish, until ctx ends; then
+// it closes what is left.
+func (s *socket) drain(ctx context.Context) error {
+	s.stopAccepting()
+	select {
+	case <-s.accepting:
+	case <-ctx.Done():
+	}
+	// Shutdown closes idle connections, sends HTTP/2 GOAWAY, and waits for
+	// requests in flight.
+	err := s.http.Shutdown(ctx)
+	if e := s.sessions.Wait(ctx); err == nil {
+		err = e
+	}
+	if err != nil {
+		s.forceClose()
+	}
+	return err
+}
+
+// forceClose closes every connection of the socket at once.
+func (s *socket) forceClose() {
+	s.stopAccepting()
+	s.cancel()
+	s.http.Close()
+	s.sessions.CloseAll()
+}
+
+// connQueue is the net.Listener of a socket's HTTP server: the accept loop
+// hands it the connections that the listener's configuration serves as HTTP.
+type connQueue struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (q *connQueue) deliver(c net.Conn) bool {
+	select {
+	case q.conns <- c:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.conns:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.done) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return q.addr }
+
+var (
+	_ net.Listener = (*connQueue)(nil)
+	_ http.Handler = (*socket)(nil)
+)

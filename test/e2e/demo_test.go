@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDemo runs `weft demo` as a user would, waits for traffic to flow
+// through the mesh, presses Ctrl-C, and checks that no process it started
+// is left behind.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	p := startProc(t, "demo", "demo", "--dir", dir, "--rps", "20")
+	okLine := regexp.MustCompile(`traffic │ .*?(\d+) ok, (\d+) failed`)
+	var okCount int
+	eventually(t, 120*time.Second, "demo traffic flowing", func() error {
+		if p.exited() {
+			t.Fatalf("demo exited early: %v\n%s", p.err, p.output())
+		}
+		out := p.output()
+		if !strings.Contains(out, "mesh ready") {
+			return errorf("not ready yet")
+		}
+		m := okLine.FindAllStringSubmatch(out, -1)
+		if len(m) == 0 {
+			return errorf("no traffic report yet")
+		}
+		okCount, _ = strconv.Atoi(m[len(m)-1][1])
+		if okCount < 50 {
+			return errorf("only %d ok so far", okCount)
+		}
+		return nil
+	})
+	out := p.output()
+	for _, want := range []string{"control plane up", "catalog-v1", "catalog-v2", "ledger", "cache", "frontend", "Press Ctrl-C"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	p.signal(syscall.SIGINT)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("demo did not stop within 60s of Ctrl-C")
+	}
+	if p.err != nil {
+		t.Errorf("demo exited with %v", p.err)
+	}
+	if !strings.Contains(p.output(), "stopped") {
+		t.Errorf("demo did not report stopping:\n%s", p.output())
+	}
+	// Both versions of catalog answered, and nothing failed.
+	final := p.output()
+	if !regexp.MustCompile(`v1=\d+`).MatchString(final) || !regexp.MustCompile(`v2=\d+`).MatchString(final) {
+		t.Errorf("traffic did not reach both catalog versions:\n%s", final)
+	}
+	if orphans := processesMentioning(dir); len(orphans) > 0 {
+		t.Fatalf("processes left behind after the demo stopped: %v", orphans)
+	}
+}
+
+// processesMentioning lists processes whose command line contains s.
+func processesMentioning(s string) []string {
+	var found []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), s) {
+			found = append(found, e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return found
+}
+
+// TestProxyBinaryIsSlim: weft-proxy links neither etcd's server, nor a
+// Kubernetes client, nor any control-plane package.
+func TestProxyBinaryIsSlim(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/weftmesh/weft/cmd/weft-proxy").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, banned := range []string{"go.etcd.io/etcd/server", "k8s.io/client-go", "github.com/weftmesh/weft/controlplane"} {
+			if strings.HasPrefix(dep, banned) {
+				t.Errorf("weft-proxy depends on %s", dep)
+			}
+		}
+	}
+}
