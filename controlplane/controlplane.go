@@ -158,6 +158,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stop()
 	_ = apiServer.Shutdown(shutdownCtx)
 	_ = dashServer.Shutdown(shutdownCtx)
+	// Endpoints stay through a restart: proxies re-register with whichever
+	// replica they reach next, and their old leases expire harmlessly.
+	regService.HandOver()
 	stopGRPC(grpcServer, 2*time.Second)
 	wg.Wait()
 	return runErr

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,7 +58,16 @@ type Server struct {
 	ttlSeconds  int64
 	log         *slog.Logger
 	active      prometheus.Gauge
+	// handingOver is set when this replica shuts down: its streams then end
+	// without revoking, so endpoints outlive the replica by one lease TTL,
+	// long enough for their proxies to re-register with another one.
+	handingOver atomic.Bool
 }
+
+// HandOver prepares a shutdown: registrations whose streams end from now on
+// keep their endpoints until the lease expires, instead of deleting them as a
+// departing proxy's would be. Call it before stopping the gRPC server.
+func (s *Server) HandOver() { s.handingOver.Store(true) }
 
 // New returns a Registry server. Register it with
 // meshv1.RegisterRegistryServer on a gRPC server whose TLS configuration
@@ -247,10 +257,14 @@ func (s *Server) acquire(ctx context.Context, w *meshv1.Workload) (*lease, error
 }
 
 // release stops the keepalive and revokes the lease, deleting the endpoint
-// at once. It runs when the stream's context may already be done, so it
+// at once (unless the server is handing over). It runs when the stream's context may already be done, so it
 // has its own deadline; if it fails, the lease expires by itself.
 func (l *lease) release() {
 	l.stop()
+	if l.s.handingOver.Load() {
+		l.log.Info("leaving the endpoint to its lease for the next control plane", "ttl_seconds", l.s.ttlSeconds)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), revokeTimeout)
 	defer cancel()
 	if _, err := l.s.store.Client().Revoke(ctx, l.id); err != nil {

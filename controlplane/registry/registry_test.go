@@ -39,6 +39,8 @@ type harness struct {
 	ca      *testpki.CA
 	addr    string
 	metrics *prometheus.Registry
+	server  *registry.Server
+	grpc    *grpc.Server
 }
 
 // newHarness serves the Registry; regStore is the store the server uses (the
@@ -56,10 +58,12 @@ func newHarness(t *testing.T, etcd, regStore *store.Store, ttl time.Duration) *h
 		ClientCAs:    h.ca.Pool(),
 		MinVersion:   tls.VersionTLS13,
 	})))
-	meshv1.RegisterRegistryServer(srv, registry.New(registry.Options{
+	h.server = registry.New(registry.Options{
 		Store: regStore, TrustDomain: trustDomain, LeaseTTL: ttl, Metrics: h.metrics,
 		Log: slog.New(slog.DiscardHandler),
-	}))
+	})
+	h.grpc = srv
+	meshv1.RegisterRegistryServer(srv, h.server)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -402,4 +406,21 @@ func TestUpdateCannotChangeIdentity(t *testing.T) {
 	if got, _ := h.endpoint(t, w); got != nil {
 		t.Errorf("the refused stream's endpoint is still registered")
 	}
+}
+
+// TestHandOverKeepsEndpoints: a control plane that shuts down leaves its
+// endpoints to their leases instead of deleting them, so a restart or
+// another replica finds them until the proxies re-register.
+func TestHandOverKeepsEndpoints(t *testing.T) {
+	h := newHarness(t, storetest.New(t), nil, 2*time.Second)
+	ctx := testContext(t)
+	w := workload(paymentsID, "127.0.1.1:15006")
+	register(t, ctx, h.client(t, h.svid(t, paymentsID)), w)
+	h.server.HandOver()
+	h.grpc.Stop()
+	if got, _ := h.endpoint(t, w); got == nil {
+		t.Fatal("the endpoint was deleted when the control plane shut down")
+	}
+	// Nobody re-registers it: it expires with its lease.
+	h.waitGone(t, w, 10*time.Second)
 }

@@ -2,6 +2,8 @@ package translate
 
 import (
 	"fmt"
+	"net"
+	"strconv"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -10,6 +12,7 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/api/xdsmeta"
 )
@@ -151,4 +154,20 @@ func inline(rc *routev3.RouteConfiguration) func(*hcmv3.HttpConnectionManager) {
 	return func(hcm *hcmv3.HttpConnectionManager) {
 		hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc}
 	}
+}
+
+// checkListenAddresses refuses two listeners on one address, such as an
+// upstream given twice: the proxy could bind only one of them.
+func checkListenAddresses(listeners []types.Resource) error {
+	seen := make(map[string]string, len(listeners))
+	for _, r := range listeners {
+		l := r.(*listenerv3.Listener)
+		sa := l.GetAddress().GetSocketAddress()
+		addr := net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10))
+		if other, ok := seen[addr]; ok {
+			return fmt.Errorf("listeners %q and %q both listen on %s", other, l.GetName(), addr)
+		}
+		seen[addr] = l.GetName()
+	}
+	return nil
 }

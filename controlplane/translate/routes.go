@@ -1,8 +1,6 @@
 package translate
 
 import (
-	"strconv"
-
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -16,10 +14,12 @@ func (t *translation) outboundRoute(key ServiceKey) *routev3.RouteConfiguration 
 
 // httpProxyRoute routes the explicit HTTP proxy by Host: one virtual host
 // per HTTP service of the mesh, matching "<svc>.<ns>" and, in the proxy's
-// own namespace, "<svc>", each with and without the service's port. It
-// returns the services it routes to.
+// own namespace, "<svc>". The port in the Host is ignored
+// (ignore_port_in_host_matching): an app may address a service on any port,
+// declared or not, and in explicit mode a workload serves one. It returns
+// the services it routes to.
 func (t *translation) httpProxyRoute() (*routev3.RouteConfiguration, []ServiceKey) {
-	rc := &routev3.RouteConfiguration{Name: xdsmeta.HTTPProxyRoute}
+	rc := &routev3.RouteConfiguration{Name: xdsmeta.HTTPProxyRoute, IgnorePortInHostMatching: true}
 	var reachable []ServiceKey
 	// Envoy refuses a domain that two virtual hosts share.
 	seen := map[string]bool{}
@@ -31,18 +31,11 @@ func (t *translation) httpProxyRoute() (*routev3.RouteConfiguration, []ServiceKe
 		if key.Namespace == t.node.Namespace {
 			names = append(names, key.Name)
 		}
-		port := t.in.port(key)
 		var domains []string
-		for _, n := range names {
-			candidates := []string{n}
-			if port > 0 {
-				candidates = append(candidates, n+":"+strconv.Itoa(int(port)))
-			}
-			for _, d := range candidates {
-				if !seen[d] {
-					seen[d] = true
-					domains = append(domains, d)
-				}
+		for _, d := range names {
+			if !seen[d] {
+				seen[d] = true
+				domains = append(domains, d)
 			}
 		}
 		if len(domains) == 0 {

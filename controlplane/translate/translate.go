@@ -110,6 +110,9 @@ func (t *translation) resources() (*Resources, error) {
 			outbound[key] = true
 		}
 	}
+	if err := checkListenAddresses(r.Listeners); err != nil {
+		return nil, err
+	}
 	for _, key := range slices.SortedFunc(maps.Keys(routed), compareKeys) {
 		r.Routes = append(r.Routes, t.outboundRoute(key))
 	}
@@ -154,14 +157,6 @@ func (in *Input) protocol(key ServiceKey) v1alpha1.Protocol {
 		return s.Ports[0].Protocol
 	}
 	return v1alpha1.ProtocolHTTP
-}
-
-// port is a service's first declared port, or 0.
-func (in *Input) port(key ServiceKey) int32 {
-	if s := in.Services[key]; s != nil && len(s.Ports) > 0 {
-		return s.Ports[0].Port
-	}
-	return 0
 }
 
 // knownServices lists, sorted, the services of the mesh: those with a

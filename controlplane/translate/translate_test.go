@@ -241,6 +241,7 @@ func TestForNodeErrors(t *testing.T) {
 		{name: "host name inbound", node: func(n *xdsmeta.Node) { n.Inbound = "localhost:15006" }, want: "inbound address"},
 		{name: "no app", node: func(n *xdsmeta.Node) { n.App = "" }, want: "app address is empty"},
 		{name: "bad upstream", node: func(n *xdsmeta.Node) { n.Upstreams[0].Listen = "9001" }, want: "upstream payments.default=9001"},
+		{name: "upstream on the inbound address", node: func(n *xdsmeta.Node) { n.Upstreams[0].Listen = n.Inbound }, want: "both listen on 127.0.1.1:15006"},
 		{name: "bad http proxy", node: func(n *xdsmeta.Node) { n.HTTPProxy = "127.0.0.1" }, want: "http proxy address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,9 +6,7 @@ package registration
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	mathrand "math/rand/v2"
 	"sync"
@@ -83,11 +81,14 @@ func (r *Registration) Run(ctx context.Context) error {
 	}
 }
 
+// stream registers over one Registry stream until it fails or ctx ends.
+// Ending ctx cancels the stream, which the control plane takes as
+// deregistration: it revokes the lease and the endpoint goes at once. A
+// stream that never opened (control plane away) is abandoned just the same.
 func (r *Registration) stream(ctx context.Context) error {
-	// The stream outlives ctx by a moment so it can be closed politely.
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s, err := meshv1.NewRegistryClient(r.conn).Register(sctx, grpc.WaitForReady(true))
+	s, err := meshv1.NewRegistryClient(r.conn).Register(ctx, grpc.WaitForReady(true))
 	if err != nil {
 		return fmt.Errorf("registration: open stream: %w", err)
 	}
@@ -111,15 +112,8 @@ func (r *Registration) stream(ctx context.Context) error {
 		case err := <-recvErr:
 			return fmt.Errorf("registration: %w", err)
 		case <-ctx.Done():
-			// Deregister: half-close and wait briefly for the server to end the stream.
-			_ = s.CloseSend()
-			select {
-			case err := <-recvErr:
-				if err != nil && !errors.Is(err, io.EOF) {
-					r.log.Debug("registration closed", "err", err)
-				}
-			case <-time.After(2 * time.Second):
-			}
+			// cancel (deferred) ends the stream; the receiver goroutine
+			// returns with the stream's error and its buffered send never blocks.
 			return nil
 		}
 	}

@@ -145,6 +145,11 @@ func (c *Client) stream(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	for _, t := range subscriptionOrder {
+		// Endpoints and routes are asked for by name once clusters and
+		// listeners name them; an empty list would be a legacy wildcard.
+		if !c.wildcard(t) && c.namesEmpty(t) {
+			continue
+		}
 		if err := c.send(s, t, nil); err != nil {
 			return err
 		}
@@ -224,7 +229,7 @@ func (c *Client) handle(s sender, resp *discoveryv3.DiscoveryResponse) error {
 	case resource.ListenerType:
 		follow, names = resource.RouteType, rdsNames(candidate)
 	}
-	changed := follow != "" && !slices.Equal(c.types[follow].names, names)
+	changed := follow != "" && len(names) > 0 && !slices.Equal(c.types[follow].names, names)
 	if changed {
 		c.types[follow].names = names
 	}
@@ -245,12 +250,23 @@ func (c *Client) handle(s sender, resp *discoveryv3.DiscoveryResponse) error {
 // Called with c.mu held.
 func (c *Client) allReceived() bool {
 	for t, ts := range c.types {
-		wildcard := t == resource.ClusterType || t == resource.ListenerType
-		if !ts.got && (wildcard || len(ts.names) > 0) {
+		if !ts.got && (c.wildcard(t) || len(ts.names) > 0) {
 			return false
 		}
 	}
 	return true
+}
+
+// wildcard reports whether a type is subscribed to as a whole (listeners,
+// clusters) rather than by name.
+func (c *Client) wildcard(typeURL string) bool {
+	return typeURL == resource.ClusterType || typeURL == resource.ListenerType
+}
+
+func (c *Client) namesEmpty(typeURL string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.types[typeURL].names) == 0
 }
 
 func shortType(typeURL string) string {

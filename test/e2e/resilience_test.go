@@ -39,6 +39,7 @@ func TestControlPlaneRestartUnderTraffic(t *testing.T) {
 func TestControlPlaneOutage(t *testing.T) {
 	f := newMesh(t)
 	const cluster = "outbound|catalog.default"
+	v3Token := f.cp.token(t, "catalog")
 	f.cp.signal(syscall.SIGKILL)
 	<-f.cp.done
 
@@ -54,7 +55,7 @@ func TestControlPlaneOutage(t *testing.T) {
 		t.Fatalf("stop v2: %v", err)
 	}
 	ip3 := nextIP()
-	v3 := startSidecar(t, f.cp, sidecarOpts{service: "catalog", version: "v3",
+	v3 := startSidecar(t, f.cp, sidecarOpts{service: "catalog", version: "v3", token: v3Token,
 		app: startBackend(t, ip3, "catalog-v3", nil).addr, ip: ip3})
 
 	f.cp.restart(t)

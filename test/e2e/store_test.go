@@ -76,7 +76,8 @@ spec:
 	if err == nil {
 		t.Fatalf("apply of a bad document succeeded:\n%s", out)
 	}
-	for _, want := range []string{"spec.ports[0].protocl", "unknown field", "line 10", "spec.ports[0].port"} {
+	for _, want := range []string{"bad.yaml:19: Service default/ledger: spec.ports[0].protocl: unknown field", `did you mean "protocol"`,
+		"bad.yaml:18: Service default/ledger: spec.ports[0].port: must be between 1 and 65535", "nothing applied"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("error output lacks %q:\n%s", want, out)
 		}
