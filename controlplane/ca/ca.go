@@ -25,6 +25,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/weftmesh/weft/api/spiffe"
+	"github.com/weftmesh/weft/controlplane/store"
 )
 
 // DefaultTrustDomain is the trust domain of a mesh whose operator chose none.
@@ -131,7 +132,7 @@ func Load(ctx context.Context, kv *clientv3.Client, opts Options) (*CA, error) {
 // claimTrustDomain records td as the store's trust domain, or checks that it
 // is the one already recorded.
 func claimTrustDomain(ctx context.Context, kv *clientv3.Client, td string) error {
-	stored, _, err := putIfAbsent(ctx, kv, keyTrustDomain, []byte(td))
+	stored, _, err := store.PutIfAbsent(ctx, kv, keyTrustDomain, []byte(td))
 	if err != nil {
 		return fmt.Errorf("ca: record trust domain: %w", err)
 	}

@@ -66,7 +66,7 @@ func loadOrCreateRoot(ctx context.Context, kv *clientv3.Client, td string, now t
 	if err != nil {
 		return nil, false, err
 	}
-	stored, created, err := putIfAbsent(ctx, kv, keyRoot, data)
+	stored, created, err := store.PutIfAbsent(ctx, kv, keyRoot, data)
 	if err != nil {
 		return nil, false, fmt.Errorf("ca: store root: %w", err)
 	}
@@ -155,28 +155,6 @@ func decodeRoot(data []byte) (*root, error) {
 		return nil, fmt.Errorf("ca: root at %s: key does not belong to the certificate", keyRoot)
 	}
 	return &root{cert: cert, key: key}, nil
-}
-
-// putIfAbsent writes value at key unless the key exists, in one transaction.
-// It returns the value at key afterwards and whether this call wrote it.
-func putIfAbsent(ctx context.Context, kv *clientv3.Client, key string, value []byte) ([]byte, bool, error) {
-	resp, err := kv.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(value))).
-		Else(clientv3.OpGet(key)).
-		Commit()
-	if err != nil {
-		return nil, false, err
-	}
-	if resp.Succeeded {
-		return value, true, nil
-	}
-	kvs := resp.Responses[0].GetResponseRange().GetKvs()
-	if len(kvs) == 0 {
-		// The transaction compared and read at one revision.
-		return nil, false, fmt.Errorf("%s exists but could not be read", key)
-	}
-	return kvs[0].Value, false, nil
 }
 
 // validateTrustDomain applies the SPIFFE rules for trust domain names:

@@ -175,3 +175,25 @@ func (s *Store) Close() error {
 	})
 	return s.closeErr
 }
+
+// PutIfAbsent writes value at key unless the key exists, in one transaction.
+// It returns the value at key afterwards and whether this call wrote it.
+func PutIfAbsent(ctx context.Context, kv *clientv3.Client, key string, value []byte, opts ...clientv3.OpOption) ([]byte, bool, error) {
+	resp, err := kv.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(value), opts...)).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		return nil, false, err
+	}
+	if resp.Succeeded {
+		return value, true, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 0 {
+		// The transaction compared and read at one revision.
+		return nil, false, fmt.Errorf("%s exists but could not be read", key)
+	}
+	return kvs[0].Value, false, nil
+}

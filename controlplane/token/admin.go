@@ -72,7 +72,7 @@ func (i *Issuer) CreateAdmin(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("token: encode admin record: %w", err)
 	}
-	if _, created, err := putIfAbsent(ctx, i.kv, store.PrefixAdmin+id, data); err != nil || !created {
+	if _, created, err := store.PutIfAbsent(ctx, i.kv, store.PrefixAdmin+id, data); err != nil || !created {
 		if err == nil {
 			err = errors.New("admin ID already in use")
 		}

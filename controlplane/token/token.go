@@ -103,7 +103,7 @@ func loadOrCreateKey(ctx context.Context, kv *clientv3.Client) (ed25519.PrivateK
 	if err != nil {
 		return nil, fmt.Errorf("token: encode signing key: %w", err)
 	}
-	stored, _, err := putIfAbsent(ctx, kv, keySigningKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	stored, _, err := store.PutIfAbsent(ctx, kv, keySigningKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 	if err != nil {
 		return nil, fmt.Errorf("token: store signing key: %w", err)
 	}
@@ -161,7 +161,7 @@ func (i *Issuer) Create(ctx context.Context, service, namespace string, ttl time
 	if err != nil {
 		return "", Record{}, fmt.Errorf("token: grant lease for token %s: %w", rec.ID, err)
 	}
-	if _, created, err := putIfAbsent(ctx, i.kv, store.PrefixTokens+rec.ID, data, clientv3.WithLease(lease.ID)); err != nil || !created {
+	if _, created, err := store.PutIfAbsent(ctx, i.kv, store.PrefixTokens+rec.ID, data, clientv3.WithLease(lease.ID)); err != nil || !created {
 		_, _ = i.kv.Revoke(context.WithoutCancel(ctx), lease.ID)
 		if err == nil {
 			err = errors.New("token ID already in use")
