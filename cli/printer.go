@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
@@ -51,7 +50,7 @@ var kindColumns = map[string]struct {
 			if !ok {
 				return []string{"", "", ""}
 			}
-			return []string{orDash(s.TrustDomain), orDash(string(s.MTLS.Mode)), shortDuration(s.CertificateTTL.Duration)}
+			return []string{orDash(s.TrustDomain), orDash(string(s.MTLS.Mode)), orDash(durationOrEmpty(s.CertificateTTL))}
 		},
 	},
 	"Service": {
@@ -243,17 +242,10 @@ func orDash(s string) string {
 	return s
 }
 
-// shortDuration writes 24h rather than 24h0m0s, and "-" for zero.
-func shortDuration(d time.Duration) string {
-	if d == 0 {
-		return "-"
+// durationOrEmpty is the short form of d, or "" when it is unset.
+func durationOrEmpty(d v1alpha1.Duration) string {
+	if d.Duration == 0 {
+		return ""
 	}
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	return d.String()
 }

@@ -76,7 +76,7 @@ func TestDuration(t *testing.T) {
 		want    string
 		wantErr string
 	}{
-		{in: `"90m"`, want: `"1h30m0s"`},
+		{in: `"90m"`, want: `"1h30m"`},
 		{in: `"0s"`, want: `"0s"`},
 		{in: `"1.5s"`, want: `"1.5s"`},
 		{in: `"soon"`, wantErr: `invalid duration "soon" (want for example "30s", "5m", "24h")`},

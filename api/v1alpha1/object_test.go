@@ -253,7 +253,7 @@ func TestObjectMarshalJSON(t *testing.T) {
 	}
 	m := mesh()
 	m.Default()
-	want = `{"apiVersion":"weft.dev/v1alpha1","kind":"Mesh","metadata":{"name":"default"},"spec":{"mtls":{"mode":"STRICT"},"certificateTTL":"24h0m0s"}}`
+	want = `{"apiVersion":"weft.dev/v1alpha1","kind":"Mesh","metadata":{"name":"default"},"spec":{"mtls":{"mode":"STRICT"},"certificateTTL":"24h"}}`
 	if got := mustJSON(t, m); got != want {
 		t.Errorf("Marshal(Mesh) = %s\nwant %s", got, want)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/weftmesh/weft/api/client"
@@ -75,19 +74,9 @@ func readTokenRequest(w http.ResponseWriter, r *http.Request) (client.TokenReque
 			return req, 0, fmt.Errorf("ttl: %q is not a duration such as \"24h\"", req.TTL)
 		}
 		if d < token.MinTTL || d > token.MaxTTL {
-			return req, 0, fmt.Errorf("ttl: %s is outside [%s, %s]", req.TTL, shortDuration(token.MinTTL), shortDuration(token.MaxTTL))
+			return req, 0, fmt.Errorf("ttl: %s is outside [%s, %s]", req.TTL, v1alpha1.FormatDuration(token.MinTTL), v1alpha1.FormatDuration(token.MaxTTL))
 		}
 		ttl = d
 	}
 	return req, ttl, nil
-}
-
-// shortDuration writes 8760h rather than 8760h0m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	s, _ = strings.CutSuffix(s, "0s")
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
