@@ -71,9 +71,12 @@ func New(opts Options) (*Source, error) {
 	return &Source{opts: opts, key: key}, nil
 }
 
-// Certificate returns the current SVID, or nil before the proxy has joined.
+// Certificate returns the current SVID, or nil before the proxy has joined
+// and once the SVID has expired. An expired certificate proves nothing, and
+// presenting one would fail the very handshake that rejoins with the token:
+// the control plane verifies any client certificate it is shown.
 func (s *Source) Certificate() *tls.Certificate {
-	if v := s.cur.Load(); v != nil {
+	if v := s.cur.Load(); v != nil && !time.Now().After(v.Leaf.NotAfter) {
 		return v.Certificate
 	}
 	return nil

@@ -86,6 +86,10 @@ func (r *Registration) Run(ctx context.Context) error {
 // deregistration: it revokes the lease and the endpoint goes at once. A
 // stream that never opened (control plane away) is abandoned just the same.
 func (r *Registration) stream(ctx context.Context) error {
+	// The receiver below is waited for after the stream is cancelled (defers
+	// run last first), so nothing of a stream outlives it.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s, err := meshv1.NewRegistryClient(r.conn).Register(ctx, grpc.WaitForReady(true))
@@ -93,14 +97,14 @@ func (r *Registration) stream(ctx context.Context) error {
 		return fmt.Errorf("registration: open stream: %w", err)
 	}
 	recvErr := make(chan error, 1)
-	go func() {
+	wg.Go(func() {
 		for {
 			if _, err := s.Recv(); err != nil {
 				recvErr <- err
 				return
 			}
 		}
-	}()
+	})
 	for {
 		w, changed := r.snapshot()
 		if err := s.Send(&meshv1.RegisterRequest{Workload: w}); err != nil {

@@ -229,7 +229,11 @@ func (c *Client) handle(s sender, resp *discoveryv3.DiscoveryResponse) error {
 	case resource.ListenerType:
 		follow, names = resource.RouteType, rdsNames(candidate)
 	}
-	changed := follow != "" && len(names) > 0 && !slices.Equal(c.types[follow].names, names)
+	// A set that shrinks to nothing is followed too, or the last names would
+	// stay subscribed and their resources applied. Once names have been sent
+	// on a stream an empty list unsubscribes: only a stream's first request
+	// of a type can be a legacy wildcard, and stream never sends it empty.
+	changed := follow != "" && !slices.Equal(c.types[follow].names, names)
 	if changed {
 		c.types[follow].names = names
 	}
