@@ -1,0 +1,5 @@
+package v1alpha1
+
+// WithTrafficKinds lets the external tests register the traffic kinds for a
+// test only.
+var WithTrafficKinds = withTrafficKinds
