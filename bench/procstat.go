@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat:
+// 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// groupPIDs lists the live processes of a process group (an nginx master
+// and its worker, or a single haproxy or Go process).
+func groupPIDs(pgid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return []int{pgid}
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		f, err := readStat(pid)
+		if err != nil || len(f) < 5 {
+			continue
+		}
+		if pg, _ := strconv.Atoi(f[4]); pg == pgid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// readStat returns the fields of /proc/<pid>/stat, with the command name
+// (which may hold spaces) as the second.
+func readStat(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || end < open {
+		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	fields := []string{string(bytes.TrimSpace(b[:open])), string(b[open+1 : end])}
+	return append(fields, strings.Fields(string(b[end+1:]))...), nil
+}
+
+// cpuSeconds is the user+system CPU time the processes of a group have used.
+func cpuSeconds(pgid int) float64 {
+	var ticks uint64
+	for _, pid := range groupPIDs(pgid) {
+		f, err := readStat(pid)
+		if err != nil || len(f) < 15 {
+			continue
+		}
+		u, _ := strconv.ParseUint(f[13], 10, 64)
+		s, _ := strconv.ParseUint(f[14], 10, 64)
+		ticks += u + s
+	}
+	return float64(ticks) / clockTicks
+}
+
+// peakRSS is the sum of VmHWM (peak resident set) over a group's processes,
+// in bytes. For nginx that is master plus worker.
+func peakRSS(pgid int) int64 {
+	var total int64
+	for _, pid := range groupPIDs(pgid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				total += kb * 1024
+			}
+		}
+	}
+	return total
+}
+
+// resetPeakRSS sets VmHWM back to the current RSS (clear_refs 5), so the
+// next reading is the peak of the run that follows, not of the whole life.
+func resetPeakRSS(pgid int) error {
+	for _, pid := range groupPIDs(pgid) {
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+			return fmt.Errorf("reset peak RSS of %d: %w", pid, err)
+		}
+	}
+	return nil
+}
+
+// pin binds every thread of every process of a group to the CPU list (as
+// taskset takes it, "0" or "0-1"); threads started later inherit it.
+func pin(ctx context.Context, pgid int, cpus string) error {
+	for _, pid := range groupPIDs(pgid) {
+		if _, err := runCmd(ctx, nil, "taskset", "-a", "-p", "-c", cpus, strconv.Itoa(pid)); err != nil {
+			return fmt.Errorf("pin %d to CPU %s: %w", pid, cpus, err)
+		}
+	}
+	return nil
+}
+
+// allCPUs is the CPU list of the whole machine, to undo pin.
+func allCPUs() string {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err == nil {
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return s
+		}
+	}
+	return "0-" + strconv.Itoa(numCPU()-1)
+}
+
+// machine is the report's machine line: nproc and the CPU model.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("nproc %d, %s", numCPU(), model)
+}
+
+// numCPU is what nproc prints: the CPUs this process may run on.
+func numCPU() int { return runtime.NumCPU() }
