@@ -166,18 +166,18 @@ func (p *Pool) dialPlain(ctx context.Context, _, addr string) (net.Conn, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &trackedConn{Conn: c, host: h}, nil
+	return Coalesce(&trackedConn{Conn: c, host: h}), nil
 }
 
 func (p *Pool) dialTLS(ctx context.Context, _, addr string) (net.Conn, error) {
-	return p.handshake(ctx, addr, p.host(addr), p.settings.TLS)
+	return p.handshake(ctx, addr, p.host(addr), p.settings.TLS, true)
 }
 
 // dialStream opens a dedicated connection. A plaintext one stays a
 // *net.TCPConn underneath so that copies between TCP sockets can splice.
 func (p *Pool) dialStream(ctx context.Context, ep *Endpoint, cfg *tls.Config) (net.Conn, error) {
 	if cfg != nil {
-		return p.handshake(ctx, ep.addr, ep.host, cfg)
+		return p.handshake(ctx, ep.addr, ep.host, cfg, false)
 	}
 	c, err := p.connect(ctx, ep.addr, ep.host)
 	if err != nil {
@@ -200,14 +200,18 @@ func (p *Pool) connect(ctx context.Context, addr string, h *hostStats) (net.Conn
 	return c, nil
 }
 
-func (p *Pool) handshake(ctx context.Context, addr string, h *hostStats, cfg *tls.Config) (net.Conn, error) {
+func (p *Pool) handshake(ctx context.Context, addr string, h *hostStats, cfg *tls.Config, coalesce bool) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.settings.ConnectTimeout)
 	defer cancel()
 	raw, err := p.connect(ctx, addr, h)
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(&trackedConn{Conn: raw, host: h}, cfg)
+	var under net.Conn = &trackedConn{Conn: raw, host: h}
+	if coalesce {
+		under = Coalesce(under)
+	}
+	tc := tls.Client(under, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		tc.Close()
 		h.cxConnectFail.Add(1)

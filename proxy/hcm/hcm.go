@@ -136,7 +136,8 @@ func (m *ConnectionManager) forward(w http.ResponseWriter, r *http.Request, rt *
 	out.URL = &ex.url
 	out.RequestURI = ""
 	out.Close = false
-	out.Header = m.requestHeader(r)
+	// The header is rewritten in place: nothing reads r's own after this.
+	m.rewriteRequestHeader(out.Header, r.TLS != nil)
 	ctx := r.Context()
 	if rt.Timeout > 0 {
 		var cancel context.CancelFunc

@@ -62,36 +62,47 @@ var (
 // hop-by-hop headers, plus x-forwarded-proto and x-request-id when absent.
 // Values are shared with r, not copied: neither side modifies them.
 func (m *ConnectionManager) requestHeader(r *http.Request) http.Header {
-	in := r.Header
-	out := make(http.Header, len(in)+2)
-	conn := in["Connection"]
-	for k, vv := range in {
-		if isHopHeader(k) || len(conn) > 0 && hasToken(conn, k) {
-			continue
-		}
+	out := make(http.Header, len(r.Header)+2)
+	for k, vv := range r.Header {
 		out[k] = vv
 	}
+	m.rewriteRequestHeader(out, r.TLS != nil)
+	return out
+}
+
+// rewriteRequestHeader turns a downstream request's header into the
+// upstream request's in place: hop-by-hop headers go, x-forwarded-proto and
+// x-request-id are added when absent. The forwarding path owns the header
+// of the request it serves, so it saves a copy per request.
+func (m *ConnectionManager) rewriteRequestHeader(h http.Header, overTLS bool) {
+	conn := h["Connection"]
 	// "TE: trailers" is end to end in practice: gRPC requires it.
-	if te := in["Te"]; len(te) > 0 && hasToken(te, "trailers") {
-		out["Te"] = teTrailers
+	te := h["Te"]
+	trailers := len(te) > 0 && hasToken(te, "trailers")
+	for k := range h {
+		if isHopHeader(k) || len(conn) > 0 && hasToken(conn, k) {
+			delete(h, k)
+		}
 	}
-	if _, ok := out["X-Forwarded-Proto"]; !ok {
-		if r.TLS != nil {
-			out["X-Forwarded-Proto"] = forwardedHTTPS
+	if trailers {
+		h["Te"] = teTrailers
+	}
+	if _, ok := h["X-Forwarded-Proto"]; !ok {
+		if overTLS {
+			h["X-Forwarded-Proto"] = forwardedHTTPS
 		} else {
-			out["X-Forwarded-Proto"] = forwardedHTTP
+			h["X-Forwarded-Proto"] = forwardedHTTP
 		}
 	}
 	if m.cfg.RequestID {
-		if _, ok := out["X-Request-Id"]; !ok {
-			out["X-Request-Id"] = []string{newRequestID()}
+		if _, ok := h["X-Request-Id"]; !ok {
+			h["X-Request-Id"] = []string{newRequestID()}
 		}
 	}
-	if _, ok := out["User-Agent"]; !ok {
+	if _, ok := h["User-Agent"]; !ok {
 		// An empty value keeps Go's client from adding its own.
-		out["User-Agent"] = noUserAgent
+		h["User-Agent"] = noUserAgent
 	}
-	return out
 }
 
 // copyResponseHeader copies an upstream response's end-to-end headers.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weftmesh/weft/proxy/cluster"
 	"github.com/weftmesh/weft/proxy/tcp"
 )
 
@@ -132,7 +133,9 @@ func (s *socket) accept() {
 		lc := s.current.Load()
 		switch {
 		case lc.http != nil && lc.tls != nil:
-			s.handshakeHTTP(tls.Server(c, lc.tls))
+			// HTTP/2 between proxies: a response's HEADERS and DATA
+			// frames leave in one write.
+			s.handshakeHTTP(tls.Server(cluster.Coalesce(c), lc.tls))
 		case lc.http != nil:
 			if !s.httpConn.deliver(c) {
 				c.Close()
