@@ -97,10 +97,15 @@ func init() {
 		&corev3.Metadata{}, &structpb.Struct{}, &corev3.Locality{})
 }
 
-// allow adds a message and its fields; a misspelt field name panics at start-up.
+// allow adds a message and its fields to what is already allowed, so each
+// feature can list its own fields in its own file (allowlist_<feature>.go);
+// a misspelt field name panics at start-up.
 func allow(m proto.Message, fields ...string) {
 	d := m.ProtoReflect().Descriptor()
-	set := map[protoreflect.Name]bool{}
+	set := supported[d.FullName()]
+	if set == nil {
+		set = map[protoreflect.Name]bool{}
+	}
 	for _, f := range fields {
 		if d.Fields().ByName(protoreflect.Name(f)) == nil {
 			panic(fmt.Sprintf("runtime: %s has no field %q", d.FullName(), f))
