@@ -4,8 +4,10 @@ package proxycmd
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -18,9 +20,10 @@ import (
 // Command returns the proxy command.
 func Command() *cobra.Command {
 	var (
-		o         proxy.Options
-		upstreams []string
-		logLevel  string
+		o           proxy.Options
+		upstreams   []string
+		logLevel    string
+		concurrency int
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy --service S --control ADDR (--token T | --token-file F) --ca-file F --app ADDR --inbound ADDR --admin ADDR",
@@ -50,6 +53,9 @@ SIGTERM drains: the endpoint leaves the mesh, in-flight requests finish, then it
 				}
 				o.Upstreams = append(o.Upstreams, u)
 			}
+			if err := setConcurrency(concurrency); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return proxy.Run(ctx, o)
@@ -71,7 +77,29 @@ SIGTERM drains: the endpoint leaves the mesh, in-flight requests finish, then it
 	f.DurationVar(&o.DrainDelay, "drain-delay", 0, "how long to keep serving after leaving the endpoint set on shutdown (default 1s)")
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", 0, "how long in-flight requests may take to finish on shutdown (default 30s)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.IntVar(&concurrency, "concurrency", defaultConcurrency, "worker threads (0: one per CPU); the GOMAXPROCS environment variable, if set, wins")
 	return cmd
+}
+
+// defaultConcurrency is two workers, as Istio gives its sidecars: a proxy
+// beside one app rarely needs more, and each extra thread costs cross-thread
+// wake-ups on every request.
+const defaultConcurrency = 2
+
+// setConcurrency sets the number of threads running Go code, unless the
+// operator already chose with GOMAXPROCS.
+func setConcurrency(n int) error {
+	if n < 0 {
+		return fmt.Errorf("--concurrency %d: must be 0 (one per CPU) or more", n)
+	}
+	if os.Getenv("GOMAXPROCS") != "" {
+		return nil
+	}
+	if n == 0 || n > runtime.NumCPU() {
+		n = runtime.NumCPU()
+	}
+	runtime.GOMAXPROCS(n)
+	return nil
 }
 
 // Run runs the proxy command alone, as the weft-proxy binary does.
