@@ -13,8 +13,9 @@ import (
 	"fmt"
 )
 
-// Identity is the proxy's own SVID, rotated in place. Certificate never
-// returns nil once the proxy joined.
+// Identity is the proxy's own SVID, rotated in place. Certificate returns
+// nil before the proxy has joined and after its SVID has expired without
+// being renewed; handshakes then fail with ErrNoSVID.
 type Identity interface {
 	Certificate() *tls.Certificate
 }
