@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -11,8 +12,11 @@ import (
 	"github.com/weftmesh/weft/controlplane/xds"
 )
 
-// dashboardHandler serves the control plane's own metrics and health, and the
-// connected proxies as JSON.
+// dashboardHandler serves the control plane's own metrics and health, the
+// connected proxies as JSON, and the Go runtime profiles under /debug/pprof/.
+// Like the rest of the dashboard, the profiles are meant for a loopback
+// --dashboard-addr: they reveal how the process runs, not its secrets, but a
+// CPU profile costs the control plane while it is taken.
 func dashboardHandler(gather prometheus.Gatherer, x *xds.Server) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
@@ -23,5 +27,10 @@ func dashboardHandler(gather prometheus.Gatherer, x *xds.Server) http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(x.Nodes())
 	})
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }

@@ -175,6 +175,10 @@ func (s *Server) serve(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, m
 			return err
 		case _, ok := <-l.alive:
 			if !ok {
+				// The lease expired, or this replica's store client is
+				// closing (it is dying): either way the endpoint is left
+				// to the lease, not revoked.
+				l.lost = true
 				l.log.Warn("workload deregistered: lease lost")
 				return status.Errorf(codes.Unavailable, "registry: lease of %q lost; register again", id)
 			}
@@ -229,6 +233,8 @@ type lease struct {
 	stop  context.CancelFunc // stops the keepalive
 	reply *meshv1.RegisterResponse
 	log   *slog.Logger
+	// lost is set when the keepalive ended by itself; there is nothing to revoke then.
+	lost bool
 }
 
 // acquire grants a lease, keeps it alive and puts w on it.
@@ -261,6 +267,9 @@ func (s *Server) acquire(ctx context.Context, w *meshv1.Workload) (*lease, error
 // has its own deadline; if it fails, the lease expires by itself.
 func (l *lease) release() {
 	l.stop()
+	if l.lost {
+		return
+	}
 	if l.s.handingOver.Load() {
 		l.log.Info("leaving the endpoint to its lease for the next control plane", "ttl_seconds", l.s.ttlSeconds)
 		return

@@ -5,11 +5,23 @@ import (
 	"testing"
 
 	"github.com/weftmesh/weft/api/v1alpha1"
+	"github.com/weftmesh/weft/api/xdsmeta"
 )
 
 // BenchmarkForNode translates for a proxy with an HTTP proxy port, which
 // reaches every service, in a mesh of 1000 services of 3 workloads each.
 func BenchmarkForNode(b *testing.B) {
+	benchmarkForNode(b, ForNode)
+}
+
+// BenchmarkCacheForNode is BenchmarkForNode through a Cache, as the xDS
+// server translates: the resources of each service are built once and
+// shared by every proxy that reaches it.
+func BenchmarkCacheForNode(b *testing.B) {
+	benchmarkForNode(b, NewCache().ForNode)
+}
+
+func benchmarkForNode(b *testing.B, forNode func(*Input, xdsmeta.Node) (*Resources, error)) {
 	svcs := make([]service, 0, 1000)
 	for i := range 1000 {
 		s := service{ns: fmt.Sprintf("ns%d", i%10), name: fmt.Sprintf("svc%d", i), protocol: v1alpha1.ProtocolHTTP, port: 8080}
@@ -27,7 +39,7 @@ func BenchmarkForNode(b *testing.B) {
 	n.HTTPProxy = "127.0.0.1:15080"
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ForNode(in, n); err != nil {
+		if _, err := forNode(in, n); err != nil {
 			b.Fatal(err)
 		}
 	}

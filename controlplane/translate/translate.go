@@ -52,10 +52,15 @@ func (r *Resources) Version(typeURL resource.Type) string { return r.versions[ty
 // that node describes. It reads in and node only: the same arguments always
 // give the same resources and versions.
 func ForNode(in *Input, node xdsmeta.Node) (*Resources, error) {
+	return forNode(in, node, nil)
+}
+
+// forNode is ForNode, sharing resources through c when it is not nil.
+func forNode(in *Input, node xdsmeta.Node, c *Cache) (*Resources, error) {
 	if err := in.check(); err != nil {
 		return nil, fmt.Errorf("translate: %w", err)
 	}
-	t := &translation{in: in, node: node}
+	t := &translation{in: in, node: node, cache: c}
 	r, err := t.resources()
 	if err != nil {
 		return nil, fmt.Errorf("translate: node %q: %w", node.ID, err)
@@ -68,6 +73,10 @@ type translation struct {
 	builder
 	in   *Input
 	node xdsmeta.Node
+	// cache, if set, hands out the resources shared between proxies;
+	// encoded holds the encoding of those it handed out.
+	cache   *Cache
+	encoded map[types.Resource][]byte
 }
 
 func (t *translation) resources() (*Resources, error) {
@@ -114,13 +123,13 @@ func (t *translation) resources() (*Resources, error) {
 		return nil, err
 	}
 	for _, key := range slices.SortedFunc(maps.Keys(routed), compareKeys) {
-		r.Routes = append(r.Routes, t.outboundRoute(key))
+		r.Routes = append(r.Routes, t.routeOf(key))
 	}
 	for _, key := range slices.SortedFunc(maps.Keys(outbound), compareKeys) {
-		r.Clusters = append(r.Clusters, t.outboundCluster(key))
-		r.Endpoints = append(r.Endpoints, t.loadAssignment(key))
+		r.Clusters = append(r.Clusters, t.clusterOf(key))
+		r.Endpoints = append(r.Endpoints, t.loadAssignmentOf(key))
 	}
-	r.Secrets = append(r.Secrets, t.rootCA())
+	r.Secrets = append(r.Secrets, t.rootCAOf())
 	if t.err != nil {
 		return nil, t.err
 	}
@@ -128,7 +137,7 @@ func (t *translation) resources() (*Resources, error) {
 	r.versions = make(map[resource.Type]string, 5)
 	for typeURL, items := range r.ByType() {
 		slices.SortFunc(items, func(a, b types.Resource) int { return cmp.Compare(resourceName(a), resourceName(b)) })
-		v, err := version(items)
+		v, err := version(items, t.encoded)
 		if err != nil {
 			return nil, fmt.Errorf("version %s: %w", typeURL, err)
 		}
@@ -211,19 +220,24 @@ func resourceName(r types.Resource) string {
 
 // version hashes the deterministic encoding of a sorted list of resources.
 // Each resource is length-prefixed so that no two lists share an encoding.
-func version(items []types.Resource) (string, error) {
+// encoded holds encodings already made, by resource.
+func version(items []types.Resource, encoded map[types.Resource][]byte) (string, error) {
 	h := sha256.New()
 	opts := proto.MarshalOptions{Deterministic: true}
 	var buf []byte
 	var n [8]byte
 	for _, r := range items {
-		var err error
-		if buf, err = opts.MarshalAppend(buf[:0], r); err != nil {
-			return "", fmt.Errorf("marshal %q: %w", resourceName(r), err)
+		b, ok := encoded[r]
+		if !ok {
+			var err error
+			if buf, err = opts.MarshalAppend(buf[:0], r); err != nil {
+				return "", fmt.Errorf("marshal %q: %w", resourceName(r), err)
+			}
+			b = buf
 		}
-		binary.BigEndian.PutUint64(n[:], uint64(len(buf)))
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
 		h.Write(n[:])
-		h.Write(buf)
+		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8]), nil
 }

@@ -13,6 +13,7 @@ type metrics struct {
 	pushes       *prometheus.CounterVec
 	pushDuration prometheus.Histogram
 	nacks        *prometheus.CounterVec
+	recomputed   prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -34,6 +35,10 @@ func newMetrics(r prometheus.Registerer) *metrics {
 			Name: "weft_xds_nacks_total",
 			Help: "xDS responses proxies rejected, by type (lds, rds, cds, eds, sds).",
 		}, []string{"type"})),
+		recomputed: register(r, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_xds_recomputed_proxies_total",
+			Help: "Proxy configurations recomputed after a change of the mesh (those that read nothing that changed are skipped).",
+		})),
 	}
 }
 

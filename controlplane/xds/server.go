@@ -55,6 +55,9 @@ type Server struct {
 	// input is the latest Input given to Update; updated wakes Run.
 	input   atomic.Pointer[translate.Input]
 	updated chan struct{}
+	// translations shares, between proxies, the resources that depend on
+	// one service alone.
+	translations *translate.Cache
 
 	mu      sync.Mutex
 	streams map[int64]*stream
@@ -71,12 +74,13 @@ func New(opts Options) *Server {
 		opts.Debounce = DefaultDebounce
 	}
 	s := &Server{
-		log:      opts.Log,
-		debounce: opts.Debounce,
-		metrics:  newMetrics(opts.Metrics),
-		updated:  make(chan struct{}, 1),
-		streams:  map[int64]*stream{},
-		nodes:    map[string]*node{},
+		log:          opts.Log,
+		debounce:     opts.Debounce,
+		metrics:      newMetrics(opts.Metrics),
+		updated:      make(chan struct{}, 1),
+		translations: translate.NewCache(),
+		streams:      map[int64]*stream{},
+		nodes:        map[string]*node{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	// Nodes are keyed by node.id, which authentication ties to the SVID's
@@ -92,9 +96,11 @@ func (s *Server) Register(g *grpc.Server) {
 }
 
 // Update hands the server the mesh's current state. It returns at once;
-// Run recomputes every connected proxy after the debounce, if the input
-// differs from the last one it saw. The server keeps in and reads it from
-// other goroutines: the caller must not modify it afterwards.
+// after the debounce, Run recomputes the connected proxies that read what
+// changed since the last input it saw. The server keeps in and reads it from
+// other goroutines: the caller must not modify it afterwards, nor anything
+// it holds (an Input may share its specs and workload slices with the last
+// one, as meshstate's do; what is shared is taken as unchanged).
 func (s *Server) Update(in *translate.Input) {
 	s.input.Store(in)
 	select {
@@ -114,7 +120,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var (
 		timer *time.Timer
 		fire  <-chan time.Time
-		last  string // fingerprint of the input last pushed
+		last  *translate.Input // the input of the last recompute
 	)
 	defer func() {
 		if timer != nil {
@@ -135,26 +141,22 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		case <-fire:
 			fire = nil
-			last = s.recomputeAll(last)
+			last = s.recompute(last)
 		}
 	}
 }
 
-// recomputeAll pushes the latest input to every connected proxy, unless it
-// is the input of fingerprint last. It returns the input's fingerprint.
-func (s *Server) recomputeAll(last string) string {
+// recompute pushes the latest input to the connected proxies that read
+// something of it that changed since prev, the input of the last recompute,
+// and returns it. A proxy whose configuration was last computed from
+// another input than prev (it connected meanwhile, or a push of the last
+// recompute read a newer input) is recomputed whatever changed.
+func (s *Server) recompute(prev *translate.Input) *translate.Input {
 	in := s.input.Load()
-	if in == nil {
-		return last
+	if in == nil || in == prev {
+		return prev
 	}
-	fp, err := in.Fingerprint()
-	if err != nil {
-		// Recompute anyway: per-type versions still spare unchanged proxies.
-		s.log.Error("xds: fingerprint input", "err", err)
-		fp = ""
-	} else if fp == last {
-		return last
-	}
+	changes := diffInputs(prev, in)
 
 	s.mu.Lock()
 	nodes := make([]*node, 0, len(s.nodes))
@@ -162,12 +164,25 @@ func (s *Server) recomputeAll(last string) string {
 		nodes = append(nodes, n)
 	}
 	s.mu.Unlock()
+	var stale []*node
+	for _, n := range nodes {
+		n.push.Lock()
+		switch {
+		case n.closed || n.in == in:
+		case n.in == prev && !changes.affect(n.meta):
+			// Nothing it reads changed: its configuration is in's too.
+			n.in = in
+		default:
+			stale = append(stale, n)
+		}
+		n.push.Unlock()
+	}
 
 	// Proxies are independent: translate them on every core. The workers
 	// are joined before returning, so Run owns them.
 	work := make(chan *node)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(nodes)) {
+	for range min(runtime.GOMAXPROCS(0), len(stale)) {
 		wg.Go(func() {
 			for n := range work {
 				if err := s.push(n); err != nil {
@@ -176,12 +191,14 @@ func (s *Server) recomputeAll(last string) string {
 			}
 		})
 	}
-	for _, n := range nodes {
+	for _, n := range stale {
 		work <- n
 	}
 	close(work)
 	wg.Wait()
-	return fp
+	s.translations.Prune(in)
+	s.metrics.recomputed.Add(float64(len(stale)))
+	return in
 }
 
 // push translates the latest input for n and, if the configuration of any
@@ -195,7 +212,7 @@ func (s *Server) push(n *node) error {
 		return nil
 	}
 	start := time.Now()
-	res, err := translate.ForNode(in, n.meta)
+	res, err := s.translations.ForNode(in, n.meta)
 	if err != nil {
 		n.setError(err)
 		return err
@@ -224,6 +241,7 @@ func (s *Server) push(n *node) error {
 		slices.Sort(changed)
 		s.log.Debug("xds: snapshot set", "node", n.id, "changed", changed)
 	}
+	n.in = in
 	n.setError(nil)
 	s.metrics.pushDuration.Observe(time.Since(start).Seconds())
 	return nil

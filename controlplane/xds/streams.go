@@ -13,6 +13,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/weftmesh/weft/api/spiffe"
 	"github.com/weftmesh/weft/api/xdsmeta"
+	"github.com/weftmesh/weft/controlplane/translate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
@@ -26,6 +27,11 @@ type stream struct {
 	peer spiffe.ID
 	// node is nil until the first request names and authenticates it.
 	node *node
+	// nodeProto is the node of that first request. Later requests carry
+	// the same node again (Envoy and proxy/xdsclient send it every time);
+	// they are made to share this one, because the cache keeps every
+	// stream's last request of each type.
+	nodeProto *corev3.Node
 	// sent is the last response per type URL, to tell which version a NACK rejects.
 	sent map[string]response
 }
@@ -48,6 +54,9 @@ type node struct {
 	closed bool
 	// versions are those of the snapshot in the cache, per type URL.
 	versions map[string]string
+	// in is the input the snapshot was computed from, or one that differs
+	// from it only in what the node does not read.
+	in *translate.Input
 
 	mu     sync.Mutex // guards status
 	status NodeStatus
@@ -112,11 +121,16 @@ func (s *Server) onStreamRequest(id int64, req *discoverypb.DiscoveryRequest) er
 		return status.Errorf(codes.Internal, "xds: stream %d was not opened", id)
 	}
 	if st.node == nil {
-		return s.attach(st, req.GetNode())
+		if err := s.attach(st, req.GetNode()); err != nil {
+			return err
+		}
+		st.nodeProto = req.GetNode()
+		return nil
 	}
 	if got := req.GetNode().GetId(); got != st.node.id {
 		return status.Errorf(codes.InvalidArgument, "xds: node id changed on the stream from %q to %q", st.node.id, got)
 	}
+	req.Node = st.nodeProto
 	s.observe(st, req)
 	return nil
 }

@@ -1,0 +1,84 @@
+package xds
+
+import (
+	"bytes"
+	"reflect"
+
+	"github.com/weftmesh/weft/api/meshv1"
+	"github.com/weftmesh/weft/api/xdsmeta"
+	"github.com/weftmesh/weft/controlplane/translate"
+)
+
+// changes are the parts of the mesh that differ between two inputs, at the
+// grain translation reads them: a proxy's configuration depends on the
+// whole-mesh fields, on the Service resource of its own service, and on the
+// Service resource and workloads of each service it routes to (of every
+// service when it has an HTTP proxy port).
+type changes struct {
+	all       bool // trust domain, trust bundle or Mesh
+	specs     map[translate.ServiceKey]bool
+	workloads map[translate.ServiceKey]bool
+}
+
+// diffInputs compares the input of the last recompute, a, with the next, b.
+// Inputs share what did not change (meshstate derives each from the last,
+// copy-on-write), so a spec or workload slice that b shares with a is
+// unchanged; one that is not shared is taken as changed, which costs a
+// recompute that finds the same versions and pushes nothing.
+func diffInputs(a, b *translate.Input) changes {
+	if a == nil || a.TrustDomain != b.TrustDomain || !bytes.Equal(a.TrustBundlePEM, b.TrustBundlePEM) ||
+		!reflect.DeepEqual(a.Mesh, b.Mesh) {
+		return changes{all: true}
+	}
+	c := changes{specs: map[translate.ServiceKey]bool{}, workloads: map[translate.ServiceKey]bool{}}
+	for k, spec := range b.Services {
+		if old, ok := a.Services[k]; !ok || old != spec {
+			c.specs[k] = true
+		}
+	}
+	for k := range a.Services {
+		if _, ok := b.Services[k]; !ok {
+			c.specs[k] = true
+		}
+	}
+	for k, ws := range b.Workloads {
+		if old, ok := a.Workloads[k]; !ok || !sameSlice(old, ws) {
+			c.workloads[k] = true
+		}
+	}
+	for k := range a.Workloads {
+		if _, ok := b.Workloads[k]; !ok {
+			c.workloads[k] = true
+		}
+	}
+	return c
+}
+
+// sameSlice reports whether a and b are one slice: same array, same length.
+func sameSlice(a, b []*meshv1.Workload) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// affect reports whether a proxy described by n reads anything in c.
+func (c changes) affect(n xdsmeta.Node) bool {
+	if c.all {
+		return true
+	}
+	if len(c.specs) == 0 && len(c.workloads) == 0 {
+		return false
+	}
+	if n.HTTPProxy != "" {
+		// Its route lists every HTTP service of the mesh.
+		return true
+	}
+	if c.specs[translate.ServiceKey{Namespace: n.Namespace, Name: n.Service}] {
+		return true
+	}
+	for _, u := range n.Upstreams {
+		k := translate.ServiceKey{Namespace: u.Namespace, Name: u.Service}
+		if c.specs[k] || c.workloads[k] {
+			return true
+		}
+	}
+	return false
+}
