@@ -106,6 +106,11 @@ func Run(ctx context.Context, cfg Config) error {
 		grpc.Creds(credentials.NewTLS(grpcTLS(serving, authority))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// Thousands of mostly idle streams: no per-connection read buffer,
+		// and write buffers returned to a pool after each flush
+		// (518 -> 417 MB RSS at 2000 simulated proxies, bench/controlplane).
+		grpc.ReadBufferSize(0),
+		grpc.SharedWriteBuffer(true),
 	)
 	meshv1.RegisterIdentityServer(grpcServer, idService)
 	meshv1.RegisterRegistryServer(grpcServer, regService)

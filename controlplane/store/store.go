@@ -129,6 +129,11 @@ func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*embed.Et
 	if cfg.Fast {
 		ec.TickMs, ec.ElectionMs = 10, 100
 	}
+	// Every endpoint change is a new revision: without compaction the
+	// history, and the database, grow with churn for ever. Watchers that
+	// fall behind a compaction reload (see meshstate).
+	ec.AutoCompactionMode = embed.CompactorModePeriodic
+	ec.AutoCompactionRetention = "10m"
 	log.Info("starting embedded etcd", "dir", dir)
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
