@@ -41,6 +41,12 @@ func OutboundCluster(service, namespace string) string {
 	return "outbound|" + ServiceHost(service, namespace)
 }
 
+// SubsetCluster names the EDS cluster, and its ClusterLoadAssignment, of
+// one subset of a mesh service, as its DestinationPolicy defines it.
+func SubsetCluster(service, namespace, subset string) string {
+	return OutboundCluster(service, namespace) + "|" + subset
+}
+
 // OutboundRoute names the RouteConfiguration behind an upstream's local port.
 func OutboundRoute(service, namespace string) string { return OutboundCluster(service, namespace) }
 

@@ -1,10 +1,13 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/weftmesh/weft/api/client"
 	"github.com/weftmesh/weft/api/decode"
@@ -61,6 +64,18 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
+	details, err := s.checkReferences(r.Context(), objs)
+	if err != nil {
+		writeError(w, statusOf(err), source+": nothing applied: "+err.Error())
+		return
+	}
+	if len(details) > 0 {
+		writeJSON(w, http.StatusBadRequest, client.ErrorResponse{
+			Error:   rejectedMessage(source, len(details)),
+			Details: details,
+		})
+		return
+	}
 	results, err := s.Store.Apply(r.Context(), objs)
 	if err != nil {
 		writeError(w, statusOf(err), source+": nothing applied: "+err.Error())
@@ -106,6 +121,68 @@ func (s *server) crossCheck(objs []*v1alpha1.Object) []client.ErrorDetail {
 		}
 	}
 	return details
+}
+
+// checkReferences checks what the objects refer to, among themselves, the
+// stored objects and the registered workloads: the services and subsets a
+// Route names, and what a tcp service's Route or DestinationPolicy asks. It
+// returns an error only when the store could not be read.
+func (s *server) checkReferences(ctx context.Context, objs []*v1alpha1.Object) ([]client.ErrorDetail, error) {
+	if !slices.ContainsFunc(objs, func(o *v1alpha1.Object) bool {
+		switch o.Spec.(type) {
+		case *v1alpha1.RouteSpec, *v1alpha1.DestinationPolicySpec:
+			return true
+		}
+		return false
+	}) {
+		return nil, nil
+	}
+	var lookupErr error
+	known := func(kind, namespace, name string) (*v1alpha1.Object, bool) {
+		if lookupErr != nil {
+			return nil, false
+		}
+		o, err := s.Store.Get(ctx, kind, namespace, name)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, false
+		case err != nil:
+			lookupErr = err
+			return nil, false
+		}
+		return o, true
+	}
+	workloads := func(namespace, service string) bool {
+		if lookupErr != nil || s.Workloads == nil {
+			return false
+		}
+		ws, err := s.Workloads.ListWorkloads(ctx, namespace, service)
+		if err != nil {
+			lookupErr = err
+			return false
+		}
+		return len(ws) > 0
+	}
+	errs := v1alpha1.CheckReferences(objs, known, workloads)
+	if lookupErr != nil {
+		return nil, fmt.Errorf("check references: %w", lookupErr)
+	}
+	var details []client.ErrorDetail
+	for _, fe := range errs {
+		ref, field, ok := strings.Cut(fe.Field, ": ")
+		if !ok {
+			ref, field = "", fe.Field
+		}
+		d := client.ErrorDetail{Ref: ref, Field: field, Detail: fe.Detail}
+		for i, o := range objs {
+			if o.Ref() == ref {
+				d.Document = i + 1
+				break
+			}
+		}
+		details = append(details, d)
+	}
+	return details, nil
 }
 
 // objectRef names a resource as error messages show it: "Service default/payments".

@@ -8,8 +8,10 @@ import (
 
 // The lowercase kinds, as they appear in resource keys, that Input holds.
 const (
-	kindMesh    = "mesh"
-	kindService = "service"
+	kindMesh              = "mesh"
+	kindService           = "service"
+	kindRoute             = "route"
+	kindDestinationPolicy = "destinationpolicy"
 )
 
 // meshName is the name of the one Mesh resource.
@@ -60,6 +62,38 @@ func (w *Watcher) handleResource(b *batch, key string, value []byte, modRev int6
 		}
 		spec.Default()
 		b.putService(sk, spec)
+
+	case kindRoute:
+		rk := objectName{namespace: namespace, name: name}
+		if deleted {
+			b.deleteRoute(rk)
+			return
+		}
+		obj, err := store.DecodeObject(value, modRev)
+		spec, ok := specOf[*v1alpha1.RouteSpec](obj)
+		if err != nil || !ok {
+			w.warnOnce(key, "ignoring undecodable Route", "key", key, "err", err)
+			b.deleteRoute(rk)
+			return
+		}
+		spec.Default()
+		b.putRoute(rk, spec)
+
+	case kindDestinationPolicy:
+		sk := translate.ServiceKey{Namespace: namespace, Name: name}
+		if deleted {
+			b.deletePolicy(sk)
+			return
+		}
+		obj, err := store.DecodeObject(value, modRev)
+		spec, ok := specOf[*v1alpha1.DestinationPolicySpec](obj)
+		if err != nil || !ok {
+			w.warnOnce(key, "ignoring undecodable DestinationPolicy", "key", key, "err", err)
+			b.deletePolicy(sk)
+			return
+		}
+		spec.Default()
+		b.putPolicy(sk, spec)
 
 	default:
 		w.warnOnce("kind/"+kind, "ignoring resources of a kind that translation does not read", "kind", kind)

@@ -15,6 +15,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/controlplane/store"
 	"github.com/weftmesh/weft/controlplane/translate"
 )
@@ -47,6 +48,10 @@ type Watcher struct {
 	// warned holds what was logged as ignored, so it is logged once.
 	// Only Run's goroutine touches it.
 	warned map[string]bool
+
+	// routes holds every Route by name, as of the current Input. Only
+	// Run's goroutine touches it.
+	routes map[objectName]*v1alpha1.RouteSpec
 
 	// afterLoad, if set, runs between the load and the start of the watch;
 	// tests use it to compact the store under the watch.
@@ -142,12 +147,13 @@ func (w *Watcher) load(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("meshstate: load: %w", err)
 	}
-	b := newBatch(emptyInput())
+	b := newBatch(emptyInput(), nil)
 	for _, r := range resp.Responses {
 		for _, kv := range r.GetResponseRange().GetKvs() {
 			w.handle(b, string(kv.Key), kv.Value, kv.ModRevision, false)
 		}
 	}
+	w.routes = b.routes
 	w.publish(&b.next)
 	w.log.Debug("loaded mesh state", "revision", resp.Header.Revision,
 		"services", len(b.next.Services), "workload_services", len(b.next.Workloads))
@@ -175,10 +181,11 @@ func (w *Watcher) follow(ctx context.Context, rev int64) error {
 			if err := resp.Err(); err != nil {
 				return fmt.Errorf("meshstate: watch from revision %d: %w", rev+1, err)
 			}
-			b := newBatch(w.current.Load())
+			b := newBatch(w.current.Load(), w.routes)
 			for _, ev := range resp.Events {
 				w.handle(b, string(ev.Kv.Key), ev.Kv.Value, ev.Kv.ModRevision, ev.Type == clientv3.EventTypeDelete)
 			}
+			w.routes = b.routes
 			if b.changed {
 				w.publish(&b.next)
 			}

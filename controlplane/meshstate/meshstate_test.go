@@ -63,6 +63,14 @@ func render(in *translate.Input) string {
 		s, _ := json.Marshal(in.Services[k])
 		fmt.Fprintf(&b, "service %s/%s=%s\n", k.Namespace, k.Name, s)
 	}
+	for _, k := range slices.SortedFunc(maps.Keys(in.Routes), less) {
+		s, _ := json.Marshal(in.Routes[k])
+		fmt.Fprintf(&b, "route %s/%s=%s\n", k.Namespace, k.Name, s)
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(in.Policies), less) {
+		s, _ := json.Marshal(in.Policies[k])
+		fmt.Fprintf(&b, "policy %s/%s=%s\n", k.Namespace, k.Name, s)
+	}
 	for _, k := range slices.SortedFunc(maps.Keys(in.Workloads), less) {
 		for _, w := range in.Workloads[k] {
 			fmt.Fprintf(&b, "workload %s/%s=%s\n", k.Namespace, k.Name, protojson.Format(w))

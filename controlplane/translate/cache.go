@@ -2,11 +2,12 @@ package translate
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	"github.com/weftmesh/weft/api/meshv1"
 	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"google.golang.org/protobuf/proto"
@@ -14,16 +15,19 @@ import (
 
 // Cache lets the translations of many proxies share the resources that
 // depend on one service alone: its outbound cluster, load assignment and
-// route, and the ROOTCA secret that every proxy gets. Every proxy that
-// routes to a service then holds the same messages instead of its own
-// copies, and their deterministic encoding, which versions hash, is made
-// once instead of once per proxy.
+// route, those of its subsets, and the ROOTCA secret that every proxy gets.
+// Every proxy that routes to a service then holds the same messages instead
+// of its own copies, and their deterministic encoding, which versions hash,
+// is made once instead of once per proxy.
 //
 // An entry is reused only while what it was built from is unchanged, by
-// content: the trust domain and the service's protocol for a cluster, the
-// ready workloads' IDs, versions and addresses for a load assignment, the
-// bundle's bytes for the secret. Cache.ForNode therefore returns exactly
-// what ForNode returns. A Cache is safe for concurrent use.
+// content: for a cluster the trust domain, the service's protocol and
+// DestinationPolicy and the retry budget Routes set on it; for a load
+// assignment the ready workloads' IDs, versions and addresses (of those in
+// the subset, for a subset's); for a route the service's protocol and Route
+// and the DestinationPolicies of the services it sends to; for the secret
+// the bundle's bytes. Cache.ForNode therefore returns exactly what ForNode
+// returns. A Cache is safe for concurrent use.
 type Cache struct {
 	mu       sync.Mutex
 	services map[ServiceKey]*serviceEntry
@@ -32,16 +36,21 @@ type Cache struct {
 	secretBundle []byte
 }
 
-// serviceEntry holds the shared resources of one service.
+// serviceEntry holds the shared resources of one service: its cluster,
+// load assignment and route, and those of its subsets, by resource name
+// and type, each with the content key of what it was built from.
 type serviceEntry struct {
-	// The cluster and route are built from the trust domain and protocol.
-	trustDomain string
-	protocol    v1alpha1.Protocol
-	cluster     *sharedResource
-	route       *sharedResource
-	// The load assignment is built from the ready workloads.
-	ready []endpointKey
-	cla   *sharedResource
+	shared map[sharedName]*keyedResource
+}
+
+// sharedName names a shared resource of a service: its kind, as type URLs
+// would, and its name.
+type sharedName struct{ kind, name string }
+
+// keyedResource is a shared resource and the content it was built from.
+type keyedResource struct {
+	key string
+	res *sharedResource
 }
 
 // endpointKey is what a load assignment reads of a workload.
@@ -97,75 +106,138 @@ func share(m types.Resource) (*sharedResource, error) {
 // The methods below hand out a resource of the translation, from the cache
 // when there is one, and record the encoding of shared ones for version.
 
-func (t *translation) clusterOf(key ServiceKey) types.Resource {
+// sharedOf hands out the resource name of kind for the service key: the
+// cached one while contentKey is unchanged, else a new one from build.
+func (t *translation) sharedOf(key ServiceKey, kind, name string, contentKey func() (string, error), build func() types.Resource) types.Resource {
 	if t.cache == nil {
-		return t.outboundCluster(key)
+		return build()
 	}
-	td, proto := t.in.TrustDomain, t.in.protocol(key)
+	ck, err := contentKey()
+	if err != nil {
+		if t.err == nil {
+			t.err = fmt.Errorf("%s %q: %w", kind, name, err)
+		}
+		return build()
+	}
+	sn := sharedName{kind, name}
 	t.cache.mu.Lock()
-	e := t.cache.entry(key)
-	r := e.cluster
-	if r == nil || e.trustDomain != td || e.protocol != proto {
-		r = nil
+	var r *sharedResource
+	if kr := t.cache.entry(key).shared[sn]; kr != nil && kr.key == ck {
+		r = kr.res
 	}
 	t.cache.mu.Unlock()
 	if r == nil {
-		if r = t.shareBuilt(t.outboundCluster(key)); r == nil {
+		if r = t.shareBuilt(build()); r == nil {
 			return nil
 		}
 		t.cache.mu.Lock()
 		e := t.cache.entry(key)
-		e.trustDomain, e.protocol, e.cluster = td, proto, r
+		if e.shared == nil {
+			e.shared = map[sharedName]*keyedResource{}
+		}
+		e.shared[sn] = &keyedResource{key: ck, res: r}
 		t.cache.mu.Unlock()
 	}
 	return t.use(r)
 }
 
+// contentKey encodes what a resource is built from: strings as they are,
+// anything else as JSON, nil as nothing. Parts are separated by NUL, which
+// neither names nor JSON hold unescaped.
+func contentKey(parts ...any) func() (string, error) {
+	return func() (string, error) {
+		var b strings.Builder
+		for _, p := range parts {
+			switch v := p.(type) {
+			case string:
+				b.WriteString(v)
+			case v1alpha1.Protocol:
+				b.WriteString(string(v))
+			default:
+				if !isNil(v) {
+					j, err := json.Marshal(v)
+					if err != nil {
+						return "", err
+					}
+					b.Write(j)
+				}
+			}
+			b.WriteByte(0)
+		}
+		return b.String(), nil
+	}
+}
+
+// isNil reports whether v is nil or a nil pointer of the kinds contentKey
+// is given.
+func isNil(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case *v1alpha1.RouteSpec:
+		return v == nil
+	case *v1alpha1.DestinationPolicySpec:
+		return v == nil
+	case *v1alpha1.RetryBudget:
+		return v == nil
+	case []*v1alpha1.DestinationPolicySpec:
+		for _, p := range v {
+			if p != nil {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// clusterOf is the cluster of a service, or of one of its subsets. It reads
+// the trust domain, the service's protocol and DestinationPolicy, and the
+// retry budget Routes set on it.
+func (t *translation) clusterOf(key ServiceKey, subset string) types.Resource {
+	name := targetCluster(key, subset)
+	return t.sharedOf(key, "cluster", name,
+		contentKey(t.in.TrustDomain, t.in.protocol(key), t.in.Policies[key], t.in.retryBudget(name)),
+		func() types.Resource { return t.outboundCluster(key, subset) })
+}
+
+// routeOf is the RouteConfiguration of a service's upstream port. It reads
+// the service's protocol and Route, and the DestinationPolicies of the
+// services it routes to.
 func (t *translation) routeOf(key ServiceKey) types.Resource {
-	if t.cache == nil {
-		return t.outboundRoute(key)
+	dests := append([]ServiceKey{key}, t.in.RouteTargets(key)...)
+	policies := make([]*v1alpha1.DestinationPolicySpec, len(dests))
+	for i, d := range dests {
+		policies[i] = t.in.Policies[d]
 	}
-	// A route depends on the service's name alone.
-	t.cache.mu.Lock()
-	r := t.cache.entry(key).route
-	t.cache.mu.Unlock()
-	if r == nil {
-		if r = t.shareBuilt(t.outboundRoute(key)); r == nil {
-			return nil
-		}
-		t.cache.mu.Lock()
-		t.cache.entry(key).route = r
-		t.cache.mu.Unlock()
-	}
-	return t.use(r)
+	return t.sharedOf(key, "route", xdsmeta.OutboundRoute(key.Name, key.Namespace),
+		contentKey(t.in.protocol(key), t.in.Routes[key], policies),
+		func() types.Resource { return t.outboundRoute(key) })
 }
 
-func (t *translation) loadAssignmentOf(key ServiceKey) types.Resource {
-	if t.cache == nil {
-		return t.loadAssignment(key)
+// loadAssignmentOf is the load assignment of a service, or of one of its
+// subsets. It reads the ready workloads' IDs, versions and addresses, and
+// for a subset which of them are in it.
+func (t *translation) loadAssignmentOf(key ServiceKey, subset *v1alpha1.Subset) types.Resource {
+	name := xdsmeta.OutboundCluster(key.Name, key.Namespace)
+	if subset != nil {
+		name = targetCluster(key, subset.Name)
 	}
-	ready := t.in.readyWorkloads(key)
-	t.cache.mu.Lock()
-	e := t.cache.entry(key)
-	r := e.cla
-	if r == nil || !sameEndpoints(e.ready, ready) {
-		r = nil
-	}
-	t.cache.mu.Unlock()
-	if r == nil {
-		if r = t.shareBuilt(t.loadAssignment(key)); r == nil {
-			return nil
+	return t.sharedOf(key, "endpoints", name, func() (string, error) {
+		var b strings.Builder
+		for _, w := range t.in.readyWorkloads(key) {
+			if subset != nil && !inSubset(w.GetLabels(), w.GetVersion(), subset.Labels) {
+				continue
+			}
+			b.WriteString(w.GetId())
+			b.WriteByte(0)
+			b.WriteString(w.GetVersion())
+			b.WriteByte(0)
+			b.WriteString(w.GetAddress())
+			b.WriteByte(0)
 		}
-		keys := make([]endpointKey, len(ready))
-		for i, w := range ready {
-			keys[i] = endpointKey{w.GetId(), w.GetVersion(), w.GetAddress()}
-		}
-		t.cache.mu.Lock()
-		e := t.cache.entry(key)
-		e.ready, e.cla = keys, r
-		t.cache.mu.Unlock()
-	}
-	return t.use(r)
+		return b.String(), nil
+	}, func() types.Resource { return t.loadAssignment(key, subset) })
 }
 
 func (t *translation) rootCAOf() types.Resource {
@@ -211,17 +283,4 @@ func (t *translation) use(r *sharedResource) types.Resource {
 	}
 	t.encoded[r.msg] = r.encoded
 	return r.msg
-}
-
-// sameEndpoints reports whether keys describe the workloads ws, in order.
-func sameEndpoints(keys []endpointKey, ws []*meshv1.Workload) bool {
-	if len(keys) != len(ws) {
-		return false
-	}
-	for i, w := range ws {
-		if keys[i] != (endpointKey{w.GetId(), w.GetVersion(), w.GetAddress()}) {
-			return false
-		}
-	}
-	return true
 }

@@ -1,18 +1,24 @@
 package translate
 
 import (
+	"slices"
+
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"github.com/weftmesh/weft/api/meshv1"
+	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // outboundCluster is the mTLS cluster of a mesh service, its endpoints from
 // EDS. HTTP goes over pooled HTTP/2 between proxies, whatever the app speaks.
-func (t *translation) outboundCluster(key ServiceKey) *clusterv3.Cluster {
-	name := xdsmeta.OutboundCluster(key.Name, key.Namespace)
+// A subset's cluster is the same with its own name and EDS service name.
+// Both carry what the service's DestinationPolicy asks.
+func (t *translation) outboundCluster(key ServiceKey, subset string) *clusterv3.Cluster {
+	name := targetCluster(key, subset)
 	http := t.in.protocol(key).IsHTTP()
 	alpn := []string{xdsmeta.ALPNTCP}
 	if http {
@@ -25,19 +31,30 @@ func (t *translation) outboundCluster(key ServiceKey) *clusterv3.Cluster {
 		LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
 		TransportSocket:      t.upstreamTLS(t.spiffeID(key), alpn),
 	}
+	if subset != "" {
+		c.EdsClusterConfig.ServiceName = name
+	}
 	if http {
 		c.TypedExtensionProtocolOptions = t.httpProtocolOptions(true)
 	}
+	t.applyPolicy(c, key)
 	return c
 }
 
 // loadAssignment lists a service's ready workloads by their proxies'
 // inbound addresses. A workload whose address is not IP:port is left out:
 // the registry checks addresses, and one bad registration must not cost
-// every proxy its configuration.
-func (t *translation) loadAssignment(key ServiceKey) *endpointv3.ClusterLoadAssignment {
+// every proxy its configuration. A subset's lists only the workloads whose
+// labels include the subset's.
+func (t *translation) loadAssignment(key ServiceKey, subset *v1alpha1.Subset) *endpointv3.ClusterLoadAssignment {
 	cla := &endpointv3.ClusterLoadAssignment{ClusterName: xdsmeta.OutboundCluster(key.Name, key.Namespace)}
 	ready := t.in.readyWorkloads(key)
+	if subset != nil {
+		cla.ClusterName = targetCluster(key, subset.Name)
+		ready = slices.DeleteFunc(ready, func(w *meshv1.Workload) bool {
+			return !inSubset(w.GetLabels(), w.GetVersion(), subset.Labels)
+		})
+	}
 	lbs := make([]*endpointv3.LbEndpoint, 0, len(ready))
 	for _, w := range ready {
 		addr, err := socketAddress(w.GetAddress())

@@ -34,6 +34,12 @@ type Input struct {
 	Services map[ServiceKey]*v1alpha1.ServiceSpec
 	// Workloads holds every registered workload, by service; each slice sorted by ID.
 	Workloads map[ServiceKey][]*meshv1.Workload
+	// Routes holds the Route of each service that has one, keyed by the
+	// service it governs (spec defaulted).
+	Routes map[ServiceKey]*v1alpha1.RouteSpec
+	// Policies holds the DestinationPolicy of each service that has one,
+	// keyed by its service, whose name it bears (spec defaulted).
+	Policies map[ServiceKey]*v1alpha1.DestinationPolicySpec
 }
 
 // Fingerprint is a hash of the whole Input: equal fingerprints mean equal
@@ -68,6 +74,22 @@ func (in *Input) Fingerprint() (string, error) {
 		}
 	}
 	write(nil) // ends the services
+	for _, key := range slices.SortedFunc(maps.Keys(in.Routes), compareKeys) {
+		write([]byte(key.Namespace))
+		write([]byte(key.Name))
+		if err := writeJSON(in.Routes[key]); err != nil {
+			return "", fmt.Errorf("translate: fingerprint route of %s: %w", host(key), err)
+		}
+	}
+	write(nil) // ends the routes
+	for _, key := range slices.SortedFunc(maps.Keys(in.Policies), compareKeys) {
+		write([]byte(key.Namespace))
+		write([]byte(key.Name))
+		if err := writeJSON(in.Policies[key]); err != nil {
+			return "", fmt.Errorf("translate: fingerprint destination policy of %s: %w", host(key), err)
+		}
+	}
+	write(nil) // ends the policies
 	opts := proto.MarshalOptions{Deterministic: true}
 	var buf []byte
 	for _, key := range slices.SortedFunc(maps.Keys(in.Workloads), compareKeys) {

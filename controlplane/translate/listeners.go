@@ -9,6 +9,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -38,7 +39,7 @@ func (t *translation) inbound(self ServiceKey) (*listenerv3.Listener, *clusterv3
 	var alpn []string
 	if proto.IsHTTP() {
 		alpn = []string{alpnH2, alpnHTTP11}
-		filter = t.httpConnectionManager(xdsmeta.InboundListener, inline(routeToCluster(cluster, cluster)))
+		filter = t.httpConnectionManager(xdsmeta.InboundListener, inline(routeToCluster(cluster, cluster)), false)
 	} else {
 		alpn = []string{xdsmeta.ALPNTCP}
 		filter = t.tcpProxy(xdsmeta.InboundListener, cluster)
@@ -81,9 +82,12 @@ func (t *translation) outboundListener(u xdsmeta.Upstream, key ServiceKey) (*lis
 	}
 	var filter *listenerv3.Filter
 	if t.in.protocol(key).IsHTTP() {
-		filter = t.httpConnectionManager(name, t.rds(xdsmeta.OutboundRoute(key.Name, key.Namespace)))
+		filter = t.httpConnectionManager(name, t.rds(xdsmeta.OutboundRoute(key.Name, key.Namespace)), t.in.hasFault(key))
 	} else {
-		filter = t.tcpProxy(name, xdsmeta.OutboundCluster(key.Name, key.Namespace))
+		filter = &listenerv3.Filter{
+			Name:       filterTCPProxy,
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(t.tcpRouteProxy(name, key))},
+		}
 	}
 	return &listenerv3.Listener{
 		Name:         name,
@@ -99,29 +103,42 @@ func (t *translation) httpProxy() (*listenerv3.Listener, *routev3.RouteConfigura
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("http proxy address: %w", err)
 	}
+	rc, reachable := t.httpProxyRoute()
+	fault := false
+	for _, key := range reachable {
+		fault = fault || t.in.hasFault(key)
+	}
 	l := &listenerv3.Listener{
 		Name:    xdsmeta.HTTPProxyListener,
 		Address: addr,
 		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{
-			t.httpConnectionManager(xdsmeta.HTTPProxyListener, t.rds(xdsmeta.HTTPProxyRoute)),
+			t.httpConnectionManager(xdsmeta.HTTPProxyListener, t.rds(xdsmeta.HTTPProxyRoute), fault),
 		}}},
 	}
-	rc, reachable := t.httpProxyRoute()
 	return l, rc, reachable, nil
 }
 
 // httpConnectionManager is a network filter that routes HTTP with the
 // router filter; routes sets where its routes come from. Upgrades to
 // WebSocket are allowed on every listener: an upgrade has to pass the
-// outbound proxy before it reaches the inbound one.
-func (t *translation) httpConnectionManager(statPrefix string, routes func(*hcmv3.HttpConnectionManager)) *listenerv3.Filter {
+// outbound proxy before it reaches the inbound one. fault adds the fault
+// filter before the router, for routes that inject faults.
+func (t *translation) httpConnectionManager(statPrefix string, routes func(*hcmv3.HttpConnectionManager), fault bool) *listenerv3.Filter {
+	var filters []*hcmv3.HttpFilter
+	if fault {
+		filters = append(filters, &hcmv3.HttpFilter{
+			Name:       filterFault,
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: t.any(&faultv3.HTTPFault{})},
+		})
+	}
+	filters = append(filters, &hcmv3.HttpFilter{
+		Name:       filterRouter,
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: t.any(&routerv3.Router{})},
+	})
 	hcm := &hcmv3.HttpConnectionManager{
-		CodecType:  hcmv3.HttpConnectionManager_AUTO,
-		StatPrefix: statPrefix,
-		HttpFilters: []*hcmv3.HttpFilter{{
-			Name:       filterRouter,
-			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: t.any(&routerv3.Router{})},
-		}},
+		CodecType:      hcmv3.HttpConnectionManager_AUTO,
+		StatPrefix:     statPrefix,
+		HttpFilters:    filters,
 		UpgradeConfigs: upgrades(),
 	}
 	routes(hcm)

@@ -8,8 +8,17 @@ import (
 
 // outboundRoute is the RouteConfiguration behind an HTTP upstream's local
 // port: everything goes to the service's cluster, whatever the Host.
+// A Route of the service replaces that with its rules, then the catch-all.
 func (t *translation) outboundRoute(key ServiceKey) *routev3.RouteConfiguration {
-	return routeToCluster(xdsmeta.OutboundRoute(key.Name, key.Namespace), xdsmeta.OutboundCluster(key.Name, key.Namespace))
+	name := xdsmeta.OutboundRoute(key.Name, key.Namespace)
+	return &routev3.RouteConfiguration{
+		Name: name,
+		VirtualHosts: []*routev3.VirtualHost{{
+			Name:    name,
+			Domains: []string{"*"},
+			Routes:  t.serviceRoutes(key),
+		}},
+	}
 }
 
 // httpProxyRoute routes the explicit HTTP proxy by Host: one virtual host
@@ -41,11 +50,10 @@ func (t *translation) httpProxyRoute() (*routev3.RouteConfiguration, []ServiceKe
 		if len(domains) == 0 {
 			continue
 		}
-		cluster := xdsmeta.OutboundCluster(key.Name, key.Namespace)
 		rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
 			Name:    host(key),
 			Domains: domains,
-			Routes:  []*routev3.Route{routeAll(cluster)},
+			Routes:  t.serviceRoutes(key),
 		})
 		reachable = append(reachable, key)
 	}

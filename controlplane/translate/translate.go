@@ -125,9 +125,20 @@ func (t *translation) resources() (*Resources, error) {
 	for _, key := range slices.SortedFunc(maps.Keys(routed), compareKeys) {
 		r.Routes = append(r.Routes, t.routeOf(key))
 	}
+	// A Route sends traffic to the services it names too: the proxy needs
+	// their clusters and endpoints.
+	for _, key := range slices.Collect(maps.Keys(outbound)) {
+		for _, target := range t.in.RouteTargets(key) {
+			outbound[target] = true
+		}
+	}
 	for _, key := range slices.SortedFunc(maps.Keys(outbound), compareKeys) {
-		r.Clusters = append(r.Clusters, t.clusterOf(key))
-		r.Endpoints = append(r.Endpoints, t.loadAssignmentOf(key))
+		r.Clusters = append(r.Clusters, t.clusterOf(key, ""))
+		r.Endpoints = append(r.Endpoints, t.loadAssignmentOf(key, nil))
+		for i, ss := range t.in.subsetsOf(key) {
+			r.Clusters = append(r.Clusters, t.clusterOf(key, ss.Name))
+			r.Endpoints = append(r.Endpoints, t.loadAssignmentOf(key, &t.in.subsetsOf(key)[i]))
+		}
 	}
 	r.Secrets = append(r.Secrets, t.rootCAOf())
 	if t.err != nil {

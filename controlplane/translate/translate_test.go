@@ -33,6 +33,9 @@ type service struct {
 	protocol  v1alpha1.Protocol // "" for a service without a Service resource
 	port      int32
 	workloads []*meshv1.Workload
+	// route and policy, if set, are the service's Route and DestinationPolicy.
+	route  *v1alpha1.RouteSpec
+	policy *v1alpha1.DestinationPolicySpec
 }
 
 func workload(ns, svc, version, addr string, ready bool) *meshv1.Workload {
@@ -60,6 +63,18 @@ func input(svcs []service, reversed bool) *Input {
 		key := ServiceKey{Namespace: s.ns, Name: s.name}
 		if s.protocol != "" {
 			in.Services[key] = &v1alpha1.ServiceSpec{Ports: []v1alpha1.ServicePort{{Name: "main", Port: s.port, Protocol: s.protocol}}}
+		}
+		if s.route != nil {
+			if in.Routes == nil {
+				in.Routes = map[ServiceKey]*v1alpha1.RouteSpec{}
+			}
+			in.Routes[key] = s.route
+		}
+		if s.policy != nil {
+			if in.Policies == nil {
+				in.Policies = map[ServiceKey]*v1alpha1.DestinationPolicySpec{}
+			}
+			in.Policies[key] = s.policy
 		}
 		if len(s.workloads) > 0 {
 			ws := slices.Clone(s.workloads)
@@ -138,6 +153,16 @@ func cases() []testCase {
 			}},
 		},
 		node: node("shop", "greeter", "127.0.3.1:15006", "inventory=127.0.0.1:50051"),
+	}, {
+		// A Route and a DestinationPolicy with every feature, a tcp Route,
+		// and the services they name, reached by upstreams and the HTTP proxy.
+		name: "traffic",
+		svcs: trafficServices(),
+		node: func() xdsmeta.Node {
+			n := node("shop", "web", "127.0.4.1:15006", "catalog=127.0.0.1:9001", "db=127.0.0.1:9002")
+			n.HTTPProxy = "127.0.0.1:15080"
+			return n
+		}(),
 	}, {
 		// A proxy that starts before anything else: every cluster is empty.
 		name: "no-workloads",
@@ -289,7 +314,7 @@ func TestFingerprint(t *testing.T) {
 		t.Error("a workload's readiness did not change the fingerprint")
 	}
 	// Fingerprint hashes each field of Input by hand: a new field needs a line there.
-	if n := reflect.TypeFor[Input]().NumField(); n != 5 {
+	if n := reflect.TypeFor[Input]().NumField(); n != 7 {
 		t.Errorf("Input has %d fields; make Fingerprint hash the new ones, then update this test", n)
 	}
 }

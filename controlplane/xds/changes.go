@@ -5,6 +5,7 @@ import (
 	"reflect"
 
 	"github.com/weftmesh/weft/api/meshv1"
+	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/controlplane/translate"
 )
@@ -13,11 +14,21 @@ import (
 // grain translation reads them: a proxy's configuration depends on the
 // whole-mesh fields, on the Service resource of its own service, and on the
 // Service resource and workloads of each service it routes to (of every
-// service when it has an HTTP proxy port).
+// service when it has an HTTP proxy port), on the Route and the
+// DestinationPolicy of each of those, and on the Service, workloads and
+// DestinationPolicy of every service such a Route names. A cluster also
+// carries the retry budget of the Routes that send to it, so a Route's
+// change reaches the holders of the clusters it budgets, before and after.
 type changes struct {
 	all       bool // trust domain, trust bundle or Mesh
 	specs     map[translate.ServiceKey]bool
 	workloads map[translate.ServiceKey]bool
+	routes    map[translate.ServiceKey]bool
+	policies  map[translate.ServiceKey]bool
+	// budgets holds the services whose clusters a changed Route budgets.
+	budgets map[translate.ServiceKey]bool
+	// next is the newer input, whose Routes say what a proxy reads.
+	next *translate.Input
 }
 
 // diffInputs compares the input of the last recompute, a, with the next, b.
@@ -30,7 +41,20 @@ func diffInputs(a, b *translate.Input) changes {
 		!reflect.DeepEqual(a.Mesh, b.Mesh) {
 		return changes{all: true}
 	}
-	c := changes{specs: map[translate.ServiceKey]bool{}, workloads: map[translate.ServiceKey]bool{}}
+	c := changes{
+		specs: map[translate.ServiceKey]bool{}, workloads: map[translate.ServiceKey]bool{},
+		routes: map[translate.ServiceKey]bool{}, policies: map[translate.ServiceKey]bool{},
+		budgets: map[translate.ServiceKey]bool{}, next: b,
+	}
+	diffMap(a.Routes, b.Routes, c.routes)
+	diffMap(a.Policies, b.Policies, c.policies)
+	for k := range c.routes {
+		for _, r := range []*v1alpha1.RouteSpec{a.Routes[k], b.Routes[k]} {
+			for _, d := range translate.ClustersTouchedBy(k, r) {
+				c.budgets[d] = true
+			}
+		}
+	}
 	for k, spec := range b.Services {
 		if old, ok := a.Services[k]; !ok || old != spec {
 			c.specs[k] = true
@@ -54,6 +78,21 @@ func diffInputs(a, b *translate.Input) changes {
 	return c
 }
 
+// diffMap marks in changed the keys whose value is not the same pointer in
+// a and b.
+func diffMap[V comparable](a, b map[translate.ServiceKey]V, changed map[translate.ServiceKey]bool) {
+	for k, v := range b {
+		if old, ok := a[k]; !ok || old != v {
+			changed[k] = true
+		}
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			changed[k] = true
+		}
+	}
+}
+
 // sameSlice reports whether a and b are one slice: same array, same length.
 func sameSlice(a, b []*meshv1.Workload) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
@@ -64,7 +103,7 @@ func (c changes) affect(n xdsmeta.Node) bool {
 	if c.all {
 		return true
 	}
-	if len(c.specs) == 0 && len(c.workloads) == 0 {
+	if len(c.specs) == 0 && len(c.workloads) == 0 && len(c.routes) == 0 && len(c.policies) == 0 {
 		return false
 	}
 	if n.HTTPProxy != "" {
@@ -76,9 +115,20 @@ func (c changes) affect(n xdsmeta.Node) bool {
 	}
 	for _, u := range n.Upstreams {
 		k := translate.ServiceKey{Namespace: u.Namespace, Name: u.Service}
-		if c.specs[k] || c.workloads[k] {
+		if c.routes[k] || c.target(k) {
 			return true
+		}
+		for _, d := range c.next.RouteTargets(k) {
+			if c.target(d) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// target reports whether the cluster or endpoints of a service, or what
+// its routes read of it, changed.
+func (c changes) target(k translate.ServiceKey) bool {
+	return c.specs[k] || c.workloads[k] || c.policies[k] || c.budgets[k]
 }

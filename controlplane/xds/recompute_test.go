@@ -47,6 +47,9 @@ func TestRecomputeOnlyWhoReadsTheChange(t *testing.T) {
 	in := meshInput(h.ca)
 	in.Services[billing] = &v1alpha1.ServiceSpec{Ports: []v1alpha1.ServicePort{{Port: 80, Protocol: v1alpha1.ProtocolHTTP}}}
 	h.srv.Update(in)
+	// Let the first recompute see this input: a later one counts only
+	// the proxies that read the change.
+	time.Sleep(quiet)
 
 	web := h.svid("default", "web")
 	a := h.open(&web, webNode())
