@@ -45,7 +45,6 @@ func defaultRetries(attempts int32, perTry time.Duration, on ...v1.RetryOn) *v1.
 }
 
 func TestDecodeTrafficExamples(t *testing.T) {
-	v1.WithTrafficKinds(t)
 	tests := []struct {
 		file string
 		want []*v1.Object
@@ -202,7 +201,6 @@ func TestDecodeTrafficExamples(t *testing.T) {
 // TestTrafficExamplesReferenceEachOther applies the examples together with
 // the services they name, as the API server would check them.
 func TestTrafficExamplesReferenceEachOther(t *testing.T) {
-	v1.WithTrafficKinds(t)
 	services, err := decode.Documents([]byte(`apiVersion: weft.dev/v1alpha1
 kind: Service
 metadata: {name: catalog, namespace: shop}
@@ -233,7 +231,6 @@ Route shop/catalog: spec.rules[2].backends[1].subset: subset "v2" is not defined
 }
 
 func TestDecodeTrafficErrors(t *testing.T) {
-	v1.WithTrafficKinds(t)
 	const route = `apiVersion: weft.dev/v1alpha1
 kind: Route
 metadata: {name: catalog}
@@ -347,7 +344,6 @@ var awkwardSeeds = []string{
 }
 
 func TestAwkwardSeedsAreValid(t *testing.T) {
-	v1.WithTrafficKinds(t)
 	for i, seed := range awkwardSeeds {
 		if _, err := decode.Document([]byte(seed), "seed.yaml"); err != nil {
 			t.Errorf("seed %d: %v", i, err)
@@ -361,7 +357,6 @@ func TestAwkwardSeedsAreValid(t *testing.T) {
 // valid and survive a trip through JSON, both through Object.UnmarshalJSON
 // and through Documents again. Its seeds are the examples in testdata.
 func FuzzTrafficDocuments(f *testing.F) {
-	v1.WithTrafficKinds(f)
 	for _, pattern := range []string{"testdata/*.yaml", "testdata/*.json"} {
 		files, err := filepath.Glob(pattern)
 		if err != nil {

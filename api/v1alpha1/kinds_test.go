@@ -19,7 +19,7 @@ func TestLookup(t *testing.T) {
 		{name: "svc", wantKind: "Service"},
 		{name: "SVC", wantKind: "Service"},
 		{name: "", wantKind: ""},
-		{name: "Route", wantKind: ""},
+		{name: "Gateway", wantKind: ""},
 		{name: "servic", wantKind: ""},
 	}
 	for _, tt := range tests {
@@ -38,7 +38,9 @@ func TestRegisteredKinds(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s/%s/%v/%v/%q", k.Name, k.Plural, k.Aliases, k.Namespaced, k.FixedName))
 	}
 	want := []string{
+		`DestinationPolicy/destinationpolicies/[dp]/true/""`,
 		`Mesh/meshes/[]/false/"default"`,
+		`Route/routes/[]/true/""`,
 		`Service/services/[svc]/true/""`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -47,7 +49,7 @@ func TestRegisteredKinds(t *testing.T) {
 }
 
 func TestKindsReturnsCopies(t *testing.T) {
-	Kinds()[1].Aliases[0] = "changed"
+	Kinds()[3].Aliases[0] = "changed"
 	if k, _ := Lookup("svc"); k.Aliases[0] != "svc" {
 		t.Errorf("changing a Kind returned by Kinds changed the registry: aliases are now %v", k.Aliases)
 	}
@@ -67,8 +69,8 @@ func TestRegisterPanics(t *testing.T) {
 		},
 		{
 			name:      "no spec",
-			kind:      Kind{Name: "Route"},
-			wantPanic: `v1alpha1: Register("Route"): a kind needs a Name and a NewSpec`,
+			kind:      Kind{Name: "Gateway"},
+			wantPanic: `v1alpha1: Register("Gateway"): a kind needs a Name and a NewSpec`,
 		},
 		{
 			name:      "duplicate name",

@@ -40,7 +40,6 @@ func split(service string, backends ...Backend) *RouteSpec {
 }
 
 func TestCheckReferences(t *testing.T) {
-	withTrafficKinds(t)
 	stored := []*Object{
 		serviceObj("default", "catalog", ProtocolHTTP),
 		serviceObj("default", "catalog-next", ProtocolGRPC),
@@ -238,7 +237,6 @@ func TestCheckReferences(t *testing.T) {
 }
 
 func TestCheckReferencesIgnoresNilLookups(t *testing.T) {
-	withTrafficKinds(t)
 	known := func(kind, namespace, name string) (*Object, bool) { return nil, true }
 	objs := []*Object{routeObj("default", "catalog", catalogRoute())}
 	assertErrors(t, CheckReferences(objs, known, nil), []string{

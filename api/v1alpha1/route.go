@@ -2,7 +2,6 @@ package v1alpha1
 
 import (
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -16,18 +15,9 @@ var RouteKind = Kind{
 	NewSpec:    func() Spec { return new(RouteSpec) },
 }
 
-var trafficKinds sync.Once
-
-// RegisterTrafficKinds registers RouteKind and DestinationPolicyKind; calls
-// after the first do nothing. Like Register, it must be called before the
-// registry is read concurrently. The kinds are left out of init until the
-// control plane translates them, so that until then applying one is refused
-// as an unknown kind instead of being stored and silently doing nothing.
-func RegisterTrafficKinds() {
-	trafficKinds.Do(func() {
-		Register(RouteKind)
-		Register(DestinationPolicyKind)
-	})
+func init() {
+	Register(RouteKind)
+	Register(DestinationPolicyKind)
 }
 
 // Bounds and defaults of a Route. Durations are bounded so that a typo

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/weftmesh/weft/api/v1alpha1"
 )
 
 const catalogAndPolicy = `apiVersion: weft.dev/v1alpha1
@@ -38,7 +36,6 @@ spec:
 // no DestinationPolicy defines, stored or applied with it, is rejected
 // whole, with the field's path, and that a correct one is stored.
 func TestApplyChecksReferences(t *testing.T) {
-	v1alpha1.RegisterTrafficKinds()
 	e := newEnv(t)
 	ctx := context.Background()
 	if _, err := e.client.Apply(ctx, []byte(catalogAndPolicy), "catalog.yaml"); err != nil {

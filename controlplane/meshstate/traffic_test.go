@@ -33,7 +33,6 @@ func policy(namespace, svc string, subsets ...string) *v1alpha1.Object {
 // govern, and DestinationPolicies, keyed by their name, reach the Input,
 // defaulted, and leave it when deleted.
 func TestWatcherReadsTraffic(t *testing.T) {
-	v1alpha1.RegisterTrafficKinds()
 	st := storetest.New(t)
 	ctx := testContext(t)
 	w := startWatcher(t, st, nil)

@@ -14,7 +14,6 @@ import (
 // trafficServices are the services of the "traffic" case, with the Routes
 // and DestinationPolicies of testdata/traffic.yaml.
 func trafficServices() []service {
-	v1alpha1.RegisterTrafficKinds()
 	data, err := os.ReadFile(filepath.Join("testdata", "traffic.yaml"))
 	if err != nil {
 		panic(err)
