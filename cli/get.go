@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/weftmesh/weft/api/v1alpha1"
 )
 
 type getOptions struct {
@@ -100,6 +102,10 @@ func (o *getOptions) run(cmd *cobra.Command, root *rootOptions, args []string) e
 		if err != nil {
 			return err
 		}
+		if kind.Name == v1alpha1.RouteKind.Name {
+			statuses := routeStatuses(cmd.Context(), c, namespace, cmd.ErrOrStderr())
+			return printRoutes(out, format, []*v1alpha1.Object{obj}, statuses, true)
+		}
 		return printObject(out, format, kind, obj)
 	}
 	objs, err := c.List(cmd.Context(), kind.Name, namespace)
@@ -109,6 +115,10 @@ func (o *getOptions) run(cmd *cobra.Command, root *rootOptions, args []string) e
 	if len(objs) == 0 && format == formatTable {
 		fmt.Fprintln(cmd.ErrOrStderr(), noneFound(strings.ToLower(kind.Plural), namespace, ""))
 		return nil
+	}
+	if kind.Name == v1alpha1.RouteKind.Name {
+		statuses := routeStatuses(cmd.Context(), c, namespace, cmd.ErrOrStderr())
+		return printRoutes(out, format, objs, statuses, false)
 	}
 	return printObjects(out, format, kind, objs)
 }

@@ -53,6 +53,16 @@ var kindColumns = map[string]struct {
 			return []string{orDash(s.TrustDomain), orDash(string(s.MTLS.Mode)), orDash(durationOrEmpty(s.CertificateTTL))}
 		},
 	},
+	"Route": {
+		headers: []string{"SERVICE", "RULES"},
+		row: func(o *v1alpha1.Object) []string {
+			s, ok := o.Spec.(*v1alpha1.RouteSpec)
+			if !ok {
+				return []string{"", ""}
+			}
+			return []string{orDash(s.Service), strconv.Itoa(len(s.Rules))}
+		},
+	},
 	"Service": {
 		headers: []string{"PORTS"},
 		row: func(o *v1alpha1.Object) []string {

@@ -54,12 +54,17 @@ type AdminAuthenticator interface {
 	VerifyAdmin(ctx context.Context, secret string) (id string, err error)
 }
 
-// Options are what the API server needs. All fields but Log and Version are required.
+// Options are what the API server needs. All fields but Log, Version and
+// RouteStatus are required.
 type Options struct {
 	Store     ResourceStore
 	Workloads WorkloadLister
 	Tokens    TokenCreator
 	Auth      AdminAuthenticator
+	// RouteStatus, if set, says how far Routes have reached the proxies;
+	// without it, GET /api/v1/status/routes reports only whether each
+	// Route is accepted.
+	RouteStatus RouteStatusSource
 	// TrustDomain is the control plane's; a Mesh resource may not name another.
 	TrustDomain string
 	// Version is reported by GET /api/v1/version.
@@ -85,6 +90,7 @@ func New(opts Options) http.Handler {
 	mux.Handle("/api/v1/tokens", methods{http.MethodPost: s.createToken})
 	mux.Handle("/api/v1/workloads", methods{http.MethodGet: s.listWorkloads})
 	mux.Handle("/api/v1/version", methods{http.MethodGet: s.version})
+	mux.Handle("/api/v1/status/routes", methods{http.MethodGet: s.routeStatuses})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no API at "+r.URL.Path)
 	})
