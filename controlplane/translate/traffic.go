@@ -498,11 +498,17 @@ func (t *translation) applyPolicy(c *clusterv3.Cluster, key ServiceKey) {
 				BaseEjectionTime:   durationpb.New(o.BaseEjectionTime.Duration),
 				MaxEjectionPercent: wrapperspb.UInt32(uint32(o.MaxEjectionPercent)),
 			}
+			// Envoy's defaults differ from the API's: consecutive 5xx is on
+			// (5) unless its enforcement is 0, and consecutive gateway
+			// failures never eject unless their enforcement is set.
 			if o.Consecutive5xx > 0 {
 				od.Consecutive_5Xx = wrapperspb.UInt32(uint32(o.Consecutive5xx))
+			} else {
+				od.EnforcingConsecutive_5Xx = wrapperspb.UInt32(0)
 			}
 			if o.ConsecutiveGatewayErrors > 0 {
 				od.ConsecutiveGatewayFailure = wrapperspb.UInt32(uint32(o.ConsecutiveGatewayErrors))
+				od.EnforcingConsecutiveGatewayFailure = wrapperspb.UInt32(100)
 			}
 			if o.ConsecutiveLocalOriginFailures > 0 {
 				od.ConsecutiveLocalOriginFailure = wrapperspb.UInt32(uint32(o.ConsecutiveLocalOriginFailures))

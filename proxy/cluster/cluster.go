@@ -10,6 +10,8 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync/atomic"
+	"time"
 
 	"github.com/weftmesh/weft/proxy/lb"
 )
@@ -31,13 +33,47 @@ type Endpoint struct {
 	healthy           bool
 	workload, version string
 	host              *hostStats
+	cluster           *Cluster
 }
 
 // Address returns the endpoint's host:port.
 func (e *Endpoint) Address() string { return e.addr }
 
-// Healthy reports whether the endpoint may be picked.
+// Healthy reports whether the endpoint's discovery says it may be picked.
+// Outlier detection and health checks may keep it out all the same; see
+// HealthFlags.
 func (e *Endpoint) Healthy() bool { return e.healthy }
+
+// Ejected reports whether outlier detection keeps the endpoint out.
+func (e *Endpoint) Ejected() bool { return e.host.outlier.ejected.Load() }
+
+// FailedHealthCheck reports whether active health checking keeps the
+// endpoint out.
+func (e *Endpoint) FailedHealthCheck() bool { return e.host.hc.failed.Load() }
+
+// Available reports whether the endpoint is in the picker: healthy by
+// discovery, not ejected, not failing its health check.
+func (e *Endpoint) Available() bool { return e.healthy && !e.Ejected() && !e.FailedHealthCheck() }
+
+// HealthFlags is the endpoint's health as Envoy's /clusters shows it:
+// "healthy", or each reason it is kept out ("/failed_eds_health",
+// "/failed_outlier_check").
+func (e *Endpoint) HealthFlags() string {
+	flags := ""
+	if !e.healthy {
+		flags += "/failed_eds_health"
+	}
+	if e.FailedHealthCheck() {
+		flags += "/failed_active_hc"
+	}
+	if e.Ejected() {
+		flags += "/failed_outlier_check"
+	}
+	if flags == "" {
+		return "healthy"
+	}
+	return flags
+}
 
 // Workload returns the workload ID from the endpoint's metadata, if any.
 func (e *Endpoint) Workload() string { return e.workload }
@@ -62,6 +98,10 @@ func (e *Endpoint) RequestFinished(failed bool) {
 	}
 }
 
+// LatencyEWMA returns the endpoint's peak-EWMA latency in seconds (time to
+// response headers), or zero before its first response.
+func (e *Endpoint) LatencyEWMA() float64 { return e.host.latency.value() }
+
 // Stats returns a copy of the endpoint's counters.
 func (e *Endpoint) Stats() EndpointStats { return e.host.snapshot() }
 
@@ -69,29 +109,82 @@ var _ lb.Endpoint = (*Endpoint)(nil)
 
 // Cluster is one immutable configuration of an upstream cluster.
 type Cluster struct {
-	name      string
-	pool      *Pool
-	endpoints []*Endpoint
-	picker    lb.Picker
+	name       string
+	pool       *Pool
+	endpoints  []*Endpoint
+	balancer   lb.Builder
+	picker     atomic.Pointer[pickerRef]
+	limits     Thresholds
+	onOverflow func(kind string)
 }
 
-// New builds a cluster over endpoints, picking with the given balancer.
+// Config is what a Cluster is built from.
+type Config struct {
+	Name      string
+	Pool      *Pool
+	Balancer  lb.Builder
+	Endpoints []EndpointSpec
+	// Thresholds are the circuit-breaker limits; nil means
+	// DefaultThresholds.
+	Thresholds *Thresholds
+	// OnOverflow, if set, is told of every request or retry a circuit
+	// breaker refuses, with the kind of limit hit.
+	OnOverflow func(kind string)
+}
+
+// New builds a cluster over endpoints, picking with the given balancer and
+// Envoy's default circuit-breaker thresholds.
 func New(name string, pool *Pool, balancer lb.Builder, endpoints []EndpointSpec) *Cluster {
-	c := &Cluster{name: name, pool: pool, endpoints: make([]*Endpoint, 0, len(endpoints))}
-	healthy := make([]lb.Endpoint, 0, len(endpoints))
-	for _, s := range endpoints {
-		e := &Endpoint{
-			addr: s.Address, healthy: s.Healthy, workload: s.Workload, version: s.Version,
-			host: pool.host(s.Address),
-		}
-		c.endpoints = append(c.endpoints, e)
-		if e.healthy {
-			healthy = append(healthy, e)
-		}
+	return Build(Config{Name: name, Pool: pool, Balancer: balancer, Endpoints: endpoints})
+}
+
+// Build builds a cluster from cfg.
+func Build(cfg Config) *Cluster {
+	c := &Cluster{
+		name: cfg.Name, pool: cfg.Pool, endpoints: make([]*Endpoint, 0, len(cfg.Endpoints)),
+		balancer: cfg.Balancer, limits: DefaultThresholds(), onOverflow: cfg.OnOverflow,
 	}
-	c.picker = balancer.Build(healthy)
+	if cfg.Thresholds != nil {
+		c.limits = *cfg.Thresholds
+	}
+	for _, s := range cfg.Endpoints {
+		c.endpoints = append(c.endpoints, &Endpoint{
+			addr: s.Address, healthy: s.Healthy, workload: s.Workload, version: s.Version,
+			host: cfg.Pool.host(s.Address), cluster: c,
+		})
+	}
+	c.rebuild()
 	return c
 }
+
+// pickerRef holds a Picker for an atomic swap.
+type pickerRef struct{ lb.Picker }
+
+// rebuild makes a new picker over the available endpoints. It runs on the
+// control path: at build, and when an endpoint is ejected or returns.
+func (c *Cluster) rebuild() {
+	c.pool.rebuildMu.Lock()
+	defer c.pool.rebuildMu.Unlock()
+	avail := make([]lb.Endpoint, 0, len(c.endpoints))
+	for _, e := range c.endpoints {
+		if e.Available() {
+			avail = append(avail, e)
+		}
+	}
+	c.picker.Store(&pickerRef{c.balancer.Build(avail)})
+}
+
+func (c *Cluster) has(h *hostStats) bool {
+	for _, e := range c.endpoints {
+		if e.host == h {
+			return true
+		}
+	}
+	return false
+}
+
+// Thresholds returns the cluster's circuit-breaker limits.
+func (c *Cluster) Thresholds() Thresholds { return c.limits }
 
 // Name returns the cluster's name.
 func (c *Cluster) Name() string { return c.name }
@@ -106,7 +199,7 @@ func (c *Cluster) Endpoints() []*Endpoint { return c.endpoints }
 // Pick chooses the endpoint for a request or connection. It fails with
 // lb.ErrNoEndpoint when no endpoint is healthy.
 func (c *Cluster) Pick(info lb.PickInfo) (*Endpoint, error) {
-	e, err := c.picker.Pick(info)
+	e, err := c.picker.Load().Pick(info)
 	if err != nil {
 		return nil, err
 	}
@@ -115,16 +208,53 @@ func (c *Cluster) Pick(info lb.PickInfo) (*Endpoint, error) {
 
 // RoundTrip sends req to ep over the cluster's pooled connections. It sets
 // req.URL's scheme and host; everything else about req is the caller's.
+//
+// A request over the cluster's max_requests is not sent: RoundTrip answers
+// at once with a local 503 carrying "x-weft-overloaded: true", without an
+// error, so that the caller relays it like any upstream answer.
 func (c *Cluster) RoundTrip(req *http.Request, ep *Endpoint) (*http.Response, error) {
+	c.pool.markTraffic()
+	b := &c.pool.breaker
+	if !acquire(&b.requests, c.limits.MaxRequests) {
+		c.overflow(OverflowRequests)
+		return overloaded(req, OverflowRequests), nil
+	}
 	req.URL.Scheme = c.pool.scheme
 	req.URL.Host = ep.addr
-	return c.pool.transport.RoundTrip(req)
+	if c.limits.LimitPending {
+		var pending *pendingRequest
+		var ok bool
+		if req, pending, ok = c.admitPending(req); !ok {
+			b.requests.Add(-1)
+			c.overflow(OverflowPending)
+			return overloaded(req, OverflowPending), nil
+		}
+		defer pending.finish()
+	}
+	start := time.Now()
+	res, err := c.pool.transport.RoundTrip(req)
+	if err != nil {
+		b.requests.Add(-1)
+		c.pool.outlier.observeErr(ep.host, req, err)
+		return nil, err
+	}
+	ep.host.latency.observe(start, time.Since(start))
+	c.pool.outlier.observe(ep.host, res.StatusCode)
+	res.Body = &releaseBody{ReadCloser: res.Body, c: c}
+	return res, nil
 }
 
 // DialStream opens a dedicated connection to ep for an opaque byte stream,
 // with the cluster's TLS settings and ALPN.
 func (c *Cluster) DialStream(ctx context.Context, ep *Endpoint) (net.Conn, error) {
-	return c.pool.dialStream(ctx, ep, c.pool.streamTLS)
+	c.pool.markTraffic()
+	conn, err := c.pool.dialStream(ctx, ep, c.pool.streamTLS)
+	if IsOverflow(err) {
+		c.overflow(OverflowConnections)
+		return nil, err
+	}
+	c.observeDial(ctx, ep, err)
+	return conn, err
 }
 
 // DialUpgrade opens a dedicated HTTP/1.1 connection to ep, for a request
@@ -132,5 +262,9 @@ func (c *Cluster) DialStream(ctx context.Context, ep *Endpoint) (net.Conn, error
 // the cluster uses it, negotiates ALPN http/1.1 whatever the cluster's
 // protocol.
 func (c *Cluster) DialUpgrade(ctx context.Context, ep *Endpoint) (net.Conn, error) {
-	return c.pool.dialStream(ctx, ep, c.pool.upgradeTLS)
+	conn, err := c.pool.dialStream(ctx, ep, c.pool.upgradeTLS)
+	if IsOverflow(err) {
+		c.overflow(OverflowConnections)
+	}
+	return conn, err
 }

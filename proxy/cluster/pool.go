@@ -50,6 +50,15 @@ type Settings struct {
 	// IdleTimeout closes pooled connections unused that long; zero means
 	// DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// Outlier, if set, enables outlier detection over the pool's endpoints.
+	Outlier *OutlierDetection
+	// HealthCheck, if set, checks the pool's endpoints actively.
+	HealthCheck *HealthCheck
+	// MaxConnections, if positive, bounds the connections open to all the
+	// pool's endpoints (circuit_breakers max_connections). A pooled
+	// request that needs one more waits, as a pending request; a stream
+	// over the limit fails at once with an OverflowError.
+	MaxConnections int64
 }
 
 // ConnectError is a failure to reach an endpoint: TCP connect or TLS
@@ -74,6 +83,17 @@ type Pool struct {
 	streamTLS  *tls.Config
 	upgradeTLS *tls.Config
 	dialer     net.Dialer
+	breaker    breaker
+	outlier    *detector
+	checker    *healthChecker
+	// sawTraffic is set by the first request or stream.
+	sawTraffic atomic.Bool
+	rebuildMu  sync.Mutex
+	// connSlots holds a token per open connection when MaxConnections is set.
+	connSlots chan struct{}
+	// serving is the cluster in service over this pool, whose picker the
+	// pool's detectors rebuild.
+	serving atomic.Pointer[Cluster]
 
 	mu    sync.Mutex
 	hosts map[string]*hostStats
@@ -127,18 +147,37 @@ func NewPool(s Settings) *Pool {
 		t.HTTP2 = &http.HTTP2Config{SendPingTimeout: h2PingInterval, PingTimeout: h2PingTimeout}
 	}
 	p.transport = t
+	if s.Outlier != nil {
+		p.outlier = newDetector(*s.Outlier, p)
+	}
+	if s.HealthCheck != nil {
+		p.checker = newHealthChecker(*s.HealthCheck, p)
+	}
+	if s.MaxConnections > 0 {
+		p.connSlots = make(chan struct{}, s.MaxConnections)
+	}
 	return p
 }
 
 // Settings returns the pool's settings, defaults filled in.
 func (p *Pool) Settings() Settings { return p.settings }
 
-// Close closes the pool's idle connections. Requests in flight finish; their
-// connections close once idle for the idle timeout.
-func (p *Pool) Close() { p.transport.CloseIdleConnections() }
+// Close closes the pool's idle connections and stops its detectors.
+// Requests in flight finish; their connections close once idle for the idle
+// timeout.
+func (p *Pool) Close() {
+	if p.outlier != nil {
+		p.outlier.close()
+	}
+	if p.checker != nil {
+		p.checker.close()
+	}
+	p.transport.CloseIdleConnections()
+}
 
 // Retain forgets the counters of hosts that are not among endpoints. It is
-// called once the configuration holding endpoints is in service.
+// called once the configuration holding endpoints is in service: their
+// cluster becomes the one the pool's detectors act on, and they start.
 func (p *Pool) Retain(endpoints []*Endpoint) {
 	keep := make(map[string]*hostStats, len(endpoints))
 	for _, e := range endpoints {
@@ -147,6 +186,34 @@ func (p *Pool) Retain(endpoints []*Endpoint) {
 	p.mu.Lock()
 	p.hosts = keep
 	p.mu.Unlock()
+	if len(endpoints) == 0 {
+		return
+	}
+	c := endpoints[0].cluster
+	p.serving.Store(c)
+	// Ejections made while c was being built are not in its picker yet.
+	c.rebuild()
+	if p.outlier != nil {
+		p.outlier.run()
+	}
+	if p.checker != nil {
+		p.checker.reconcile(c)
+	}
+}
+
+// rebuild rebuilds the serving cluster's picker, on the control path.
+func (p *Pool) rebuild() {
+	if c := p.serving.Load(); c != nil {
+		c.rebuild()
+	}
+}
+
+// markTraffic notes that the pool carries traffic, without writing the
+// shared flag again once set.
+func (p *Pool) markTraffic() {
+	if !p.sawTraffic.Load() {
+		p.sawTraffic.Store(true)
+	}
 }
 
 func (p *Pool) host(addr string) *hostStats {
@@ -162,11 +229,11 @@ func (p *Pool) host(addr string) *hostStats {
 
 func (p *Pool) dialPlain(ctx context.Context, _, addr string) (net.Conn, error) {
 	h := p.host(addr)
-	c, err := p.connect(ctx, addr, h)
+	c, err := p.connect(ctx, addr, h, true)
 	if err != nil {
 		return nil, err
 	}
-	return Coalesce(&trackedConn{Conn: c, host: h}), nil
+	return Coalesce(&trackedConn{Conn: c, host: h, pool: p}), nil
 }
 
 func (p *Pool) dialTLS(ctx context.Context, _, addr string) (net.Conn, error) {
@@ -179,19 +246,34 @@ func (p *Pool) dialStream(ctx context.Context, ep *Endpoint, cfg *tls.Config) (n
 	if cfg != nil {
 		return p.handshake(ctx, ep.addr, ep.host, cfg, false)
 	}
-	c, err := p.connect(ctx, ep.addr, ep.host)
+	c, err := p.connect(ctx, ep.addr, ep.host, false)
 	if err != nil {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		return &trackedTCPConn{TCPConn: tc, host: ep.host}, nil
+		return &trackedTCPConn{TCPConn: tc, host: ep.host, pool: p}, nil
 	}
-	return &trackedConn{Conn: c, host: ep.host}, nil
+	return &trackedConn{Conn: c, host: ep.host, pool: p}, nil
 }
 
-func (p *Pool) connect(ctx context.Context, addr string, h *hostStats) (net.Conn, error) {
+func (p *Pool) connect(ctx context.Context, addr string, h *hostStats, wait bool) (net.Conn, error) {
+	if p.connSlots != nil {
+		select {
+		case p.connSlots <- struct{}{}:
+		default:
+			if !wait {
+				return nil, &OverflowError{Cluster: p.settings.Name, Kind: OverflowConnections}
+			}
+			select {
+			case p.connSlots <- struct{}{}:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
 	c, err := p.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
+		p.releaseConn()
 		h.cxConnectFail.Add(1)
 		return nil, &ConnectError{Cluster: p.settings.Name, Addr: addr, Err: err}
 	}
@@ -203,11 +285,12 @@ func (p *Pool) connect(ctx context.Context, addr string, h *hostStats) (net.Conn
 func (p *Pool) handshake(ctx context.Context, addr string, h *hostStats, cfg *tls.Config, coalesce bool) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.settings.ConnectTimeout)
 	defer cancel()
-	raw, err := p.connect(ctx, addr, h)
+	// Pooled connections wait for a slot; dedicated streams do not.
+	raw, err := p.connect(ctx, addr, h, coalesce)
 	if err != nil {
 		return nil, err
 	}
-	var under net.Conn = &trackedConn{Conn: raw, host: h}
+	var under net.Conn = &trackedConn{Conn: raw, host: h, pool: p}
 	if coalesce {
 		under = Coalesce(under)
 	}
@@ -220,6 +303,12 @@ func (p *Pool) handshake(ctx context.Context, addr string, h *hostStats, cfg *tl
 	return tc, nil
 }
 
+func (p *Pool) releaseConn() {
+	if p.connSlots != nil {
+		<-p.connSlots
+	}
+}
+
 // EndpointStats are an endpoint's counters, as /clusters shows them.
 type EndpointStats struct {
 	ActiveRequests, TotalRequests, FailedRequests int64
@@ -230,6 +319,9 @@ type EndpointStats struct {
 type hostStats struct {
 	rqActive, rqTotal, rqError       atomic.Int64
 	cxActive, cxTotal, cxConnectFail atomic.Int64
+	latency                          peakEWMA
+	outlier                          outlierState
+	hc                               hcState
 }
 
 func (h *hostStats) snapshot() EndpointStats {
@@ -244,12 +336,14 @@ func (h *hostStats) snapshot() EndpointStats {
 type trackedConn struct {
 	net.Conn
 	host   *hostStats
+	pool   *Pool
 	closed atomic.Bool
 }
 
 func (c *trackedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.host.cxActive.Add(-1)
+		c.pool.releaseConn()
 	}
 	return c.Conn.Close()
 }
@@ -259,12 +353,14 @@ func (c *trackedConn) Close() error {
 type trackedTCPConn struct {
 	*net.TCPConn
 	host   *hostStats
+	pool   *Pool
 	closed atomic.Bool
 }
 
 func (c *trackedTCPConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.host.cxActive.Add(-1)
+		c.pool.releaseConn()
 	}
 	return c.TCPConn.Close()
 }

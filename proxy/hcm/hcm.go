@@ -4,6 +4,9 @@
 // picks an endpoint of the route's cluster and forwards the request over the
 // cluster's pooled connections, streaming bodies and trailers both ways.
 // Upgrades (WebSocket) get a dedicated upstream connection and are spliced.
+// HTTP filters run before the router; the router applies the route's
+// weighted split, header edits, hash key, retries (replaying bodies up to
+// 64 KiB) and mirrors.
 //
 // Locally generated errors follow Envoy: 404 without a route, 503 "no
 // healthy upstream" without an endpoint, 503 when the upstream cannot be
@@ -35,6 +38,8 @@ type Upstream struct {
 	Cluster *cluster.Cluster
 	// Stats are the cluster's metrics in the connection manager's direction.
 	Stats *stats.Cluster
+
+	shadows shadowSlots
 }
 
 // Config is one compiled connection manager.
@@ -49,13 +54,23 @@ type Config struct {
 	RequestID bool
 	// NoRoute receives the metrics of requests that matched no route.
 	NoRoute *stats.Cluster
+	// Filters run in order on every routed request, before the router.
+	Filters []Filter
+	// Retries counts retries; nil counts nothing.
+	Retries *stats.Retries
 	Log     *slog.Logger
 }
 
 // ConnectionManager serves HTTP requests for a listener.
 type ConnectionManager struct {
 	cfg Config
+	// shadows are the mirrored requests in flight.
+	shadows sync.WaitGroup
 }
+
+// WaitShadows waits for the mirrored requests in flight; each is bounded by
+// its route's timeout.
+func (m *ConnectionManager) WaitShadows() { m.shadows.Wait() }
 
 // New returns a connection manager for cfg.
 func New(cfg Config) *ConnectionManager {
@@ -73,14 +88,18 @@ func (m *ConnectionManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var rt *route.Route[*Upstream]
 	if m.cfg.Routes != nil {
-		rt = m.cfg.Routes.Match(r.Host, requestPath(r))
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		rt = m.cfg.Routes.MatchRequest(&route.Request{Host: r.Host, Path: requestPath(r), Method: r.Method, Scheme: scheme, Header: r.Header})
 	}
 	if rt == nil {
 		localReply(w, http.StatusNotFound, errRouteNotFound)
 		m.cfg.NoRoute.Request(http.StatusNotFound, time.Since(start))
 		return
 	}
-	up := rt.Target
+	_, up := rt.Pick()
 	code, aborted := m.serve(w, r, rt, up)
 	up.Stats.Request(code, time.Since(start))
 	if aborted {
@@ -91,10 +110,20 @@ func (m *ConnectionManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *ConnectionManager) serve(w http.ResponseWriter, r *http.Request, rt *route.Route[*Upstream], up *Upstream) (code int, aborted bool) {
+	if len(m.cfg.Filters) > 0 {
+		if code, next := m.runFilters(w, r, rt); !next {
+			return code, false
+		}
+	}
 	if up.Cluster == nil {
 		return localReply(w, rt.ClusterNotFoundCode, errClusterNotFound), false
 	}
-	ep, err := up.Cluster.Pick(lb.PickInfo{})
+	var info lb.PickInfo
+	var setCookie string
+	if len(rt.HashPolicy) > 0 {
+		info.Hash, _, setCookie = requestHash(rt.HashPolicy, r)
+	}
+	ep, err := up.Cluster.Pick(info)
 	if err != nil {
 		return localReply(w, http.StatusServiceUnavailable, errNoHealthyUpstream), false
 	}
@@ -108,10 +137,10 @@ func (m *ConnectionManager) serve(w http.ResponseWriter, r *http.Request, rt *ro
 		}
 		return m.upgrade(w, r, up.Cluster, ep), false
 	}
-	ep.RequestStarted()
-	code, failed, aborted := m.forward(w, r, rt, up.Cluster, ep)
-	ep.RequestFinished(failed || aborted)
-	return code, aborted
+	if setCookie != "" {
+		w.Header().Add("Set-Cookie", setCookie)
+	}
+	return m.forward(w, r, rt, up, ep, info)
 }
 
 func (m *ConnectionManager) upgradeEnabled(rt *route.Route[*Upstream], typ string) bool {
@@ -127,10 +156,12 @@ type exchange struct {
 	url url.URL
 }
 
-// forward sends r upstream and streams the response back. It returns the
-// status code sent downstream, whether the exchange failed, and whether the
-// upstream broke off the response after its headers were sent downstream.
-func (m *ConnectionManager) forward(w http.ResponseWriter, r *http.Request, rt *route.Route[*Upstream], c *cluster.Cluster, ep *cluster.Endpoint) (code int, failed, aborted bool) {
+// forward sends r upstream, retrying as the route's policy allows, and
+// streams the final response back. It returns the status code sent
+// downstream and whether the upstream broke off the response after its
+// headers were sent downstream.
+func (m *ConnectionManager) forward(w http.ResponseWriter, r *http.Request, rt *route.Route[*Upstream], up *Upstream, ep *cluster.Endpoint, info lb.PickInfo) (code int, aborted bool) {
+	c := up.Cluster
 	ex := &exchange{req: *r, url: *r.URL}
 	out := &ex.req
 	out.URL = &ex.url
@@ -138,22 +169,138 @@ func (m *ConnectionManager) forward(w http.ResponseWriter, r *http.Request, rt *
 	out.Close = false
 	// The header is rewritten in place: nothing reads r's own after this.
 	m.rewriteRequestHeader(out.Header, r.TLS != nil)
+	for _, e := range rt.RequestEdits {
+		e.Apply(out.Header)
+	}
 	ctx := r.Context()
 	if rt.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
 		defer cancel()
-		out = out.WithContext(ctx)
 	}
 
-	res, err := c.RoundTrip(out, ep)
+	retry := rt.Retry
+	if retry != nil && retry.NumRetries == 0 {
+		retry = nil
+	}
+	hasBody := r.Body != nil && r.Body != http.NoBody
+	var body *replayBody
+	if hasBody && (retry != nil || len(rt.Mirrors) > 0) {
+		body = newReplayBody(r.Body)
+	}
+	mirrored := len(rt.Mirrors) == 0
+	mirror := func() {
+		if mirrored {
+			return
+		}
+		if !hasBody {
+			mirrored = true
+			m.mirror(rt, out, nil)
+		} else if b, ok := body.complete(); ok {
+			mirrored = true
+			m.mirror(rt, out, b)
+		}
+	}
+	defer mirror()
+
+	var releaseRetry func()
+	defer func() {
+		if releaseRetry != nil {
+			releaseRetry()
+		}
+	}()
+	for attempt := 0; ; attempt++ {
+		tryCtx := ctx
+		var cancelTry context.CancelFunc = func() {}
+		if retry != nil && retry.PerTry > 0 {
+			tryCtx, cancelTry = context.WithTimeout(ctx, retry.PerTry)
+		}
+		// Each attempt that may be retried has its own request: the
+		// transport of an abandoned attempt may still read its fields.
+		req := out
+		if retry != nil || tryCtx != r.Context() {
+			req = out.WithContext(tryCtx)
+		}
+		if body != nil {
+			req.Body = body.attempt()
+		}
+		ep.RequestStarted()
+		res, err := c.RoundTrip(req, ep)
+		mirror()
+		canRetry := retry != nil && attempt < retry.NumRetries && r.Context().Err() == nil && ctx.Err() == nil &&
+			(body == nil || body.replayable())
+		if canRetry {
+			if err != nil {
+				perTryTimeout := errors.Is(tryCtx.Err(), context.DeadlineExceeded)
+				canRetry = perTryTimeout && retry.RetriableStatus(http.StatusGatewayTimeout, "") ||
+					!perTryTimeout && retry.RetriableFailure(cluster.IsConnectError(err))
+			} else {
+				canRetry = res.Header.Get("X-Weft-Overloaded") == "" &&
+					retry.RetriableStatus(res.StatusCode, grpcStatus(res.Header))
+			}
+		}
+		var next *cluster.Endpoint
+		var release func()
+		if canRetry {
+			next, _ = c.Pick(info)
+			ok := false
+			if next != nil {
+				release, ok = acquireRetry(c)
+			}
+			canRetry = ok
+		}
+		if !canRetry {
+			if release != nil {
+				release()
+			}
+			code, failed, aborted := m.respond(w, r, rt, c, ep, tryCtx, res, err)
+			ep.RequestFinished(failed || aborted)
+			cancelTry()
+			return code, aborted
+		}
+		// Abandon this attempt and go again after a back-off.
+		if err == nil {
+			res.Body.Close()
+		}
+		if a, ok := req.Body.(*attemptBody); ok {
+			a.Close()
+		}
+		ep.RequestFinished(true)
+		cancelTry()
+		if releaseRetry != nil {
+			releaseRetry()
+		}
+		releaseRetry = release
+		m.cfg.Retries.Retry(c.Name())
+		if d := retry.BackOff(attempt); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return upstreamFailure(ctx, w, r, ctx.Err()), false
+			}
+		}
+		ep = next
+	}
+}
+
+// respond relays an attempt's outcome downstream: the upstream's response,
+// or a local reply for its error.
+func (m *ConnectionManager) respond(w http.ResponseWriter, r *http.Request, rt *route.Route[*Upstream], c *cluster.Cluster, ep *cluster.Endpoint, ctx context.Context, res *http.Response, err error) (code int, failed, aborted bool) {
+	h := w.Header()
 	if err != nil {
+		for _, e := range rt.ResponseEdits {
+			e.Apply(h)
+		}
 		return upstreamFailure(ctx, w, r, err), true, false
 	}
 	defer res.Body.Close()
 
-	h := w.Header()
 	copyResponseHeader(h, res.Header)
+	for _, e := range rt.ResponseEdits {
+		e.Apply(h)
+	}
 	announced := len(res.Trailer)
 	if announced > 0 {
 		keys := make([]string, 0, announced)
@@ -191,6 +338,29 @@ func (m *ConnectionManager) forward(w http.ResponseWriter, r *http.Request, rt *
 		}
 	}
 	return res.StatusCode, res.StatusCode >= 500, false
+}
+
+// grpcStatus returns the grpc-status of a trailers-only response, or "".
+func grpcStatus(h http.Header) string {
+	if v := h["Grpc-Status"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// retryAdmitter is the cluster's retry admission (max_retries and retry
+// budget).
+type retryAdmitter interface {
+	AcquireRetry() (release func(), ok bool)
+}
+
+// acquireRetry asks the cluster to admit a retry; a cluster without
+// admission control admits every retry.
+func acquireRetry(c any) (release func(), ok bool) {
+	if a, is := c.(retryAdmitter); is {
+		return a.AcquireRetry()
+	}
+	return func() {}, true
 }
 
 // upstreamFailure answers a request whose upstream exchange failed before

@@ -89,3 +89,20 @@ func Names() []string {
 	sort.Strings(names)
 	return names
 }
+
+// Config is the per-cluster tuning of a balancer, from the Cluster's
+// least_request_lb_config or ring_hash_lb_config. Zero fields take the
+// balancer's defaults.
+type Config struct {
+	// ChoiceCount is how many endpoints least_request samples per Pick.
+	ChoiceCount int
+	// MinRingSize and MaxRingSize bound the size of ring_hash's ring.
+	MinRingSize, MaxRingSize uint64
+}
+
+// Configurable is a Builder that takes a cluster's Config.
+type Configurable interface {
+	Builder
+	// WithConfig returns a Builder using cfg, or an error naming the bad value.
+	WithConfig(cfg Config) (Builder, error)
+}

@@ -38,10 +38,26 @@ func Compile[T any](rc *routev3.RouteConfiguration, resolve func(cluster string)
 	for i, pvh := range rc.GetVirtualHosts() {
 		path := fmt.Sprintf("virtual_hosts[%d]", i)
 		vh := &VirtualHost[T]{Name: pvh.GetName()}
+		reqEdits, err := compileHeaderEdits(pvh.GetRequestHeadersToAdd(), pvh.GetRequestHeadersToRemove(),
+			path, "request_headers_to_add", "request_headers_to_remove")
+		if err != nil {
+			return nil, err
+		}
+		resEdits, err := compileHeaderEdits(pvh.GetResponseHeadersToAdd(), pvh.GetResponseHeadersToRemove(),
+			path, "response_headers_to_add", "response_headers_to_remove")
+		if err != nil {
+			return nil, err
+		}
 		for j, pr := range pvh.GetRoutes() {
 			r, err := compileRoute(pr, resolve, fmt.Sprintf("%s.routes[%d]", path, j))
 			if err != nil {
 				return nil, err
+			}
+			if !reqEdits.Empty() {
+				r.RequestEdits = append(r.RequestEdits, &reqEdits)
+			}
+			if !resEdits.Empty() {
+				r.ResponseEdits = append(r.ResponseEdits, &resEdits)
 			}
 			vh.Routes = append(vh.Routes, r)
 		}
@@ -96,16 +112,66 @@ func compileRoute[T any](pr *routev3.Route, resolve func(string) T, path string)
 		return r, err
 	}
 	r.match = m
+	if r.req, err = compileRequestMatch(pr.GetMatch(), path+".match"); err != nil {
+		return r, err
+	}
 	action := pr.GetRoute()
 	if action == nil {
 		return r, fieldErr(path, "a route action is required (direct_response and redirect are not supported)")
 	}
 	apath := path + ".route"
-	r.Cluster = action.GetCluster()
-	if r.Cluster == "" {
+	switch cs := action.GetClusterSpecifier().(type) {
+	case *routev3.RouteAction_Cluster:
+		r.Cluster = cs.Cluster
+		if r.Cluster == "" {
+			return r, fieldErr(apath+".cluster", "a cluster name is required")
+		}
+		r.Target = resolve(r.Cluster)
+	case *routev3.RouteAction_WeightedClusters:
+		if err := compileWeighted(&r, cs.WeightedClusters, resolve, apath+".weighted_clusters"); err != nil {
+			return r, err
+		}
+	default:
 		return r, fieldErr(apath+".cluster", "a cluster name is required")
 	}
-	r.Target = resolve(r.Cluster)
+	if rp := action.GetRetryPolicy(); rp != nil {
+		if r.Retry, err = compileRetry(rp, apath+".retry_policy"); err != nil {
+			return r, err
+		}
+	}
+	for i, mp := range action.GetRequestMirrorPolicies() {
+		mr, err := compileMirror(mp, resolve, fmt.Sprintf("%s.request_mirror_policies[%d]", apath, i))
+		if err != nil {
+			return r, err
+		}
+		r.Mirrors = append(r.Mirrors, mr)
+	}
+	for i, hp := range action.GetHashPolicy() {
+		h, err := compileHashPolicy(hp, fmt.Sprintf("%s.hash_policy[%d]", apath, i))
+		if err != nil {
+			return r, err
+		}
+		r.HashPolicy = append(r.HashPolicy, h)
+	}
+	reqEdits, err := compileHeaderEdits(pr.GetRequestHeadersToAdd(), pr.GetRequestHeadersToRemove(),
+		path, "request_headers_to_add", "request_headers_to_remove")
+	if err != nil {
+		return r, err
+	}
+	if !reqEdits.Empty() {
+		r.RequestEdits = append(r.RequestEdits, &reqEdits)
+	}
+	resEdits, err := compileHeaderEdits(pr.GetResponseHeadersToAdd(), pr.GetResponseHeadersToRemove(),
+		path, "response_headers_to_add", "response_headers_to_remove")
+	if err != nil {
+		return r, err
+	}
+	if !resEdits.Empty() {
+		r.ResponseEdits = append(r.ResponseEdits, &resEdits)
+	}
+	if r.PerFilter, err = compilePerFilter(pr.GetTypedPerFilterConfig(), path); err != nil {
+		return r, err
+	}
 	if d := action.GetTimeout(); d != nil {
 		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 {
 			return r, fieldErr(apath+".timeout", "invalid duration")

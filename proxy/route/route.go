@@ -2,7 +2,10 @@
 // a Route for a request's host and path the way Envoy's router does:
 // virtual host by most specific domain (exact, then the longest suffix
 // wildcard, then the longest prefix wildcard, then "*"), then the first
-// route of that virtual host whose match accepts the path.
+// route of that virtual host whose match accepts the path, headers (the
+// method as ":method") and query parameters. A route's action is compiled
+// too: one cluster or a weighted split, retries, mirrors, header edits, hash
+// policies and per-filter configs.
 //
 // A Table is immutable. Its routes carry a Target of the caller's type,
 // resolved once at compile time from the route's cluster name, so a request
@@ -51,8 +54,26 @@ type Route[T any] struct {
 	// ClusterNotFoundCode is the status sent when the cluster is not
 	// configured (Envoy's cluster_not_found_response_code, 503 by default).
 	ClusterNotFoundCode int
+	// Backends, when set, split requests by weight (weighted_clusters);
+	// Cluster and Target are then unset. Pick chooses.
+	Backends []Backend[T]
+	// Retry is the route's retry_policy, or nil.
+	Retry *RetryPolicy
+	// Mirrors copy a share of requests to other clusters.
+	Mirrors []Mirror[T]
+	// HashPolicy makes the hash key handed to the cluster's balancer.
+	HashPolicy []HashPolicy
+	// RequestEdits and ResponseEdits apply in order: the route's, then its
+	// virtual host's, so the least specific overwrite wins, as in Envoy.
+	RequestEdits  []*HeaderEdits
+	ResponseEdits []*HeaderEdits
+	// PerFilter holds typed_per_filter_config compiled by each filter,
+	// keyed by filter name.
+	PerFilter map[string]any
 
-	match pathMatch
+	totalWeight uint64
+	match       pathMatch
+	req         requestMatch
 }
 
 type matchKind uint8
@@ -78,12 +99,18 @@ func (t *Table[T]) Name() string { return t.name }
 // route matches (a 404). host is the request's Host or :authority; path is
 // its request target in origin form, query included.
 func (t *Table[T]) Match(host, path string) *Route[T] {
-	vh := t.VirtualHost(host)
+	return t.MatchRequest(&Request{Host: host, Path: path})
+}
+
+// MatchRequest returns the first route of the request's virtual host whose
+// path, header and query parameter matches all accept it, or nil.
+func (t *Table[T]) MatchRequest(req *Request) *Route[T] {
+	vh := t.VirtualHost(req.Host)
 	if vh == nil {
 		return nil
 	}
 	for i := range vh.Routes {
-		if r := &vh.Routes[i]; r.match.matches(path) {
+		if r := &vh.Routes[i]; r.match.matches(req.Path) && r.req.matches(req) {
 			return r
 		}
 	}

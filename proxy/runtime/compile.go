@@ -266,6 +266,33 @@ func (b *builder) cluster(c *clusterv3.Cluster) (*clusterState, error) {
 		}
 	}
 
+	limits, maxConns, err := circuitBreakers(c.GetCircuitBreakers())
+	if err != nil {
+		return nil, err
+	}
+	settings.MaxConnections = maxConns
+	if od := c.GetOutlierDetection(); od != nil {
+		o, err := outlierDetection(od)
+		if err != nil {
+			return nil, err
+		}
+		o.OnEject = b.rt.metrics.OutlierEjection(name)
+		settings.Outlier = o
+	}
+
+	if hcs := c.GetHealthChecks(); len(hcs) > 0 {
+		hc, err := healthCheck(name, hcs)
+		if err != nil {
+			return nil, err
+		}
+		settings.HealthCheck = hc
+	}
+
+	balancer, err = configureBalancer(c, balancer)
+	if err != nil {
+		return nil, err
+	}
+
 	st.key = proto.Clone(c).(*clusterv3.Cluster)
 	st.key.LoadAssignment = nil
 	var pool *cluster.Pool
@@ -274,7 +301,10 @@ func (b *builder) cluster(c *clusterv3.Cluster) (*clusterState, error) {
 	} else {
 		pool = cluster.NewPool(settings)
 	}
-	st.c = cluster.New(name, pool, balancer, specs)
+	st.c = cluster.Build(cluster.Config{
+		Name: name, Pool: pool, Balancer: balancer, Endpoints: specs,
+		Thresholds: limits, OnOverflow: b.rt.metrics.Overflow(name),
+	})
 	return st, nil
 }
 

@@ -116,12 +116,8 @@ func (b *builder) listener(l *listenerv3.Listener) (*listenerConfig, error) {
 		if err := unpackAny(a, tcpConf, fPath); err != nil {
 			return nil, err
 		}
-		if tcpConf.GetCluster() == "" {
-			return nil, pathErr(fPath+"("+fullName(tcpConf)+").cluster", "a cluster is required (weighted_clusters is not supported)")
-		}
-		up := b.upstream(lc.direction, tcpConf.GetCluster())
-		lc.tcp = &tcp.Proxy{ClusterName: up.Name, Cluster: up.Cluster, Stats: up.Stats, Log: b.rt.log}
-		return lc, nil
+		lc.tcp, err = b.tcpProxy(tcpConf, lc.direction, fPath+"("+fullName(tcpConf)+")")
+		return lc, err
 	default:
 		return nil, pathErr(fPath, "%s is not valid here (want HttpConnectionManager or TcpProxy)", typeName(a))
 	}
@@ -162,13 +158,19 @@ func (b *builder) connectionManager(h *hcmv3.HttpConnectionManager, direction, p
 	filters := h.GetHttpFilters()
 	for i, f := range filters {
 		fpath := fmt.Sprintf("%s.http_filters[%d]", path, i)
-		if err := unpackAny(f.GetTypedConfig(), &routerv3.Router{}, join(fpath, "typed_config")); err != nil {
+		if i == len(filters)-1 {
+			if err := unpackAny(f.GetTypedConfig(), &routerv3.Router{}, join(fpath, "typed_config")); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		hf, err := httpFilter(f, fpath)
+		if err != nil {
 			return nil, err
 		}
-		if i != len(filters)-1 {
-			return nil, pathErr(fpath, "the router must be the last HTTP filter")
-		}
+		cfg.Filters = append(cfg.Filters, hf)
 	}
+	cfg.Retries = stats.RetriesOn(b.rt.opts.Metrics)
 	for i, u := range h.GetUpgradeConfigs() {
 		t := strings.ToLower(u.GetUpgradeType())
 		if t != "websocket" {

@@ -89,10 +89,7 @@ func (r *Runtime) WriteClusters(w io.Writer) {
 		for _, ep := range st.c.Endpoints() {
 			h := fmt.Sprintf("%s::%s", name, ep.Address())
 			es := ep.Stats()
-			health := "healthy"
-			if !ep.Healthy() {
-				health = "/failed_eds_health"
-			}
+			health := ep.HealthFlags()
 			fmt.Fprintf(w, "%s::health_flags::%s\n", h, health)
 			fmt.Fprintf(w, "%s::cx_active::%d\n", h, es.ActiveConnections)
 			fmt.Fprintf(w, "%s::cx_total::%d\n", h, es.TotalConnections)

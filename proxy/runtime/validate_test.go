@@ -91,16 +91,16 @@ func TestValidation(t *testing.T) {
 			})
 		}, hcmPath + `.http_filters[0]: the router must be the last HTTP filter`},
 		{"unsupported field", func(t *testing.T, r *Resources) {
-			r.Clusters[grpcCluster].CircuitBreakers = &clusterv3.CircuitBreakers{}
-		}, `cluster "outbound|greeter.default": circuit_breakers: field is not supported by this proxy`},
+			r.Clusters[grpcCluster].UpstreamConnectionOptions = &clusterv3.UpstreamConnectionOptions{}
+		}, `cluster "outbound|greeter.default": upstream_connection_options: field is not supported by this proxy`},
 		{"unsupported nested field", func(t *testing.T, r *Resources) {
 			inboundConnectionManager(t, r, func(h *hcmv3.HttpConnectionManager) {
 				h.GetRouteConfig().VirtualHosts[0].Routes[0].GetRoute().PrefixRewrite = "/v2"
 			})
 		}, hcmPath + `.route_config.virtual_hosts[0].routes[0].route.prefix_rewrite: field is not supported by this proxy`},
 		{"unsupported lb policy", func(t *testing.T, r *Resources) {
-			r.Clusters[grpcCluster].LbPolicy = clusterv3.Cluster_RING_HASH
-		}, `cluster "outbound|greeter.default": lb_policy: RING_HASH is not supported`},
+			r.Clusters[grpcCluster].LbPolicy = clusterv3.Cluster_MAGLEV
+		}, `cluster "outbound|greeter.default": lb_policy: MAGLEV is not supported`},
 		{"unsupported discovery type", func(t *testing.T, r *Resources) {
 			r.Clusters[grpcCluster].ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
 		}, `cluster "outbound|greeter.default": type: STRICT_DNS is not supported`},
@@ -258,7 +258,7 @@ func TestApplyIsAllOrNothing(t *testing.T) {
 	before, _ := json.Marshal(rt.ConfigDump())
 
 	bad := fullConfig(t)
-	bad.Clusters[grpcCluster].LbPolicy = clusterv3.Cluster_RANDOM
+	bad.Clusters[grpcCluster].LbPolicy = clusterv3.Cluster_MAGLEV
 	for k, v := range good.Listeners {
 		bad.Listeners[k] = v
 	}

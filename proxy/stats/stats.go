@@ -32,6 +32,7 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	tcpConns *prometheus.CounterVec
 	active   *prometheus.GaugeVec
+	upstream upstreamMetrics
 
 	mu       sync.Mutex
 	clusters map[[2]string]*Cluster
@@ -60,8 +61,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Downstream connections currently open, by direction.",
 		}, []string{"direction"}),
 		clusters: map[[2]string]*Cluster{},
+		upstream: newUpstreamMetrics(),
 	}
 	if reg != nil {
+		m.upstream.register(reg)
 		m.requests = register(reg, m.requests)
 		m.duration = register(reg, m.duration)
 		m.tcpConns = register(reg, m.tcpConns)
@@ -118,6 +121,7 @@ func (m *Metrics) Forget(cluster string) {
 	m.requests.DeletePartialMatch(l)
 	m.duration.DeletePartialMatch(l)
 	m.tcpConns.DeletePartialMatch(l)
+	m.upstream.forget(l)
 }
 
 // Cluster is one cluster's metrics in one direction. Series are created on

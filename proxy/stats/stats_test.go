@@ -86,3 +86,31 @@ func BenchmarkRequest(b *testing.B) {
 		}
 	})
 }
+
+func TestUpstreamCounters(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	over := m.Overflow("outbound|a.ns")
+	over("requests")
+	over("requests")
+	over("retries")
+	m.OutlierEjection("outbound|a.ns")()
+	value := func(c prometheus.Counter) float64 {
+		var d dto.Metric
+		c.Write(&d)
+		return d.GetCounter().GetValue()
+	}
+	if got := value(m.upstream.overflow.WithLabelValues("outbound|a.ns", "requests")); got != 2 {
+		t.Fatalf("overflow requests = %v", got)
+	}
+	if got := value(m.upstream.ejections.WithLabelValues("outbound|a.ns")); got != 1 {
+		t.Fatalf("ejections = %v", got)
+	}
+	if n := count(t, reg, "weft_upstream_overflow_total"); n != 2 {
+		t.Fatalf("%d overflow series, want 2", n)
+	}
+	m.Forget("outbound|a.ns")
+	if n := count(t, reg, "weft_upstream_overflow_total", "weft_outlier_ejections_total"); n != 0 {
+		t.Fatalf("%d series left after Forget", n)
+	}
+}

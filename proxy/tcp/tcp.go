@@ -29,6 +29,9 @@ type Proxy struct {
 	ClusterName string
 	Cluster     *cluster.Cluster
 	Stats       *stats.Cluster
+	// Weighted, when set, splits connections by weight (weighted_clusters)
+	// and replaces ClusterName, Cluster and Stats.
+	Weighted []Backend
 	// Log may be nil.
 	Log *slog.Logger
 }
@@ -56,21 +59,22 @@ func (p *Proxy) Serve(ctx context.Context, down net.Conn) {
 			return
 		}
 	}
-	if p.Stats != nil {
-		p.Stats.TCPConnection()
+	name, c, st := p.pick()
+	if st != nil {
+		st.TCPConnection()
 	}
-	if p.Cluster == nil {
-		p.log().Debug("tcp proxy: cluster not found", "cluster", p.ClusterName)
+	if c == nil {
+		p.log().Debug("tcp proxy: cluster not found", "cluster", name)
 		return
 	}
-	ep, err := p.Cluster.Pick(lb.PickInfo{})
+	ep, err := c.Pick(lb.PickInfo{})
 	if err != nil {
-		p.log().Debug("tcp proxy: no healthy upstream", "cluster", p.ClusterName)
+		p.log().Debug("tcp proxy: no healthy upstream", "cluster", name)
 		return
 	}
-	up, err := p.Cluster.DialStream(ctx, ep)
+	up, err := c.DialStream(ctx, ep)
 	if err != nil {
-		p.log().Debug("tcp proxy: upstream connect failed", "cluster", p.ClusterName, "err", err)
+		p.log().Debug("tcp proxy: upstream connect failed", "cluster", name, "err", err)
 		return
 	}
 	Pipe(down, up)

@@ -1,0 +1,58 @@
+package stats
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// upstreamMetrics count what a cluster's own protections do: circuit
+// breakers refusing work and outlier detection ejecting endpoints.
+type upstreamMetrics struct {
+	overflow  *prometheus.CounterVec
+	ejections *prometheus.CounterVec
+}
+
+func newUpstreamMetrics() upstreamMetrics {
+	return upstreamMetrics{
+		overflow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_upstream_overflow_total",
+			Help: "Requests and retries refused at once by a cluster's circuit breaker, by kind of limit.",
+		}, []string{"cluster", "kind"}),
+		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_outlier_ejections_total",
+			Help: "Endpoints ejected by outlier detection.",
+		}, []string{"cluster"}),
+	}
+}
+
+func (u *upstreamMetrics) register(reg prometheus.Registerer) {
+	u.overflow = register(reg, u.overflow)
+	u.ejections = register(reg, u.ejections)
+}
+
+func (u *upstreamMetrics) forget(l prometheus.Labels) {
+	u.overflow.DeletePartialMatch(l)
+	u.ejections.DeletePartialMatch(l)
+}
+
+// Overflow returns the function a cluster calls when its circuit breaker
+// refuses a request or retry of the given kind. Counters are resolved once
+// per kind; later calls take no registry lock.
+func (m *Metrics) Overflow(cluster string) func(kind string) {
+	var counters sync.Map // kind -> prometheus.Counter
+	return func(kind string) {
+		c, ok := counters.Load(kind)
+		if !ok {
+			c, _ = counters.LoadOrStore(kind, m.upstream.overflow.WithLabelValues(cluster, kind))
+		}
+		c.(prometheus.Counter).Inc()
+	}
+}
+
+// OutlierEjection returns the function a cluster calls when outlier
+// detection ejects one of its endpoints.
+func (m *Metrics) OutlierEjection(cluster string) func() {
+	c := m.upstream.ejections.WithLabelValues(cluster)
+	return c.Inc
+}
