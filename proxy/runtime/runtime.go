@@ -190,6 +190,7 @@ func (r *Runtime) Apply(res *Resources) error {
 		}
 		if !ok {
 			r.metrics.Forget(name)
+			stats.RetriesOn(r.opts.Metrics).Forget(name)
 		}
 	}
 	for _, st := range next.clusters {
