@@ -223,8 +223,18 @@ func (t *translation) ruleRoute(key ServiceKey, rule *v1alpha1.RouteRule, m *v1a
 	if rule.Timeout != nil {
 		action.Timeout = durationpb.New(rule.Timeout.Duration)
 	}
-	if p := rule.Retries; p != nil && retries {
-		action.RetryPolicy = retryPolicy(p)
+	if p := rule.Retries; p != nil {
+		switch {
+		case retries:
+			action.RetryPolicy = retryPolicy(p)
+		case slices.Contains(p.RetryOn, v1alpha1.RetryOnConnectFailure):
+			// A request that never reached a backend may be retried
+			// whatever its method: nothing has been done twice.
+			rp := retryPolicy(p)
+			rp.RetryOn = string(v1alpha1.RetryOnConnectFailure)
+			rp.RetriableStatusCodes = nil
+			action.RetryPolicy = rp
+		}
 	}
 	if m := rule.Mirror; m != nil {
 		action.RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{{
@@ -518,8 +528,11 @@ func (t *translation) applyPolicy(c *clusterv3.Cluster, key ServiceKey) {
 		}
 		if h := p.HealthCheck; h != nil {
 			hc := &corev3.HealthCheck{
-				Timeout:            durationpb.New(h.Timeout.Duration),
-				Interval:           durationpb.New(h.Interval.Duration),
+				Timeout:  durationpb.New(h.Timeout.Duration),
+				Interval: durationpb.New(h.Interval.Duration),
+				// The API's interval holds whether or not the cluster has
+				// seen traffic (Envoy's no_traffic_interval defaults to 60s).
+				NoTrafficInterval:  durationpb.New(h.Interval.Duration),
 				HealthyThreshold:   wrapperspb.UInt32(uint32(h.HealthyThreshold)),
 				UnhealthyThreshold: wrapperspb.UInt32(uint32(h.UnhealthyThreshold)),
 			}

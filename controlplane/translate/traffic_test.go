@@ -204,18 +204,21 @@ func TestFingerprintTraffic(t *testing.T) {
 // Envoy routes: split on the method unless retryNonIdempotent, and for a
 // match that names a method, retried only when it is idempotent.
 func TestRetriesKeptToIdempotentMethods(t *testing.T) {
+	const all, onlyConnect = "connect-failure,reset,gateway-error", "connect-failure"
 	key := ServiceKey{"shop", "catalog"}
 	for _, tc := range []struct {
 		name        string
 		method      string
 		nonIdem     bool
-		wantRetries []bool // per Envoy route of the rule
+		wantRetries []string // retry_on per Envoy route of the rule
 	}{
-		{"no method", "", false, []bool{true, false}},
-		{"idempotent method", "PUT", false, []bool{true}},
-		{"non-idempotent method", "POST", false, []bool{false}},
-		{"retryNonIdempotent", "", true, []bool{true}},
-		{"retryNonIdempotent with POST", "POST", true, []bool{true}},
+		// Non-idempotent requests are retried only when no backend was
+		// reached (connect-failure, in the default retryOn).
+		{"no method", "", false, []string{all, onlyConnect}},
+		{"idempotent method", "PUT", false, []string{all}},
+		{"non-idempotent method", "POST", false, []string{onlyConnect}},
+		{"retryNonIdempotent", "", true, []string{all}},
+		{"retryNonIdempotent with POST", "POST", true, []string{all}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := &v1alpha1.RouteSpec{Service: "catalog", Rules: []v1alpha1.RouteRule{{
@@ -233,8 +236,8 @@ func TestRetriesKeptToIdempotentMethods(t *testing.T) {
 			}
 			for i, want := range tc.wantRetries {
 				r := routes[i]
-				if got := r.GetRoute().GetRetryPolicy() != nil; got != want {
-					t.Errorf("route %d: retries = %v, want %v", i, got, want)
+				if got := r.GetRoute().GetRetryPolicy().GetRetryOn(); got != want {
+					t.Errorf("route %d: retry_on = %q, want %q", i, got, want)
 				}
 				if r.GetMatch().GetPathSeparatedPrefix() != "/api" {
 					t.Errorf("route %d: match %v lost the path", i, r.GetMatch())

@@ -50,15 +50,33 @@ func nextIP() string {
 	return fmt.Sprintf("127.10.%d.%d", n/250, n%250+1)
 }
 
-// freeAddr returns ip:port with a port that was free a moment ago.
+// handedOut remembers every address freeAddr gave, so that two calls never
+// give the same one (the kernel may reuse a port just released).
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[string]bool{}
+)
+
+// freeAddr returns ip:port with a port that was free a moment ago and has
+// not been handed out before.
 func freeAddr(t testing.TB, ip string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatalf("find a free port on %s: %v", ip, err)
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatalf("find a free port on %s: %v", ip, err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut[addr] {
+			handedOut[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatalf("no new free port on %s after 100 tries", ip)
+	return ""
 }
 
 // proc is a child process whose output is kept in a file and shown when the test fails.

@@ -138,8 +138,11 @@ type ring struct {
 // A request without a hash (the route defines no hash policy) goes to a
 // random endpoint, as in Envoy.
 func (r *ring) Pick(info lb.PickInfo) (lb.Endpoint, error) {
-	h := info.Hash
-	if h == 0 {
+	// The request's hash is mixed like the points are: FNV-1a of keys that
+	// differ only in their last bytes (user-1, user-2, ...) would otherwise
+	// bunch up on one stretch of the ring.
+	h := mix(info.Hash)
+	if info.Hash == 0 {
 		h = rand.Uint64()
 	}
 	lo, hi := 0, len(r.points)

@@ -2,6 +2,7 @@ package ringhash
 
 import (
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"math"
 	"strconv"
@@ -22,10 +23,11 @@ func endpoints(n int) []lb.Endpoint {
 	return eps
 }
 
+// keyHash is what the proxy's hash policy sends: plain FNV-1a of the key.
 func keyHash(key string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(key))
-	return mix(h.Sum64())
+	return h.Sum64()
 }
 
 func owners(p lb.Picker, keys int) []string {
@@ -156,4 +158,28 @@ func BenchmarkPick(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestSimilarKeysSpread: keys that differ only in their last bytes (user-0,
+// user-1, ...) hash to nearby FNV-1a values; they must still spread over the
+// ring rather than bunch on one endpoint.
+func TestSimilarKeysSpread(t *testing.T) {
+	p := Builder{}.Build(endpoints(3))
+	counts := map[string]int{}
+	for i := range 600 {
+		ep, err := p.Pick(lb.PickInfo{Hash: keyHash(fmt.Sprintf("user-%d", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[ep.Address()]++
+	}
+	for addr, n := range counts {
+		// An even share is 200; 100..300 is far outside chance for a sound mix.
+		if n < 100 || n > 300 {
+			t.Fatalf("endpoint %s got %d of 600 similar keys: %v", addr, n, counts)
+		}
+	}
+	if len(counts) != 3 {
+		t.Fatalf("similar keys reached %d of 3 endpoints: %v", len(counts), counts)
+	}
 }
