@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -24,12 +23,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/weftmesh/weft/api/meshv1"
-	"github.com/weftmesh/weft/api/spiffe"
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/proxy/admin"
 	"github.com/weftmesh/weft/proxy/identity"
 	"github.com/weftmesh/weft/proxy/registration"
 	"github.com/weftmesh/weft/proxy/runtime"
+	"github.com/weftmesh/weft/proxy/tlsx"
 	"github.com/weftmesh/weft/proxy/xdsclient"
 )
 
@@ -45,7 +44,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	p := &proxyState{opts: o, drainCh: make(chan struct{})}
-	tlsConf := controlPlaneTLS(roots, func() *tls.Certificate { return p.id.Certificate() })
+	tlsConf := tlsx.ControlPlaneClient(roots, func() *tls.Certificate { return p.id.Certificate() })
 	creds := credentials.NewTLS(tlsConf)
 	dial := func(context.Context) (*grpc.ClientConn, error) {
 		return grpc.NewClient(o.Control, grpc.WithTransportCredentials(creds))
@@ -176,39 +175,4 @@ func loadRoots(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("proxy: --ca-file %s holds no PEM certificate", path)
 	}
 	return pool, nil
-}
-
-// controlPlaneTLS authenticates the control plane by its SPIFFE ID under the
-// mesh root rather than by host name, so any address of it works.
-func controlPlaneTLS(roots *x509.CertPool, cert func() *tls.Certificate) *tls.Config {
-	return &tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		InsecureSkipVerify: true, // replaced by VerifyConnection below
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("control plane presented no certificate")
-			}
-			inter := x509.NewCertPool()
-			for _, c := range cs.PeerCertificates[1:] {
-				inter.AddCert(c)
-			}
-			if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
-				return fmt.Errorf("control plane certificate: %w", err)
-			}
-			id, err := spiffe.FromCert(cs.PeerCertificates[0])
-			if err != nil {
-				return fmt.Errorf("control plane certificate: %w", err)
-			}
-			if !id.IsControlPlane() {
-				return fmt.Errorf("control plane certificate is for %s, not the control plane", id)
-			}
-			return nil
-		},
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			if c := cert(); c != nil {
-				return c, nil
-			}
-			return &tls.Certificate{}, nil
-		},
-	}
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -19,10 +17,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/weftmesh/weft/api/meshv1"
-	"github.com/weftmesh/weft/api/spiffe"
 	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/proxy/identity"
+	"github.com/weftmesh/weft/proxy/tlsx"
 )
 
 // service is one mesh service of the simulation.
@@ -120,7 +118,7 @@ func (p *simProxy) connect(ctx context.Context, timeout time.Duration) error {
 	cp := p.m.cp
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	var idSrc *identity.Source
-	creds := credentials.NewTLS(controlPlaneTLS(cp.roots, func() *tls.Certificate {
+	creds := credentials.NewTLS(tlsx.ControlPlaneClient(cp.roots, func() *tls.Certificate {
 		if idSrc == nil {
 			return nil
 		}
@@ -229,42 +227,6 @@ func (p *simProxy) close() {
 	p.wg.Wait()
 	if p.conn != nil {
 		p.conn.Close()
-	}
-}
-
-// controlPlaneTLS is what proxy.Run uses: the control plane is checked by
-// its SPIFFE ID under the mesh root, and the proxy presents its SVID once
-// it has one.
-func controlPlaneTLS(roots *x509.CertPool, cert func() *tls.Certificate) *tls.Config {
-	return &tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		InsecureSkipVerify: true, // replaced by VerifyConnection
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("control plane presented no certificate")
-			}
-			inter := x509.NewCertPool()
-			for _, c := range cs.PeerCertificates[1:] {
-				inter.AddCert(c)
-			}
-			if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
-				return fmt.Errorf("control plane certificate: %w", err)
-			}
-			id, err := spiffe.FromCert(cs.PeerCertificates[0])
-			if err != nil {
-				return err
-			}
-			if !id.IsControlPlane() {
-				return fmt.Errorf("control plane certificate is for %s", id)
-			}
-			return nil
-		},
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			if c := cert(); c != nil {
-				return c, nil
-			}
-			return &tls.Certificate{}, nil
-		},
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/weftmesh/weft/api/meshv1"
+	"github.com/weftmesh/weft/proxy/tlsx"
 )
 
 // svidModes are the ways the issuance rate is measured.
@@ -60,7 +61,7 @@ func runSVID(ctx context.Context, cfg *config, bin, label string, log func(strin
 		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok.Token)
 	}
 	dial := func(cert *tls.Certificate) (*grpc.ClientConn, error) {
-		creds := credentials.NewTLS(controlPlaneTLS(cp.roots, func() *tls.Certificate { return cert }))
+		creds := credentials.NewTLS(tlsx.ControlPlaneClient(cp.roots, func() *tls.Certificate { return cert }))
 		return grpc.NewClient(cp.grpcAddr, grpc.WithTransportCredentials(creds))
 	}
 	sign := func(ctx context.Context, conn *grpc.ClientConn, i int) (*meshv1.SignResponse, error) {

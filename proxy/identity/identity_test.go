@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -19,11 +17,11 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/weftmesh/weft/api/meshv1"
-	"github.com/weftmesh/weft/api/spiffe"
 	"github.com/weftmesh/weft/controlplane/ca"
 	cpidentity "github.com/weftmesh/weft/controlplane/identity"
 	"github.com/weftmesh/weft/controlplane/store/storetest"
 	"github.com/weftmesh/weft/controlplane/token"
+	"github.com/weftmesh/weft/proxy/tlsx"
 )
 
 // patience bounds every wait for something that should happen.
@@ -137,32 +135,7 @@ func (cp *controlPlane) joinToken(t *testing.T, service string) string {
 // source, if there is one.
 func (cp *controlPlane) dialer(source func() *Source) Dialer {
 	roots := cp.ca.TrustBundlePool()
-	creds := credentials.NewTLS(&tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		InsecureSkipVerify: true, // replaced by VerifyConnection
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("no server certificate")
-			}
-			if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots}); err != nil {
-				return err
-			}
-			id, err := spiffe.FromCert(cs.PeerCertificates[0])
-			if err != nil {
-				return err
-			}
-			if !id.IsControlPlane() {
-				return fmt.Errorf("server is %s, not the control plane", id)
-			}
-			return nil
-		},
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			if c := source().Certificate(); c != nil {
-				return c, nil
-			}
-			return &tls.Certificate{}, nil
-		},
-	})
+	creds := credentials.NewTLS(tlsx.ControlPlaneClient(roots, func() *tls.Certificate { return source().Certificate() }))
 	return func(context.Context) (*grpc.ClientConn, error) {
 		return grpc.NewClient(cp.addr, grpc.WithTransportCredentials(creds))
 	}

@@ -7,8 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
@@ -32,6 +30,7 @@ import (
 	"github.com/weftmesh/weft/controlplane/store"
 	"github.com/weftmesh/weft/controlplane/store/storetest"
 	"github.com/weftmesh/weft/proxy/registration"
+	"github.com/weftmesh/weft/proxy/tlsx"
 )
 
 // patience bounds every wait for something that should happen.
@@ -138,27 +137,7 @@ func (cp *controlPlane) svid(service string) *tls.Certificate {
 func (cp *controlPlane) dial(addr string, svid *tls.Certificate) *grpc.ClientConn {
 	cp.t.Helper()
 	roots := cp.ca.TrustBundlePool()
-	creds := credentials.NewTLS(&tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		InsecureSkipVerify: true, // replaced by VerifyConnection
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("no server certificate")
-			}
-			if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots}); err != nil {
-				return err
-			}
-			id, err := spiffe.FromCert(cs.PeerCertificates[0])
-			if err != nil {
-				return err
-			}
-			if !id.IsControlPlane() {
-				return fmt.Errorf("server is %s, not the control plane", id)
-			}
-			return nil
-		},
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return svid, nil },
-	})
+	creds := credentials.NewTLS(tlsx.ControlPlaneClient(roots, func() *tls.Certificate { return svid }))
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
 		// Reconnect quickly once a restarted control plane listens again.
 		grpc.WithConnectParams(grpc.ConnectParams{
