@@ -203,14 +203,13 @@ func (cp *controlPlane) nodes(t testing.TB) []nodeStatus {
 
 // applyConfig applies doc and waits until every sidecar in on has either
 // accepted all the control plane sent it or NACKed something since the
-// apply. A NACK skips the test, naming the field the proxy rejected: the
-// proxy does not implement it yet.
+// apply. A NACK fails the test, naming the field the proxy rejected.
 func applyConfig(t *testing.T, cp *controlPlane, doc string, on ...*sidecar) {
 	t.Helper()
 	m := cp.mark(t, on...)
 	cp.apply(t, doc)
 	if msg := settle(t, cp, m); msg != "" {
-		t.Skipf("proxy does not yet honour %s: NACKed", rejectedField(msg))
+		t.Fatalf("a proxy rejected the config (NACK of %s): %s", rejectedField(msg), msg)
 	}
 }
 
