@@ -2,10 +2,8 @@ package v1alpha1_test
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
-	"reflect"
 	"testing"
 	"time"
 
@@ -349,66 +347,6 @@ func TestAwkwardSeedsAreValid(t *testing.T) {
 			t.Errorf("seed %d: %v", i, err)
 		}
 	}
-}
-
-// FuzzTrafficDocuments holds Routes and DestinationPolicies to what
-// decode's own fuzz target holds every kind to: Documents never panics,
-// rejects an input with an *decode.Error, and accepts only objects that are
-// valid and survive a trip through JSON, both through Object.UnmarshalJSON
-// and through Documents again. Its seeds are the examples in testdata.
-func FuzzTrafficDocuments(f *testing.F) {
-	for _, pattern := range []string{"testdata/*.yaml", "testdata/*.json"} {
-		files, err := filepath.Glob(pattern)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, name := range files {
-			data, err := os.ReadFile(name)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(data)
-		}
-	}
-	for _, seed := range awkwardSeeds {
-		f.Add([]byte(seed))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		objs, err := decode.Documents(data, "fuzz.yaml")
-		if err != nil {
-			var derr *decode.Error
-			if !errors.As(err, &derr) {
-				t.Fatalf("error is %T, want *decode.Error: %v", err, err)
-			}
-			if objs != nil || err.Error() == "" {
-				t.Fatalf("rejected input: %d objects, message %q", len(objs), err)
-			}
-			return
-		}
-		for i, obj := range objs {
-			if errs := obj.Validate(); len(errs) > 0 {
-				t.Fatalf("object %d was accepted but does not validate:\n%v", i+1, errs)
-			}
-			b, err := json.Marshal(obj)
-			if err != nil {
-				t.Fatalf("object %d: Marshal: %v", i+1, err)
-			}
-			var back v1.Object
-			if err := json.Unmarshal(b, &back); err != nil {
-				t.Fatalf("object %d: Unmarshal(%s): %v", i+1, b, err)
-			}
-			if !reflect.DeepEqual(&back, obj) {
-				t.Fatalf("object %d changed in a JSON round trip:\n got %#v\nwant %#v\nJSON %s", i+1, &back, obj, b)
-			}
-			again, err := decode.Document(b, "fuzz.json")
-			if err != nil {
-				t.Fatalf("object %d: its JSON %s does not decode again: %v", i+1, b, err)
-			}
-			if !reflect.DeepEqual(again, obj) {
-				t.Fatalf("object %d changed when its JSON was decoded again:\n got %#v\nwant %#v\nJSON %s", i+1, again, obj, b)
-			}
-		}
-	})
 }
 
 func mustJSON(t *testing.T, v any) string {
