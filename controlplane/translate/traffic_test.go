@@ -172,34 +172,6 @@ func TestCacheMatchesForNodeTraffic(t *testing.T) {
 	}
 }
 
-// TestFingerprintTraffic checks that Routes and DestinationPolicies count.
-func TestFingerprintTraffic(t *testing.T) {
-	svcs := trafficServices()
-	base, err := input(svcs, false).Fingerprint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, change := range map[string]func(*Input){
-		"route":  func(in *Input) { in.Routes[ServiceKey{"shop", "catalog"}].Rules[0].Name = "renamed" },
-		"policy": func(in *Input) { in.Policies[ServiceKey{"shop", "catalog"}].Subsets[0].Name = "one" },
-		"moved": func(in *Input) {
-			k := ServiceKey{"shop", "db"}
-			in.Policies[ServiceKey{"shop", "other"}] = in.Policies[k]
-			delete(in.Policies, k)
-		},
-	} {
-		in := input(trafficServices(), false)
-		change(in)
-		got, err := in.Fingerprint()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got == base {
-			t.Errorf("changing the %s left the fingerprint unchanged", name)
-		}
-	}
-}
-
 // TestRetriesKeptToIdempotentMethods checks how a rule with retries becomes
 // Envoy routes: split on the method unless retryNonIdempotent, and for a
 // match that names a method, retried only when it is idempotent.

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -110,5 +111,14 @@ func TestRecomputeCatchesUp(t *testing.T) {
 	h.srv.recompute(last)
 	if r := a.recv(); r.GetTypeUrl() != resource.EndpointType || endpoints(t, r) != 1 {
 		t.Fatalf("web got %s with %d endpoints, want EDS back to 1", r.GetTypeUrl(), endpoints(t, r))
+	}
+}
+
+// TestDiffInputsKnowsEveryField: diffInputs decides which proxies a change
+// reaches by comparing Input field by field. A field it does not compare
+// would change silently for every proxy: a new field needs a line there.
+func TestDiffInputsKnowsEveryField(t *testing.T) {
+	if n := reflect.TypeFor[translate.Input]().NumField(); n != 7 {
+		t.Errorf("translate.Input has %d fields; make diffInputs compare the new ones, then update this test", n)
 	}
 }
