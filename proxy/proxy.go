@@ -70,7 +70,7 @@ func Run(ctx context.Context, o Options) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg, p.id)
-	p.rt = runtime.New(runtime.Options{Identity: p.id, Log: log, Metrics: reg})
+	p.rt = runtime.New(runtime.Options{Identity: p.id, Log: log, Metrics: reg, ControlPlane: conn})
 	defer p.rt.Close()
 
 	node := xdsmeta.Node{

@@ -35,22 +35,23 @@ func (t *translation) inbound(self ServiceKey) (*listenerv3.Listener, *clusterv3
 	proto := t.in.protocol(self)
 	cluster := xdsmeta.InboundCluster(self.Name, self.Namespace)
 
-	var filter *listenerv3.Filter
+	// The inbound side is where the destination's policies are enforced:
+	// its HTTP filters (authentication, authorisation, rate limits) or,
+	// for TCP, its network filters before the TCP proxy.
+	var filters []*listenerv3.Filter
 	var alpn []string
 	if proto.IsHTTP() {
 		alpn = []string{alpnH2, alpnHTTP11}
-		filter = t.httpConnectionManager(xdsmeta.InboundListener, inline(routeToCluster(cluster, cluster)), false)
+		filters = []*listenerv3.Filter{t.httpConnectionManager(xdsmeta.InboundListener,
+			inline(routeToCluster(cluster, cluster)), t.inboundHTTPFilters(self))}
 	} else {
 		alpn = []string{xdsmeta.ALPNTCP}
-		filter = t.tcpProxy(xdsmeta.InboundListener, cluster)
+		filters = append(t.inboundNetworkFilters(self), t.tcpProxy(xdsmeta.InboundListener, cluster))
 	}
 	l := &listenerv3.Listener{
-		Name:    xdsmeta.InboundListener,
-		Address: addr,
-		FilterChains: []*listenerv3.FilterChain{{
-			Filters:         []*listenerv3.Filter{filter},
-			TransportSocket: t.downstreamTLS(t.in.TrustDomain, alpn),
-		}},
+		Name:         xdsmeta.InboundListener,
+		Address:      addr,
+		FilterChains: t.inboundFilterChains(self, filters, alpn),
 	}
 
 	c := &clusterv3.Cluster{
@@ -82,7 +83,7 @@ func (t *translation) outboundListener(u xdsmeta.Upstream, key ServiceKey) (*lis
 	}
 	var filter *listenerv3.Filter
 	if t.in.protocol(key).IsHTTP() {
-		filter = t.httpConnectionManager(name, t.rds(xdsmeta.OutboundRoute(key.Name, key.Namespace)), t.in.hasFault(key))
+		filter = t.httpConnectionManager(name, t.rds(xdsmeta.OutboundRoute(key.Name, key.Namespace)), t.outboundHTTPFilters(t.in.hasFault(key)))
 	} else {
 		filter = &listenerv3.Filter{
 			Name:       filterTCPProxy,
@@ -112,25 +113,17 @@ func (t *translation) httpProxy() (*listenerv3.Listener, *routev3.RouteConfigura
 		Name:    xdsmeta.HTTPProxyListener,
 		Address: addr,
 		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{
-			t.httpConnectionManager(xdsmeta.HTTPProxyListener, t.rds(xdsmeta.HTTPProxyRoute), fault),
+			t.httpConnectionManager(xdsmeta.HTTPProxyListener, t.rds(xdsmeta.HTTPProxyRoute), t.outboundHTTPFilters(fault)),
 		}}},
 	}
 	return l, rc, reachable, nil
 }
 
 // httpConnectionManager is a network filter that routes HTTP with the
-// router filter; routes sets where its routes come from. Upgrades to
-// WebSocket are allowed on every listener: an upgrade has to pass the
-// outbound proxy before it reaches the inbound one. fault adds the fault
-// filter before the router, for routes that inject faults.
-func (t *translation) httpConnectionManager(statPrefix string, routes func(*hcmv3.HttpConnectionManager), fault bool) *listenerv3.Filter {
-	var filters []*hcmv3.HttpFilter
-	if fault {
-		filters = append(filters, &hcmv3.HttpFilter{
-			Name:       filterFault,
-			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: t.any(&faultv3.HTTPFault{})},
-		})
-	}
+// router filter, after filters; routes sets where its routes come from.
+// Upgrades to WebSocket are allowed on every listener: an upgrade has to
+// pass the outbound proxy before it reaches the inbound one.
+func (t *translation) httpConnectionManager(statPrefix string, routes func(*hcmv3.HttpConnectionManager), filters []*hcmv3.HttpFilter) *listenerv3.Filter {
 	filters = append(filters, &hcmv3.HttpFilter{
 		Name:       filterRouter,
 		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: t.any(&routerv3.Router{})},
@@ -146,6 +139,18 @@ func (t *translation) httpConnectionManager(statPrefix string, routes func(*hcmv
 		Name:       filterHTTPConnectionManager,
 		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(hcm)},
 	}
+}
+
+// outboundHTTPFilters are the HTTP filters of a listener that sends to the
+// mesh: the fault filter, for routes that inject faults.
+func (t *translation) outboundHTTPFilters(fault bool) []*hcmv3.HttpFilter {
+	if !fault {
+		return nil
+	}
+	return []*hcmv3.HttpFilter{{
+		Name:       filterFault,
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: t.any(&faultv3.HTTPFault{})},
+	}}
 }
 
 // tcpProxy is a network filter that forwards bytes to a cluster.

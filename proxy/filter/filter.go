@@ -5,29 +5,85 @@
 package filter
 
 import (
+	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sort"
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // HTTP is one configured filter of a connection manager. DecodeHeaders runs
-// once per request, before routing to the upstream; perRoute is the route's
-// config for this filter (from typed_per_filter_config, as built by the
-// factory's PerRoute), or nil. It must be safe for concurrent use.
+// once per request, before routing to the upstream; s is what the
+// connection manager knows of the request beyond its headers, shared by
+// every filter of the chain; perRoute is the route's config for this filter
+// (from typed_per_filter_config, as built by the factory's PerRoute), or
+// nil. It must be safe for concurrent use.
 type HTTP interface {
-	DecodeHeaders(r *http.Request, perRoute any) Decision
+	DecodeHeaders(r *http.Request, s *Stream, perRoute any) Decision
 }
 
 // HTTPFunc adapts a function to HTTP.
-type HTTPFunc func(r *http.Request, perRoute any) Decision
+type HTTPFunc func(r *http.Request, s *Stream, perRoute any) Decision
 
 // DecodeHeaders calls f.
-func (f HTTPFunc) DecodeHeaders(r *http.Request, perRoute any) Decision { return f(r, perRoute) }
+func (f HTTPFunc) DecodeHeaders(r *http.Request, s *Stream, perRoute any) Decision {
+	return f(r, s, perRoute)
+}
+
+// Stream is one request's state beyond its headers, as Envoy's StreamInfo:
+// who sent it and what earlier filters learnt of it. The connection manager
+// makes one per request that has filters to run; filters of one chain run
+// in order on one goroutine, so a Stream needs no lock.
+type Stream struct {
+	// TLS is the downstream connection's state; nil over plaintext.
+	TLS *tls.ConnectionState
+	// Route is the name of the route the request matched ("" if unnamed).
+	Route string
+
+	peerID     string
+	peerIDDone bool
+	metadata   map[string]any
+}
+
+// PeerID returns the SPIFFE ID (the first URI SAN) of the downstream's
+// verified client certificate, or "" when the connection is plaintext or
+// presented none. The handshake has verified the chain; PeerID only reads
+// it.
+func (s *Stream) PeerID() string {
+	if s.peerIDDone {
+		return s.peerID
+	}
+	s.peerIDDone = true
+	if s.TLS == nil || len(s.TLS.PeerCertificates) == 0 {
+		return ""
+	}
+	if uris := s.TLS.PeerCertificates[0].URIs; len(uris) > 0 {
+		s.peerID = uris[0].String()
+	}
+	return s.peerID
+}
+
+// SetMetadata records v under key for the filters after this one (Envoy's
+// dynamic metadata), e.g. the JWT filter's verified claims under its own
+// filter name.
+func (s *Stream) SetMetadata(key string, v any) {
+	if s.metadata == nil {
+		s.metadata = map[string]any{}
+	}
+	s.metadata[key] = v
+}
+
+// Metadata returns what an earlier filter recorded under key.
+func (s *Stream) Metadata(key string) (any, bool) {
+	v, ok := s.metadata[key]
+	return v, ok
+}
 
 // Decision is what a filter makes of a request. The zero value continues at
 // once.
@@ -49,8 +105,21 @@ type Reply struct {
 	// a trailers-only response's grpc-status.
 	GRPCStatus *int
 	Body       string
-	// Reason goes into the x-weft-error header.
+	// Reason goes into the x-weft-error header and the proxy's log.
 	Reason string
+	// Header holds extra response headers, e.g. weft-denied-by,
+	// retry-after or www-authenticate.
+	Header http.Header
+}
+
+// Env is what the proxy offers filters when it builds them.
+type Env struct {
+	// Log is the proxy's logger, never nil.
+	Log *slog.Logger
+	// ControlPlane is the proxy's connection to the control plane (mutual
+	// TLS with its SVID), for filters that call a service it serves, such
+	// as the global rate limit service; nil when the proxy has none.
+	ControlPlane grpc.ClientConnInterface
 }
 
 // Factory builds a filter from its typed_config.
@@ -60,7 +129,7 @@ type Factory struct {
 	// Config is an empty message of the filter's typed_config type.
 	Config proto.Message
 	// New builds the filter from its listener-level config.
-	New func(cfg proto.Message) (HTTP, error)
+	New func(cfg proto.Message, env Env) (HTTP, error)
 	// PerRoute compiles a route's typed_per_filter_config for the filter;
 	// nil when the filter has no per-route config.
 	PerRoute func(cfg proto.Message) (any, error)

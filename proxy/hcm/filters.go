@@ -20,11 +20,13 @@ type Filter struct {
 
 // runFilters runs the filter chain on a request's headers. It returns
 // whether the request goes on; when it does not, the reply has been sent
-// and code is its status.
+// and code is its status. A refusal (a reply of 400 or more) is logged with
+// the filter's reason, so that every denied request can be traced.
 func (m *ConnectionManager) runFilters(w http.ResponseWriter, r *http.Request, rt *route.Route[*Upstream]) (code int, next bool) {
+	s := filter.Stream{TLS: r.TLS, Route: rt.Name}
 	for i := range m.cfg.Filters {
 		f := &m.cfg.Filters[i]
-		d := f.Filter.DecodeHeaders(r, rt.PerFilter[f.Name])
+		d := f.Filter.DecodeHeaders(r, &s, rt.PerFilter[f.Name])
 		if d.Delay > 0 {
 			t := time.NewTimer(d.Delay)
 			select {
@@ -35,6 +37,10 @@ func (m *ConnectionManager) runFilters(w http.ResponseWriter, r *http.Request, r
 			}
 		}
 		if d.Reply != nil {
+			if d.Reply.Status >= 400 || d.Reply.GRPCStatus != nil {
+				m.cfg.Log.Info("request refused", "filter", f.Name, "status", d.Reply.Status,
+					"reason", d.Reply.Reason, "peer", s.PeerID(), "method", r.Method, "host", r.Host, "path", r.URL.Path)
+			}
 			return filterReply(w, r, d.Reply), false
 		}
 	}
@@ -57,6 +63,9 @@ func init() {
 // grpc-status, as Envoy sends.
 func filterReply(w http.ResponseWriter, r *http.Request, rep *filter.Reply) int {
 	h := w.Header()
+	for k, v := range rep.Header {
+		h[k] = v
+	}
 	h["X-Weft-Error"] = []string{rep.Reason}
 	grpc := rep.GRPCStatus != nil || isGRPC(r)
 	if !grpc {

@@ -392,7 +392,7 @@ func faultFilter(t testing.TB) Filter {
 	if !ok {
 		t.Fatal("fault filter not registered")
 	}
-	f, err := fac.New(&faultv3.HTTPFault{})
+	f, err := fac.New(&faultv3.HTTPFault{}, filter.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/api/xdsmeta"
+	"github.com/weftmesh/weft/proxy/filter"
 	"github.com/weftmesh/weft/proxy/hcm"
 	"github.com/weftmesh/weft/proxy/route"
 	"github.com/weftmesh/weft/proxy/stats"
@@ -164,7 +165,7 @@ func (b *builder) connectionManager(h *hcmv3.HttpConnectionManager, direction, p
 			}
 			continue
 		}
-		hf, err := httpFilter(f, fpath)
+		hf, err := httpFilter(f, fpath, filter.Env{Log: b.rt.log, ControlPlane: b.rt.opts.ControlPlane})
 		if err != nil {
 			return nil, err
 		}

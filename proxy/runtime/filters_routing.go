@@ -14,7 +14,7 @@ import (
 )
 
 // httpFilter builds an HTTP filter that comes before the router.
-func httpFilter(f *hcmv3.HttpFilter, path string) (hcm.Filter, error) {
+func httpFilter(f *hcmv3.HttpFilter, path string, env filter.Env) (hcm.Filter, error) {
 	a := f.GetTypedConfig()
 	tpath := join(path, "typed_config")
 	if a == nil {
@@ -31,7 +31,7 @@ func httpFilter(f *hcmv3.HttpFilter, path string) (hcm.Filter, error) {
 	if err := unpackAny(a, cfg, tpath); err != nil {
 		return hcm.Filter{}, err
 	}
-	hf, err := fac.New(cfg)
+	hf, err := fac.New(cfg, env)
 	if err != nil {
 		return hcm.Filter{}, pathErr(fmt.Sprintf("%s(%s)", tpath, a.MessageName()), "%v", err)
 	}

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
+
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -77,6 +79,9 @@ type Options struct {
 	// DrainTimeout bounds the drain of a listener removed by Apply; zero
 	// means DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// ControlPlane is the proxy's connection to the control plane, handed
+	// to HTTP filters that call its services (filter.Env); nil for none.
+	ControlPlane grpc.ClientConnInterface
 }
 
 // Runtime is the proxy's data plane.

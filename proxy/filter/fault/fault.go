@@ -26,7 +26,7 @@ func init() {
 	filter.Register(filter.Factory{
 		Name:   Name,
 		Config: &faultv3.HTTPFault{},
-		New: func(cfg proto.Message) (filter.HTTP, error) {
+		New: func(cfg proto.Message, _ filter.Env) (filter.HTTP, error) {
 			c, err := Compile(cfg.(*faultv3.HTTPFault))
 			if err != nil {
 				return nil, err
@@ -136,7 +136,7 @@ type Filter struct {
 
 // DecodeHeaders applies the route's fault config, or the filter's own when
 // the route has none.
-func (f *Filter) DecodeHeaders(_ *http.Request, perRoute any) filter.Decision {
+func (f *Filter) DecodeHeaders(_ *http.Request, _ *filter.Stream, perRoute any) filter.Decision {
 	c := f.base
 	if pr, ok := perRoute.(*Config); ok && pr != nil {
 		c = pr

@@ -62,18 +62,18 @@ func TestRouteConfigReplacesFilterConfig(t *testing.T) {
 		t.Fatal("not registered")
 	}
 	f, err := fac.New(&faultv3.HTTPFault{Abort: &faultv3.FaultAbort{ErrorType: &faultv3.FaultAbort_HttpStatus{HttpStatus: 500},
-		Percentage: &typev3.FractionalPercent{Numerator: 100}}})
+		Percentage: &typev3.FractionalPercent{Numerator: 100}}}, filter.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := f.DecodeHeaders(nil, nil); d.Reply == nil || d.Reply.Status != 500 {
+	if d := f.DecodeHeaders(nil, nil, nil); d.Reply == nil || d.Reply.Status != 500 {
 		t.Errorf("listener config not applied: %+v", d)
 	}
 	pr, err := fac.PerRoute(&faultv3.HTTPFault{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := f.DecodeHeaders(nil, pr); d != filter.Continue {
+	if d := f.DecodeHeaders(nil, nil, pr); d != filter.Continue {
 		t.Errorf("an empty route config must replace the listener's: %+v", d)
 	}
 	g, err := fac.PerRoute(&faultv3.HTTPFault{Abort: &faultv3.FaultAbort{ErrorType: &faultv3.FaultAbort_GrpcStatus{GrpcStatus: 8},
@@ -81,7 +81,7 @@ func TestRouteConfigReplacesFilterConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := f.DecodeHeaders(nil, g); d.Reply == nil || d.Reply.Status != 200 || *d.Reply.GRPCStatus != 8 {
+	if d := f.DecodeHeaders(nil, nil, g); d.Reply == nil || d.Reply.Status != 200 || *d.Reply.GRPCStatus != 8 {
 		t.Errorf("gRPC abort = %+v", d.Reply)
 	}
 }
