@@ -117,7 +117,7 @@ func Run(ctx context.Context, cfg Config) error {
 	xdsServer.Register(grpcServer)
 
 	apiHandler := apiserver.New(apiserver.Options{
-		Store: st, Workloads: st, Tokens: tokens, Auth: tokens, RouteStatus: xdsServer,
+		Store: st, Workloads: st, Tokens: tokens, Auth: tokens, RouteStatus: xdsServer, Inputs: xdsServer,
 		TrustDomain: authority.TrustDomain(), Version: cfg.Version, Log: log,
 	})
 	apiServer := &http.Server{

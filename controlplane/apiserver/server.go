@@ -65,6 +65,8 @@ type Options struct {
 	// without it, GET /api/v1/status/routes reports only whether each
 	// Route is accepted.
 	RouteStatus RouteStatusSource
+	// Inputs, if set, is the configuration served now, for GET /api/v1/explain.
+	Inputs InputSource
 	// TrustDomain is the control plane's; a Mesh resource may not name another.
 	TrustDomain string
 	// Version is reported by GET /api/v1/version.
@@ -91,6 +93,7 @@ func New(opts Options) http.Handler {
 	mux.Handle("/api/v1/workloads", methods{http.MethodGet: s.listWorkloads})
 	mux.Handle("/api/v1/version", methods{http.MethodGet: s.version})
 	mux.Handle("/api/v1/status/routes", methods{http.MethodGet: s.routeStatuses})
+	mux.Handle("/api/v1/explain", methods{http.MethodGet: s.explain})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no API at "+r.URL.Path)
 	})

@@ -72,10 +72,15 @@ func routeToCluster(name, cluster string) *routev3.RouteConfiguration {
 	}
 }
 
+// DefaultRouteName names the catch-all route of a service.
+const DefaultRouteName = "default"
+
 // routeAll sends every path to cluster. The timeout is disabled: Envoy's
-// 15s default would cut long-lived gRPC streams.
+// 15s default would cut long-lived gRPC streams. It is named "default":
+// the route of a service without a Route, or after its rules.
 func routeAll(cluster string) *routev3.Route {
 	return &routev3.Route{
+		Name:  DefaultRouteName,
 		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
 		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},

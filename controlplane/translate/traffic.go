@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -159,7 +160,16 @@ func (t *translation) serviceRoutes(key ServiceKey) []*routev3.Route {
 	}
 	var routes []*routev3.Route
 	for i := range r.Rules {
-		routes = append(routes, t.ruleRoutes(key, &r.Rules[i])...)
+		// Each route bears its rule's name (rule-N when unnamed), for
+		// config dumps and explanations.
+		name := r.Rules[i].Name
+		if name == "" {
+			name = fmt.Sprintf("rule-%d", i)
+		}
+		for _, rt := range t.ruleRoutes(key, &r.Rules[i]) {
+			rt.Name = name
+			routes = append(routes, rt)
+		}
 	}
 	return append(routes, catchAll)
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +22,10 @@ import (
 type Backend[T any] struct {
 	Cluster string
 	Target  T
-	weight  uint64 // cumulative: this backend takes picks below it
+	// Weight is the backend's own weight; its share is Weight over the
+	// sum of the route's weights.
+	Weight uint64
+	weight uint64 // cumulative: this backend takes picks below it
 }
 
 // Pick returns the cluster of one request: the route's single cluster, or
@@ -52,7 +56,7 @@ func compileWeighted[T any](r *Route[T], wc *routev3.WeightedCluster, resolve fu
 			continue // never picked, as in Envoy
 		}
 		total += w
-		r.Backends = append(r.Backends, Backend[T]{Cluster: c.GetName(), Target: resolve(c.GetName()), weight: total})
+		r.Backends = append(r.Backends, Backend[T]{Cluster: c.GetName(), Target: resolve(c.GetName()), Weight: w, weight: total})
 	}
 	if total == 0 {
 		return fieldErr(path+".clusters", "at least one cluster with a weight above zero is required")
@@ -280,6 +284,18 @@ var retryOnNames = map[string]RetryOn{
 	"internal":               RetryGRPCInternal,
 	"resource-exhausted":     RetryGRPCResourceExhausted,
 	"unavailable":            RetryGRPCUnavailable,
+}
+
+// String lists the conditions as retry_on does, comma-separated, sorted.
+func (o RetryOn) String() string {
+	var names []string
+	for name, bit := range retryOnNames {
+		if o&bit != 0 {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ",")
 }
 
 // RetryPolicy is a compiled retry_policy.
