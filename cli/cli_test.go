@@ -21,6 +21,7 @@ import (
 	"github.com/weftmesh/weft/api/client"
 	"github.com/weftmesh/weft/api/meshv1"
 	"github.com/weftmesh/weft/controlplane/apiserver"
+	"github.com/weftmesh/weft/controlplane/audit"
 	"github.com/weftmesh/weft/controlplane/store/storetest"
 	"github.com/weftmesh/weft/controlplane/token"
 )
@@ -58,6 +59,7 @@ func startControlPlane(t *testing.T) (configPath string) {
 	}
 	srv := httptest.NewTLSServer(apiserver.New(apiserver.Options{
 		Store: st, Workloads: st, Tokens: issuer, Auth: issuer,
+		Audit:       audit.New(st.Client(), audit.Options{Log: slog.New(slog.DiscardHandler)}),
 		TrustDomain: "weft.local", Version: "v0.9.0-server",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}))

@@ -53,5 +53,8 @@ xDS/Identity/Registry on --grpc-addr, the CLI's API on --api-addr and metrics on
 	f.StringVar(&endpoints, "etcd-endpoints", "", "comma-separated URLs of an external etcd cluster (default: embedded etcd)")
 	f.StringVar(&cfg.TrustDomain, "trust-domain", "weft.local", "SPIFFE trust domain (fixed at first start)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&cfg.CACert, "ca-cert", "", "external CA: PEM intermediate that signs SVIDs (optionally followed by its chain); needs --ca-key")
+	f.StringVar(&cfg.CAKey, "ca-key", "", "external CA: PEM private key of --ca-cert")
+	f.StringVar(&cfg.CABundle, "ca-bundle", "", "external CA: PEM roots proxies trust, when --ca-cert does not end with its root")
 	return cmd
 }

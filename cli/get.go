@@ -106,6 +106,10 @@ func (o *getOptions) run(cmd *cobra.Command, root *rootOptions, args []string) e
 			statuses := routeStatuses(cmd.Context(), c, namespace, cmd.ErrOrStderr())
 			return printRoutes(out, format, []*v1alpha1.Object{obj}, statuses, true)
 		}
+		if policyKinds[kind.Name] {
+			statuses := policyStatuses(cmd.Context(), c, kind.Name, namespace, cmd.ErrOrStderr())
+			return printPolicies(out, format, kind, []*v1alpha1.Object{obj}, statuses, true)
+		}
 		return printObject(out, format, kind, obj)
 	}
 	objs, err := c.List(cmd.Context(), kind.Name, namespace)
@@ -119,6 +123,10 @@ func (o *getOptions) run(cmd *cobra.Command, root *rootOptions, args []string) e
 	if kind.Name == v1alpha1.RouteKind.Name {
 		statuses := routeStatuses(cmd.Context(), c, namespace, cmd.ErrOrStderr())
 		return printRoutes(out, format, objs, statuses, false)
+	}
+	if policyKinds[kind.Name] {
+		statuses := policyStatuses(cmd.Context(), c, kind.Name, namespace, cmd.ErrOrStderr())
+		return printPolicies(out, format, kind, objs, statuses, false)
 	}
 	return printObjects(out, format, kind, objs)
 }

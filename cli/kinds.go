@@ -47,3 +47,37 @@ func kindNames(withWorkloads bool) []string {
 func unknownKind(name string, withWorkloads bool) error {
 	return usagef("unknown kind %q; known kinds: %s", name, strings.Join(kindNames(withWorkloads), ", "))
 }
+
+// RequestAuth's columns: who issues its tokens and where they are required.
+func init() {
+	kindColumns[v1alpha1.RequestAuthKind.Name] = struct {
+		headers []string
+		row     func(*v1alpha1.Object) []string
+	}{
+		headers: []string{"ISSUERS", "REQUIRED-ON"},
+		row: func(o *v1alpha1.Object) []string {
+			s, ok := o.Spec.(*v1alpha1.RequestAuthSpec)
+			if !ok {
+				return []string{"", ""}
+			}
+			issuers := make([]string, len(s.Issuers))
+			for i, is := range s.Issuers {
+				issuers[i] = is.Issuer
+			}
+			var required []string
+			for _, r := range s.Rules {
+				if !r.Require {
+					continue
+				}
+				if len(r.Paths) == 0 && len(r.RouteRules) == 0 {
+					required = append(required, "*")
+				}
+				required = append(required, r.Paths...)
+				for _, name := range r.RouteRules {
+					required = append(required, "rule:"+name)
+				}
+			}
+			return []string{orDash(strings.Join(issuers, ",")), orDash(strings.Join(required, ","))}
+		},
+	}
+}

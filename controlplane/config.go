@@ -29,6 +29,11 @@ type Config struct {
 	Log     *slog.Logger
 	// FastStore shortens the embedded etcd's timers (tests).
 	FastStore bool
+	// CACert and CAKey, set together, name an external CA (PEM files) that
+	// signs SVIDs instead of the mesh root kept in the store; CABundle
+	// optionally names the roots proxies trust when CACert does not end
+	// with its root.
+	CACert, CAKey, CABundle string
 }
 
 // DefaultDataDir is ~/.weft/control.
@@ -77,6 +82,12 @@ func (c *Config) Validate() error {
 	}
 	if c.TrustDomain != strings.ToLower(c.TrustDomain) || strings.ContainsAny(c.TrustDomain, "/: ") {
 		errs = append(errs, fmt.Errorf("--trust-domain %q: want a lowercase DNS name", c.TrustDomain))
+	}
+	if (c.CACert == "") != (c.CAKey == "") {
+		errs = append(errs, errors.New("--ca-cert and --ca-key go together: give both for an external CA, or neither"))
+	}
+	if c.CABundle != "" && c.CACert == "" {
+		errs = append(errs, errors.New("--ca-bundle needs --ca-cert and --ca-key"))
 	}
 	if len(errs) == 0 {
 		return nil

@@ -1,7 +1,8 @@
 // Package controlplane is `weft control`: it opens the store, loads the mesh
-// CA, and serves ADS, Identity and Registry on the gRPC port, the CLI's API
-// on the API port, and its own metrics on the dashboard port. Every replica
-// is the same: they share nothing but etcd.
+// CA, and serves ADS, Identity, Registry and the global rate limit service
+// on the gRPC port, the CLI's API on the API port, and its own metrics on
+// the dashboard port. Every replica is the same: they share nothing but
+// etcd (and so they do not share global rate limit counts).
 package controlplane
 
 import (
@@ -26,9 +27,11 @@ import (
 	"github.com/weftmesh/weft/api/client"
 	"github.com/weftmesh/weft/api/meshv1"
 	"github.com/weftmesh/weft/controlplane/apiserver"
+	"github.com/weftmesh/weft/controlplane/audit"
 	"github.com/weftmesh/weft/controlplane/ca"
 	"github.com/weftmesh/weft/controlplane/identity"
 	"github.com/weftmesh/weft/controlplane/meshstate"
+	"github.com/weftmesh/weft/controlplane/ratelimit"
 	"github.com/weftmesh/weft/controlplane/registry"
 	"github.com/weftmesh/weft/controlplane/store"
 	"github.com/weftmesh/weft/controlplane/token"
@@ -68,7 +71,25 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 
-	authority, err := ca.Load(ctx, st.Client(), ca.Options{TrustDomain: cfg.TrustDomain, Log: log})
+	var external *ca.External
+	if cfg.CACert != "" {
+		if external, err = ca.LoadExternal(ca.ExternalFiles{Cert: cfg.CACert, Key: cfg.CAKey, Bundle: cfg.CABundle}, time.Now()); err != nil {
+			return fmt.Errorf("control: %w", err)
+		}
+	}
+	// The CA's changes (a root rotation's phases) reach proxies as a new
+	// ROOTCA, and new proxies through ca.crt.
+	var (
+		state     *meshstate.Watcher
+		authority *ca.CA
+	)
+	authority, err = ca.Load(ctx, st.Client(), ca.Options{TrustDomain: cfg.TrustDomain, Log: log, External: external,
+		OnChange: func() {
+			state.Notify()
+			if err := writeFile(cfg.CAFilePath(), authority.TrustBundlePEM(), 0o644); err != nil {
+				log.Warn("cannot rewrite the trust bundle file", "err", err)
+			}
+		}})
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
@@ -101,6 +122,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	idService := identity.New(identity.Options{CA: authority, Tokens: tokens, TTL: certTTL, Log: log, Metrics: reg})
 	regService := registry.New(registry.Options{Store: st, TrustDomain: authority.TrustDomain(), Log: log, Metrics: reg})
+	rlService := ratelimit.New(ratelimit.Options{TrustDomain: authority.TrustDomain(), Log: log, Metrics: reg})
 
 	grpcServer := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(grpcTLS(serving, authority))),
@@ -115,10 +137,16 @@ func Run(ctx context.Context, cfg Config) error {
 	meshv1.RegisterIdentityServer(grpcServer, idService)
 	meshv1.RegisterRegistryServer(grpcServer, regService)
 	xdsServer.Register(grpcServer)
+	rlService.Register(grpcServer)
 
+	state = meshstate.New(st, meshstate.Options{
+		TrustDomain: authority.TrustDomain(), TrustBundlePEM: authority.TrustBundlePEM, Log: log,
+		OnChange: func(in *translate.Input) { mesh.Store(in); xdsServer.Update(in); rlService.Update(in) },
+	})
 	apiHandler := apiserver.New(apiserver.Options{
-		Store: st, Workloads: st, Tokens: tokens, Auth: tokens, RouteStatus: xdsServer, Inputs: xdsServer,
-		TrustDomain: authority.TrustDomain(), Version: cfg.Version, Log: log,
+		Store: st, Workloads: st, Tokens: tokens, Auth: tokens, RouteStatus: xdsServer, PolicyStatus: xdsServer, Inputs: xdsServer,
+		Audit:       audit.New(st.Client(), audit.Options{Log: log}),
+		TrustDomain: authority.TrustDomain(), Version: cfg.Version, Log: log, CA: authority,
 	})
 	apiServer := &http.Server{
 		Handler:           apiHandler,
@@ -141,12 +169,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	goOwned("xds", func() error { return xdsServer.Run(ctx) })
-	goOwned("state", func() error {
-		return meshstate.Run(ctx, st, meshstate.Options{
-			TrustDomain: authority.TrustDomain(), TrustBundlePEM: authority.TrustBundlePEM, Log: log,
-			OnChange: func(in *translate.Input) { mesh.Store(in); xdsServer.Update(in) },
-		})
-	})
+	goOwned("state", func() error { return state.Run(ctx) })
+	goOwned("ca", func() error { return authority.Run(ctx) })
 	goOwned("grpc", func() error { return grpcServer.Serve(lns[0]) })
 	goOwned("api", func() error { return apiServer.ServeTLS(lns[1], "", "") })
 	goOwned("dashboard", func() error { return dashServer.Serve(lns[2]) })

@@ -16,6 +16,9 @@ type servingCert struct {
 
 	mu   sync.Mutex
 	cert *tls.Certificate
+	// generation is the CA's when cert was issued: a root rotation makes
+	// it re-issue at once.
+	generation uint64
 }
 
 func newServingCert(authority *ca.CA, hosts []string) (*servingCert, error) {
@@ -29,9 +32,11 @@ func newServingCert(authority *ca.CA, hosts []string) (*servingCert, error) {
 func (s *servingCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cert != nil && time.Now().Before(s.cert.Leaf.NotBefore.Add(servingCertTTL/2)) {
+	gen := s.authority.Generation()
+	if s.cert != nil && s.generation == gen && time.Now().Before(s.cert.Leaf.NotBefore.Add(servingCertTTL/2)) {
 		return s.cert, nil
 	}
+	s.generation = gen
 	c, err := s.authority.ServingCertificate(s.hosts, servingCertTTL)
 	if err != nil {
 		return nil, fmt.Errorf("control: issue serving certificate: %w", err)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
@@ -51,7 +52,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	p.id, err = identity.New(identity.Options{
 		Service: o.Service, Namespace: o.Namespace, Dial: dial, Log: log,
-		Token: func() (string, error) { return readToken(o) },
+		Token:      func() (string, error) { return readToken(o) },
+		WorkloadID: xdsmeta.WorkloadID(o.Service, o.Namespace, o.Inbound),
 	})
 	if err != nil {
 		return err
@@ -77,7 +79,16 @@ func Run(ctx context.Context, o Options) error {
 		ID: xdsmeta.WorkloadID(o.Service, o.Namespace, o.Inbound), Service: o.Service, Namespace: o.Namespace,
 		Version: o.Version, Inbound: o.Inbound, App: o.App, Admin: o.Admin, HTTPProxy: o.HTTPProxy, Upstreams: o.Upstreams,
 	}
-	p.xds = xdsclient.New(xdsclient.Options{Node: node.ToProto(), Conn: conn, Runtime: p.rt, Log: log, OnEvent: m.xdsEvent})
+	onEvent := func(e xdsclient.Event) {
+		m.xdsEvent(e)
+		if e.Kind == "ack" && e.TypeURL == resource.SecretType {
+			// A new root in front of the bundle makes the SVID re-issue.
+			if b := p.rt.TrustBundle(xdsmeta.SecretRootCA); b != nil {
+				p.id.TrustBundleChanged(b.Roots())
+			}
+		}
+	}
+	p.xds = xdsclient.New(xdsclient.Options{Node: node.ToProto(), Conn: conn, Runtime: p.rt, Log: log, OnEvent: onEvent})
 	labels := map[string]string{}
 	if o.Version != "" {
 		labels["version"] = o.Version

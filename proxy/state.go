@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"sync"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/proxy/identity"
 	"github.com/weftmesh/weft/proxy/registration"
 	"github.com/weftmesh/weft/proxy/runtime"
@@ -52,14 +55,27 @@ func (p *proxyState) Certificates() any {
 	if svid == nil {
 		return map[string]any{"svid": nil}
 	}
+	// The bundle peers are verified against is SDS ROOTCA; before it
+	// arrives, the one returned with the SVID.
+	bundle := svid.Bundle
+	if b := p.rt.TrustBundle(xdsmeta.SecretRootCA); b != nil {
+		bundle = b.Roots()
+	}
 	var roots []map[string]any
-	for _, c := range svid.Bundle {
-		roots = append(roots, map[string]any{"subject": c.Subject.String(), "notAfter": c.NotAfter})
+	chainsTo := ""
+	for _, c := range bundle {
+		sum := sha256.Sum256(c.Raw)
+		fp := hex.EncodeToString(sum[:])
+		roots = append(roots, map[string]any{"subject": c.Subject.String(), "sha256": fp, "notAfter": c.NotAfter})
+		if chainsTo == "" && svid.ChainsTo(c) {
+			chainsTo = fp
+		}
 	}
 	return map[string]any{
 		"svid": map[string]any{
 			"spiffeID": svid.ID.String(), "serial": svid.Leaf.SerialNumber.Text(16),
 			"notBefore": svid.Leaf.NotBefore, "notAfter": svid.Leaf.NotAfter, "received": svid.Received,
+			"issuer": svid.Leaf.Issuer.String(), "rootSHA256": chainsTo,
 		},
 		"trustBundle": roots,
 	}

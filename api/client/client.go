@@ -24,7 +24,7 @@ import (
 const maxResponseBytes = 64 << 20
 
 // Client talks to the control plane's API server over HTTPS, trusting only
-// the CA of its config and sending the admin credential on every request.
+// the CA of its config and sending its API credential on every request.
 type Client struct {
 	base  *url.URL
 	token string
@@ -124,6 +124,79 @@ func (c *Client) CreateToken(ctx context.Context, service, namespace string, ttl
 		return TokenResponse{}, err
 	}
 	return resp, nil
+}
+
+// Tokens lists the join tokens that have not expired long ago, oldest
+// first, in one namespace or, when namespace is empty, in every namespace
+// the credential may see.
+func (c *Client) Tokens(ctx context.Context, namespace string) ([]TokenInfo, error) {
+	q := url.Values{}
+	if namespace != "" {
+		q.Set("namespace", namespace)
+	}
+	var list TokenList
+	if err := c.do(ctx, http.MethodGet, "/api/v1/tokens", q, "", nil, &list); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// RevokeToken revokes a join token by ID; a proxy that has not joined with
+// it yet cannot any more. It returns what the token was.
+func (c *Client) RevokeToken(ctx context.Context, id string) (TokenInfo, error) {
+	if id == "" {
+		return TokenInfo{}, errors.New("revoke token: ID is empty")
+	}
+	var info TokenInfo
+	err := c.do(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(id), nil, "", nil, &info)
+	return info, err
+}
+
+// CreateCredential asks for a new API credential; its secret is in the
+// response and nowhere else.
+func (c *Client) CreateCredential(ctx context.Context, req CredentialRequest) (CredentialResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return CredentialResponse{}, fmt.Errorf("create credential: %w", err)
+	}
+	var resp CredentialResponse
+	if err := c.do(ctx, http.MethodPost, "/api/v1/credentials", nil, "application/json", body, &resp); err != nil {
+		return CredentialResponse{}, err
+	}
+	return resp, nil
+}
+
+// Credentials lists every API credential, oldest first, without secrets.
+func (c *Client) Credentials(ctx context.Context) ([]CredentialInfo, error) {
+	var list CredentialList
+	if err := c.do(ctx, http.MethodGet, "/api/v1/credentials", nil, "", nil, &list); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// RevokeCredential revokes an API credential by ID and returns what it was.
+func (c *Client) RevokeCredential(ctx context.Context, id string) (CredentialInfo, error) {
+	if id == "" {
+		return CredentialInfo{}, errors.New("revoke credential: ID is empty")
+	}
+	var info CredentialInfo
+	err := c.do(ctx, http.MethodDelete, "/api/v1/credentials/"+url.PathEscape(id), nil, "", nil, &info)
+	return info, err
+}
+
+// Audit returns the newest entries of the audit log, newest first; a limit
+// of 0 leaves the number to the server.
+func (c *Client) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", fmt.Sprint(limit))
+	}
+	var list AuditList
+	if err := c.do(ctx, http.MethodGet, "/api/v1/audit", q, "", nil, &list); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
 }
 
 // Workloads lists registered workloads, optionally only those of one

@@ -33,7 +33,9 @@ type Config struct {
 	// CACert is the PEM certificate of the CA that signs the API's serving
 	// certificate; it is the only root the client trusts.
 	CACert string `json:"caCert"`
-	// Token is the admin credential sent as a bearer token.
+	// Token is the API credential sent as a bearer token; its role (admin,
+	// edit or view) says what the client may do. The control plane writes
+	// an admin credential here on its first start.
 	Token string `json:"token"`
 }
 

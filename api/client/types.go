@@ -119,3 +119,96 @@ func (e *APIError) Error() string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TokenInfo describes a join token without the token itself: the body of
+// GET /api/v1/tokens lists them.
+type TokenInfo struct {
+	ID        string    `json:"id"`
+	Service   string    `json:"service"`
+	Namespace string    `json:"namespace"`
+	IssuedAt  time.Time `json:"issuedAt"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// TokenList is the body of GET /api/v1/tokens.
+type TokenList struct {
+	Items []TokenInfo `json:"items"`
+}
+
+// CredentialRequest is the body of POST /api/v1/credentials.
+type CredentialRequest struct {
+	// Name says who or what holds the credential, for audit logs.
+	Name string `json:"name"`
+	// Role is admin, edit or view.
+	Role string `json:"role"`
+	// Namespaces limits an edit or view credential; empty means all.
+	Namespaces []string `json:"namespaces,omitempty"`
+	// TTL is a Go duration string such as "720h"; empty means no expiry.
+	TTL string `json:"ttl,omitempty"`
+}
+
+// CredentialInfo describes an API credential without its secret.
+type CredentialInfo struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Role       string    `json:"role"`
+	Namespaces []string  `json:"namespaces,omitempty"`
+	CreatedAt  time.Time `json:"createdAt"`
+	ExpiresAt  time.Time `json:"expiresAt,omitzero"`
+}
+
+// CredentialResponse is a new API credential: the secret is shown once.
+type CredentialResponse struct {
+	CredentialInfo
+	Credential string `json:"credential"`
+}
+
+// CredentialList is the body of GET /api/v1/credentials.
+type CredentialList struct {
+	Items []CredentialInfo `json:"items"`
+}
+
+// Audit actions: what an audit entry records.
+const (
+	AuditApply            = "apply"
+	AuditDelete           = "delete"
+	AuditTokenCreate      = "token.create"
+	AuditTokenRevoke      = "token.revoke"
+	AuditCredentialCreate = "credential.create"
+	AuditCredentialRevoke = "credential.revoke"
+)
+
+// AuditEntry is one change made through the API: who made it, when, and
+// what changed, with a unified diff of each object's YAML.
+type AuditEntry struct {
+	// ID orders entries by time across replicas.
+	ID      string      `json:"id"`
+	Time    time.Time   `json:"time"`
+	Who     AuditActor  `json:"who"`
+	Action  string      `json:"action"`
+	Changes []AuditItem `json:"changes"`
+}
+
+// AuditActor is the API credential that made a change.
+type AuditActor struct {
+	CredentialID string `json:"credentialID"`
+	Name         string `json:"name"`
+	Role         string `json:"role"`
+	Remote       string `json:"remote,omitempty"`
+}
+
+// AuditItem is one object an audited change touched.
+type AuditItem struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	// Result is what happened to it: created, configured, deleted, revoked.
+	Result string `json:"result"`
+	// Diff is a unified diff of the object's YAML, before and after.
+	Diff string `json:"diff,omitempty"`
+}
+
+// AuditList is the body of GET /api/v1/audit, newest first.
+type AuditList struct {
+	Items []AuditEntry `json:"items"`
+}

@@ -38,8 +38,11 @@ func TestRegisteredKinds(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s/%s/%v/%v/%q", k.Name, k.Plural, k.Aliases, k.Namespaced, k.FixedName))
 	}
 	want := []string{
+		`AccessPolicy/accesspolicies/[ap]/true/""`,
 		`DestinationPolicy/destinationpolicies/[dp]/true/""`,
 		`Mesh/meshes/[]/false/"default"`,
+		`RateLimit/ratelimits/[rl]/true/""`,
+		`RequestAuth/requestauths/[ra]/true/""`,
 		`Route/routes/[]/true/""`,
 		`Service/services/[svc]/true/""`,
 	}

@@ -36,7 +36,9 @@ type MeshSpec struct {
 
 // MTLS configures mutual TLS between proxies.
 type MTLS struct {
-	// Mode is STRICT (the default: plaintext refused).
+	// Mode is STRICT (the default: plaintext refused) or PERMISSIVE
+	// (plaintext and mutual TLS both accepted on the inbound port). A
+	// Service may override it for its own workloads.
 	Mode MTLSMode `json:"mode,omitempty"`
 }
 
@@ -44,11 +46,16 @@ type MTLS struct {
 type MTLSMode string
 
 const (
+	// MTLSStrict accepts mutual TLS from mesh proxies only.
 	MTLSStrict MTLSMode = "STRICT"
+	// MTLSPermissive accepts mutual TLS and plaintext on the same port, as
+	// while clients outside the mesh move in. Plaintext requests have no
+	// peer identity: AccessPolicies see them as unauthenticated.
+	MTLSPermissive MTLSMode = "PERMISSIVE"
 )
 
 // mtlsModes are the modes Validate accepts.
-var mtlsModes = []MTLSMode{MTLSStrict}
+var mtlsModes = []MTLSMode{MTLSStrict, MTLSPermissive}
 
 // Default sets mTLS to STRICT and the certificate TTL to 24h when unset.
 func (s *MeshSpec) Default() {

@@ -55,13 +55,13 @@ func TestMeshSpecValidate(t *testing.T) {
 		},
 		{
 			name: "mode",
-			spec: MeshSpec{MTLS: MTLS{Mode: "PERMISSIVE"}},
-			want: []string{`spec.mtls.mode: unsupported value "PERMISSIVE": must be one of STRICT`},
+			spec: MeshSpec{MTLS: MTLS{Mode: "DISABLE"}},
+			want: []string{`spec.mtls.mode: unsupported value "DISABLE": must be one of STRICT, PERMISSIVE`},
 		},
 		{
 			name: "mode is case-sensitive",
 			spec: MeshSpec{MTLS: MTLS{Mode: "strict"}},
-			want: []string{`spec.mtls.mode: unsupported value "strict": must be one of STRICT`},
+			want: []string{`spec.mtls.mode: unsupported value "strict": must be one of STRICT, PERMISSIVE`},
 		},
 		{
 			name: "TTL too short",

@@ -94,7 +94,7 @@ func TestObjectValidate(t *testing.T) {
 			obj:  &Object{APIVersion: "weft.dev/v1", Kind: "Gateway", Metadata: ObjectMeta{Name: "r"}},
 			want: []string{
 				`apiVersion: unsupported value "weft.dev/v1": must be "weft.dev/v1alpha1"`,
-				`kind: unknown kind "Gateway": must be one of DestinationPolicy, Mesh, Route, Service`,
+				`kind: unknown kind "Gateway": must be one of ` + kindList(),
 			},
 		},
 		{
@@ -102,7 +102,7 @@ func TestObjectValidate(t *testing.T) {
 			obj:  &Object{},
 			want: []string{
 				`apiVersion: is required: use "weft.dev/v1alpha1"`,
-				`kind: is required: one of DestinationPolicy, Mesh, Route, Service`,
+				`kind: is required: one of ` + kindList(),
 				`metadata.name: is required`,
 			},
 		},
@@ -284,7 +284,7 @@ func TestObjectUnmarshalJSON(t *testing.T) {
 		{
 			name:    "unknown kind",
 			in:      `{"kind":"Gateway"}`,
-			wantErr: `v1alpha1: decode object: unknown kind "Gateway" (known kinds: DestinationPolicy, Mesh, Route, Service)`,
+			wantErr: `v1alpha1: decode object: unknown kind "Gateway" (known kinds: ` + kindList() + ")",
 		},
 		{
 			name:    "bad spec",

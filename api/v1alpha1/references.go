@@ -29,8 +29,15 @@ func CheckReferences(objs []*Object,
 		switch spec := o.Spec.(type) {
 		case *RouteSpec:
 			c.route(o, spec)
+			c.routeKeepsAuthRules(o, spec)
 		case *DestinationPolicySpec:
 			c.destinationPolicy(o, spec)
+		case *AccessPolicySpec:
+			c.accessPolicy(o, spec)
+		case *RequestAuthSpec:
+			c.requestAuth(o, spec)
+		case *RateLimitSpec:
+			c.rateLimit(o, spec)
 		}
 	}
 	return c.errs

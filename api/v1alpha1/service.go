@@ -16,6 +16,9 @@ func init() {
 // registered workloads but no Service resource is served as HTTP.
 type ServiceSpec struct {
 	Ports []ServicePort `json:"ports"`
+	// MTLS, if set, overrides the Mesh's mTLS mode for the service's
+	// inbound listeners, as Istio's PeerAuthentication does.
+	MTLS *MTLS `json:"mtls,omitempty"`
 }
 
 // ServicePort is one port of a service. In explicit mode a workload fronts one
@@ -85,7 +88,20 @@ func (s *ServiceSpec) Validate(path *Path) ErrorList {
 			errs = append(errs, NotSupported(at.Child("protocol"), p.Protocol, protocols))
 		}
 	}
+	if s.MTLS != nil && !slices.Contains(mtlsModes, s.MTLS.Mode) {
+		// An empty mode is refused too: leave mtls out to follow the Mesh.
+		errs = append(errs, NotSupported(path.Child("mtls").Child("mode"), s.MTLS.Mode, mtlsModes))
+	}
 	return errs
+}
+
+// MTLSMode is the service's mTLS mode: its own if it sets one, else the
+// Mesh's.
+func (s *ServiceSpec) MTLSMode(mesh MTLSMode) MTLSMode {
+	if s != nil && s.MTLS != nil && s.MTLS.Mode != "" {
+		return s.MTLS.Mode
+	}
+	return mesh
 }
 
 var _ Spec = (*ServiceSpec)(nil)

@@ -21,6 +21,8 @@ const (
 	// HTTPProxyRoute is the RouteConfiguration of the HTTP proxy listener.
 	HTTPProxyRoute = "http_proxy"
 	// SecretRootCA is the trust bundle, served by the control plane over SDS.
+	// Its first certificate is the root that signs SVIDs now: during a root
+	// rotation a proxy whose SVID does not chain to it re-issues at once.
 	SecretRootCA = "ROOTCA"
 	// SecretDefault is the proxy's own SVID. It is never sent by the control
 	// plane: the private key never leaves the proxy, which resolves this name

@@ -12,6 +12,7 @@ import (
 	"github.com/weftmesh/weft/api/client"
 	"github.com/weftmesh/weft/api/decode"
 	"github.com/weftmesh/weft/api/v1alpha1"
+	"github.com/weftmesh/weft/controlplane/audit"
 	"github.com/weftmesh/weft/controlplane/store"
 )
 
@@ -57,6 +58,11 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) {
 			source, len(objs), store.MaxApplyObjects))
 		return
 	}
+	for _, o := range objs {
+		if !s.allow(w, r, verbWrite, objectScope(o), "apply "+objectRef(o)+" ("+source+"); nothing applied") {
+			return
+		}
+	}
 	if details := s.crossCheck(objs); len(details) > 0 {
 		writeJSON(w, http.StatusBadRequest, client.ErrorResponse{
 			Error:   rejectedMessage(source, len(details)),
@@ -76,10 +82,14 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	results, err := s.Store.Apply(r.Context(), objs)
+	entry := auditEntry(r, client.AuditApply)
+	results, err := s.Store.ApplyRecorded(r.Context(), objs, auditHook(s, entry, appliedItems))
 	if err != nil {
 		writeError(w, statusOf(err), source+": nothing applied: "+err.Error())
 		return
+	}
+	if slices.ContainsFunc(results, func(res store.ApplyResult) bool { return res.Action != store.ActionUnchanged }) {
+		s.audited(r.Context(), entry)
 	}
 	resp := client.ApplyResponse{Results: make([]client.ApplyResult, 0, len(results))}
 	for _, res := range results {
@@ -130,7 +140,7 @@ func (s *server) crossCheck(objs []*v1alpha1.Object) []client.ErrorDetail {
 func (s *server) checkReferences(ctx context.Context, objs []*v1alpha1.Object) ([]client.ErrorDetail, error) {
 	if !slices.ContainsFunc(objs, func(o *v1alpha1.Object) bool {
 		switch o.Spec.(type) {
-		case *v1alpha1.RouteSpec, *v1alpha1.DestinationPolicySpec:
+		case *v1alpha1.RouteSpec, *v1alpha1.DestinationPolicySpec, *v1alpha1.AccessPolicySpec:
 			return true
 		}
 		return false
@@ -232,4 +242,26 @@ func decodeDetails(err error) []client.ErrorDetail {
 		details = append(details, client.ErrorDetail{Field: fe.Field, Line: fe.Line, Detail: fe.Detail})
 	}
 	return details
+}
+
+// appliedItems are the audit items of an apply: one per object it created
+// or configured, with the diff of its YAML.
+func appliedItems(changes []store.Change) ([]client.AuditItem, error) {
+	items := make([]client.AuditItem, 0, len(changes))
+	for _, c := range changes {
+		diff, err := audit.Diff(resultRef(c.ApplyResult), c.Before, c.After)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, client.AuditItem{Kind: c.Kind, Namespace: c.Namespace, Name: c.Name, Result: c.Action, Diff: diff})
+	}
+	return items, nil
+}
+
+// resultRef names a stored object as objectRef does.
+func resultRef(res store.ApplyResult) string {
+	if res.Namespace == "" {
+		return res.Kind + " " + res.Name
+	}
+	return res.Kind + " " + res.Namespace + "/" + res.Name
 }

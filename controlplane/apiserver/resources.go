@@ -10,6 +10,7 @@ import (
 
 	"github.com/weftmesh/weft/api/client"
 	"github.com/weftmesh/weft/api/v1alpha1"
+	"github.com/weftmesh/weft/controlplane/audit"
 	"github.com/weftmesh/weft/controlplane/store"
 )
 
@@ -101,10 +102,21 @@ func (s *server) deleteResource(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "query parameter name is required: delete removes one resource")
 		return
 	}
-	if err := s.Store.Delete(r.Context(), ref.kind.Name, ref.namespace, ref.name); err != nil {
+	entry := auditEntry(r, client.AuditDelete)
+	err = s.Store.DeleteRecorded(r.Context(), ref.kind.Name, ref.namespace, ref.name,
+		auditHook(s, entry, func(before []byte) ([]client.AuditItem, error) {
+			res := store.ApplyResult{Kind: ref.kind.Name, Namespace: ref.namespace, Name: ref.name}
+			diff, err := audit.Diff(resultRef(res), before, nil)
+			if err != nil {
+				return nil, err
+			}
+			return []client.AuditItem{{Kind: res.Kind, Namespace: res.Namespace, Name: res.Name, Result: "deleted", Diff: diff}}, nil
+		}))
+	if err != nil {
 		writeError(w, statusOf(err), notFoundOr(ref, err))
 		return
 	}
+	s.audited(r.Context(), entry)
 	writeJSON(w, http.StatusOK, client.ApplyResult{
 		Kind: ref.kind.Name, Namespace: ref.namespace, Name: ref.name, Action: "deleted",
 	})

@@ -185,7 +185,7 @@ func TestApplyLimits(t *testing.T) {
 	}
 	_, err = e.client.Apply(ctx, []byte(many.String()), "many.yaml")
 	apiErr = apiError(t, err, http.StatusRequestEntityTooLarge)
-	if !strings.Contains(apiErr.Message, "at most 128") {
+	if !strings.Contains(apiErr.Message, "at most 127") {
 		t.Errorf("too many objects: message %q, want it to state the limit", apiErr.Message)
 	}
 

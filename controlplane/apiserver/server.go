@@ -1,7 +1,9 @@
 // Package apiserver is the control plane's HTTPS API, which the weft CLI
-// talks to: apply, get and delete resources, create join tokens, list
-// workloads. Every request must carry the admin credential as a bearer
-// token; errors are JSON and map to HTTP statuses only here.
+// talks to: apply, get and delete resources, manage join tokens and API
+// credentials, list workloads, read the audit log. Every request must carry
+// an API credential as a bearer token (401 otherwise) whose role and
+// namespaces allow what it asks (403 otherwise); every change is recorded in
+// the audit log. Errors are JSON and map to HTTP statuses only here.
 package apiserver
 
 import (
@@ -13,9 +15,12 @@ import (
 	"strings"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/weftmesh/weft/api/client"
 	"github.com/weftmesh/weft/api/meshv1"
 	"github.com/weftmesh/weft/api/v1alpha1"
+	"github.com/weftmesh/weft/controlplane/audit"
 	"github.com/weftmesh/weft/controlplane/store"
 	"github.com/weftmesh/weft/controlplane/token"
 )
@@ -27,6 +32,11 @@ const MaxApplyBytes = 1 << 20
 type ResourceStore interface {
 	// Apply writes every object in one transaction.
 	Apply(ctx context.Context, objs []*v1alpha1.Object) ([]store.ApplyResult, error)
+	// ApplyRecorded is Apply, committing also's operation (the audit entry)
+	// in the same transaction when something changes.
+	ApplyRecorded(ctx context.Context, objs []*v1alpha1.Object, also func([]store.Change) (clientv3.Op, error)) ([]store.ApplyResult, error)
+	// DeleteRecorded is Delete, committing also's operation in the same transaction.
+	DeleteRecorded(ctx context.Context, kind, namespace, name string, also func(before []byte) (clientv3.Op, error)) error
 	// Get returns one object, or an error wrapping store.ErrNotFound.
 	Get(ctx context.Context, kind, namespace, name string) (*v1alpha1.Object, error)
 	// List returns a kind's objects in namespace, or in all namespaces when it is empty.
@@ -41,32 +51,54 @@ type WorkloadLister interface {
 	ListWorkloads(ctx context.Context, namespace, service string) ([]*meshv1.Workload, error)
 }
 
-// TokenCreator issues join tokens; *token.Issuer satisfies it.
-type TokenCreator interface {
-	Create(ctx context.Context, service, namespace string, ttl time.Duration) (string, token.Record, error)
+// TokenManager issues, lists and revokes join tokens; *token.Issuer
+// satisfies it. The Recorded methods commit also's operation (the audit
+// entry) in the same transaction as the change.
+type TokenManager interface {
+	CreateRecorded(ctx context.Context, service, namespace string, ttl time.Duration, also func(token.Record) (clientv3.Op, error)) (string, token.Record, error)
+	List(ctx context.Context) ([]token.Record, error)
+	// Lookup and RevokeRecorded return errors wrapping token.ErrNotFound
+	// for an unknown ID.
+	Lookup(ctx context.Context, id string) (token.Record, error)
+	RevokeRecorded(ctx context.Context, id string, also func(token.Record) (clientv3.Op, error)) (token.Record, error)
 }
 
-// AdminAuthenticator checks the admin credential; *token.Issuer satisfies it.
-type AdminAuthenticator interface {
-	// VerifyAdmin returns the credential's ID. An error wrapping
+// CredentialAuthority checks and manages API credentials; *token.Issuer
+// satisfies it.
+type CredentialAuthority interface {
+	// Authenticate returns what the credential may do. An error wrapping
 	// token.ErrAdminInvalid means the credential is bad (401); any other
 	// means it could not be checked (503).
-	VerifyAdmin(ctx context.Context, secret string) (id string, err error)
+	Authenticate(ctx context.Context, secret string) (token.Credential, error)
+	CreateCredential(ctx context.Context, spec token.CredentialSpec, also func(token.Credential) (clientv3.Op, error)) (string, token.Credential, error)
+	ListCredentials(ctx context.Context) ([]token.Credential, error)
+	// RevokeCredential returns an error wrapping token.ErrNotFound for an
+	// unknown ID.
+	RevokeCredential(ctx context.Context, id string, also func(token.Credential) (clientv3.Op, error)) (token.Credential, error)
 }
 
-// Options are what the API server needs. All fields but Log, Version and
-// RouteStatus are required.
+// Options are what the API server needs. All fields but Log, Version,
+// Audit and RouteStatus are required.
 type Options struct {
 	Store     ResourceStore
 	Workloads WorkloadLister
-	Tokens    TokenCreator
-	Auth      AdminAuthenticator
+	Tokens    TokenManager
+	Auth      CredentialAuthority
+	// Audit, if set, records every change in the same transaction as the
+	// change and serves GET /api/v1/audit; without it nothing is recorded.
+	Audit *audit.Log
 	// RouteStatus, if set, says how far Routes have reached the proxies;
 	// without it, GET /api/v1/status/routes reports only whether each
 	// Route is accepted.
 	RouteStatus RouteStatusSource
+	// PolicyStatus, if set, says how far destination policies have reached
+	// the proxies; without it, GET /api/v1/status/policies reports only
+	// whether each is accepted and what of it can never match.
+	PolicyStatus PolicyStatusSource
 	// Inputs, if set, is the configuration served now, for GET /api/v1/explain.
 	Inputs InputSource
+	// CA, if set, serves GET /api/v1/ca and POST /api/v1/ca/rotate (ca.go).
+	CA CAAuthority
 	// TrustDomain is the control plane's; a Mesh resource may not name another.
 	TrustDomain string
 	// Version is reported by GET /api/v1/version.
@@ -89,15 +121,22 @@ func New(opts Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/apply", methods{http.MethodPost: s.apply})
 	mux.Handle("/api/v1/resources", methods{http.MethodGet: s.getResources, http.MethodDelete: s.deleteResource})
-	mux.Handle("/api/v1/tokens", methods{http.MethodPost: s.createToken})
+	mux.Handle("/api/v1/tokens", methods{http.MethodPost: s.createToken, http.MethodGet: s.listTokens})
+	mux.Handle("/api/v1/tokens/{id}", methods{http.MethodDelete: s.revokeToken})
+	mux.Handle("/api/v1/credentials", methods{http.MethodPost: s.createCredential, http.MethodGet: s.listCredentials})
+	mux.Handle("/api/v1/credentials/{id}", methods{http.MethodDelete: s.revokeCredential})
+	mux.Handle("/api/v1/audit", methods{http.MethodGet: s.listAudit})
 	mux.Handle("/api/v1/workloads", methods{http.MethodGet: s.listWorkloads})
 	mux.Handle("/api/v1/version", methods{http.MethodGet: s.version})
 	mux.Handle("/api/v1/status/routes", methods{http.MethodGet: s.routeStatuses})
+	mux.Handle("/api/v1/status/policies", methods{http.MethodGet: s.policyStatuses})
 	mux.Handle("/api/v1/explain", methods{http.MethodGet: s.explain})
+	mux.Handle("/api/v1/ca", methods{http.MethodGet: s.caStatus})
+	mux.Handle("/api/v1/ca/rotate", methods{http.MethodPost: s.rotateCA})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no API at "+r.URL.Path)
 	})
-	return s.logged(s.authenticated(mux))
+	return s.logged(s.authenticated(s.authorized(mux)))
 }
 
 func (s *server) version(w http.ResponseWriter, r *http.Request) {
@@ -124,28 +163,31 @@ func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type callerKey struct{}
 
-// authenticated refuses every request without a valid admin credential.
+// authenticated refuses every request without a valid API credential, and
+// puts the credential in the request's context for authorized and the handlers.
 func (s *server) authenticated(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret, ok := bearer(r.Header.Get("Authorization"))
 		if !ok {
-			unauthorized(w, "missing admin credential: send it as \"Authorization: Bearer <token>\"")
+			s.Log.Warn("api: request refused", "reason", "no credential", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+			unauthorized(w, "missing API credential: send it as \"Authorization: Bearer <credential>\"")
 			return
 		}
-		id, err := s.Auth.VerifyAdmin(r.Context(), secret)
+		cred, err := s.Auth.Authenticate(r.Context(), secret)
 		if err != nil {
 			if !errors.Is(err, token.ErrAdminInvalid) {
-				s.Log.Error("api: cannot check an admin credential", "remote", r.RemoteAddr, "err", err)
-				writeError(w, http.StatusServiceUnavailable, "cannot check the admin credential now; try again")
+				s.Log.Error("api: cannot check an API credential", "remote", r.RemoteAddr, "err", err)
+				writeError(w, http.StatusServiceUnavailable, "cannot check the API credential now; try again")
 				return
 			}
-			// The reason (unknown, revoked, wrong secret) goes to the log, not to the caller.
-			s.Log.Warn("api: admin credential refused", "remote", r.RemoteAddr, "err", err)
-			unauthorized(w, "invalid admin credential")
+			// The reason (unknown, revoked, expired, wrong secret) goes to
+			// the log, not to the caller.
+			s.Log.Warn("api: request refused", "reason", err.Error(), "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+			unauthorized(w, "invalid API credential")
 			return
 		}
-		if c, ok := r.Context().Value(callerKey{}).(*string); ok {
-			*c = id
+		if c, ok := r.Context().Value(callerKey{}).(*token.Credential); ok {
+			*c = cred
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -169,10 +211,11 @@ func unauthorized(w http.ResponseWriter, msg string) {
 func (s *server) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		who := ""
-		r = r.WithContext(context.WithValue(r.Context(), callerKey{}, &who))
+		var cred token.Credential
+		r = r.WithContext(context.WithValue(r.Context(), callerKey{}, &cred))
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
+		who := cred.ID
 		if who == "" {
 			who = "anonymous"
 		}
@@ -182,7 +225,7 @@ func (s *server) logged(next http.Handler) http.Handler {
 		}
 		s.Log.Log(r.Context(), level, "api call",
 			"who", who, "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr)
+			"duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr, "credential_name", cred.Name)
 	})
 }
 
@@ -216,8 +259,8 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 
 // The control plane's concrete types satisfy the interfaces above.
 var (
-	_ ResourceStore      = (*store.Store)(nil)
-	_ WorkloadLister     = (*store.Store)(nil)
-	_ TokenCreator       = (*token.Issuer)(nil)
-	_ AdminAuthenticator = (*token.Issuer)(nil)
+	_ ResourceStore       = (*store.Store)(nil)
+	_ WorkloadLister      = (*store.Store)(nil)
+	_ TokenManager        = (*token.Issuer)(nil)
+	_ CredentialAuthority = (*token.Issuer)(nil)
 )

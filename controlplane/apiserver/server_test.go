@@ -16,6 +16,7 @@ import (
 
 	"github.com/weftmesh/weft/api/client"
 	"github.com/weftmesh/weft/controlplane/apiserver"
+	"github.com/weftmesh/weft/controlplane/audit"
 	"github.com/weftmesh/weft/controlplane/store"
 	"github.com/weftmesh/weft/controlplane/store/storetest"
 	"github.com/weftmesh/weft/controlplane/token"
@@ -45,6 +46,7 @@ func newEnv(t *testing.T) *env {
 	}
 	e.srv = httptest.NewTLSServer(apiserver.New(apiserver.Options{
 		Store: e.store, Workloads: e.store, Tokens: e.tokens, Auth: e.tokens,
+		Audit:       audit.New(e.store.Client(), audit.Options{Log: slog.New(slog.NewTextHandler(e.logs, nil))}),
 		TrustDomain: "weft.local", Version: "v1.2.3",
 		Log: slog.New(slog.NewTextHandler(e.logs, nil)),
 	}))
@@ -140,8 +142,8 @@ func TestAuthentication(t *testing.T) {
 	// The client surfaces the server's message.
 	_, err := e.newClient(t, "wrong").Version(context.Background())
 	var apiErr *client.APIError
-	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusUnauthorized || apiErr.Message != "invalid admin credential" {
-		t.Errorf("client with a wrong credential: err = %v, want a 401 *APIError \"invalid admin credential\"", err)
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusUnauthorized || apiErr.Message != "invalid API credential" {
+		t.Errorf("client with a wrong credential: err = %v, want a 401 *APIError \"invalid API credential\"", err)
 	}
 }
 

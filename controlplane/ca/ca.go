@@ -5,7 +5,9 @@
 // The root is created on the first start against an empty store, inside an
 // etcd transaction, so replicas that start together agree on one root; every
 // replica then signs with the same key and nothing about the CA lives outside
-// etcd.
+// etcd. A root rotation (rotation.go) is a record in etcd that every replica
+// follows, one transaction per phase. An external CA (external.go) signs
+// with an operator's intermediate instead, and keeps nothing in etcd.
 package ca
 
 import (
@@ -19,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,10 +40,6 @@ const (
 	ControlPlaneService   = spiffe.ControlPlaneService
 )
 
-// rootExpiryWarning is how close to its expiry the root must be before Load
-// warns about it on every start.
-const rootExpiryWarning = 90 * 24 * time.Hour
-
 // Options configure Load.
 type Options struct {
 	// TrustDomain is the mesh's SPIFFE trust domain; DefaultTrustDomain when
@@ -48,6 +47,12 @@ type Options struct {
 	TrustDomain string
 	// Log receives the CA's lifecycle messages; slog.Default() when nil.
 	Log *slog.Logger
+	// External, when set, signs with an operator's CA instead of the mesh
+	// root kept in the store; root rotation is then the operator's business.
+	External *External
+	// OnChange is called, from the goroutine running Run, after the signing
+	// certificate or the trust bundle changed (a rotation's phases).
+	OnChange func()
 }
 
 // CA signs SVIDs with the mesh root kept in the store. It is safe for
@@ -55,21 +60,38 @@ type Options struct {
 type CA struct {
 	trustDomain string
 	log         *slog.Logger
+	kv          *clientv3.Client
+	external    *External
+	onChange    func()
 	// current is replaced as a whole, never modified: signing reads it without
-	// a lock, and a future root rotation swaps in an authority whose bundle
-	// holds both the old and the new root.
+	// a lock, and a root rotation swaps in an authority whose bundle holds
+	// both the old and the new root.
 	current atomic.Pointer[authority]
+	// state is the store's CA records the current authority was built from;
+	// nil with an external CA. installMu orders installs (rotation.go).
+	state     atomic.Pointer[caState]
+	installMu sync.Mutex
+	// generation counts the authorities installed, for holders of issued
+	// certificates that must follow a change (the serving certificate).
+	generation atomic.Uint64
 }
 
 // authority is what signs and what is trusted at one moment.
 type authority struct {
 	cert *x509.Certificate // signs SVIDs
 	key  crypto.Signer
-	// intermediates are sent after the leaf: the certificates between cert and
-	// a root, DER. Empty while cert is the root itself.
+	// intermediates are sent after the leaf: the certificates between the
+	// leaf and a root, DER (cert itself when it is not a root, and the
+	// cross-signed new root during a rotation). Empty while cert is the root.
 	intermediates [][]byte
-	bundle        []*x509.Certificate // every root workloads should trust
-	bundlePEM     []byte
+	// servingExtra follows intermediates in the control plane's own chain
+	// only: after a rotation, the cross-signed new root, so proxies whose
+	// --ca-file still holds only the retired root can reach the control plane.
+	servingExtra [][]byte
+	// bundle is every root workloads should trust, the one that signs now
+	// first: a proxy whose SVID does not chain to bundle[0] re-issues it.
+	bundle    []*x509.Certificate
+	bundlePEM []byte
 }
 
 func newAuthority(cert *x509.Certificate, key crypto.Signer, roots []*x509.Certificate) *authority {
@@ -81,9 +103,33 @@ func newAuthority(cert *x509.Certificate, key crypto.Signer, roots []*x509.Certi
 	return &authority{cert: cert, key: key, bundle: roots, bundlePEM: buf.Bytes()}
 }
 
+// sameAs reports whether a and b sign with the same certificate, send the
+// same chains and trust the same roots in the same order.
+func (a *authority) sameAs(b *authority) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return bytes.Equal(a.cert.Raw, b.cert.Raw) && bytes.Equal(a.bundlePEM, b.bundlePEM) &&
+		equalDER(a.intermediates, b.intermediates) && equalDER(a.servingExtra, b.servingExtra)
+}
+
+func equalDER(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 // Load opens the CA kept in the store, creating the trust domain record and
 // the root on the first start. Replicas may call Load at the same time: they
-// all end up with the same root.
+// all end up with the same root. With opts.External it signs with the
+// operator's CA instead, and keeps only the trust domain in the store. Run
+// keeps the CA in step with root rotations.
 func Load(ctx context.Context, kv *clientv3.Client, opts Options) (*CA, error) {
 	td := opts.TrustDomain
 	if td == "" {
@@ -101,7 +147,17 @@ func Load(ctx context.Context, kv *clientv3.Client, opts Options) (*CA, error) {
 	if err := claimTrustDomain(ctx, kv, td); err != nil {
 		return nil, err
 	}
+	c := &CA{trustDomain: td, log: log, kv: kv, external: opts.External, onChange: opts.OnChange}
 	now := time.Now()
+	if ext := opts.External; ext != nil {
+		c.current.Store(ext.authority())
+		log.Info("signing SVIDs with an external CA",
+			"ca_subject", ext.Cert.Subject.String(), "ca_sha256", fingerprint(ext.Cert),
+			"ca_not_after", ext.Cert.NotAfter.UTC().Format(time.RFC3339), "roots", len(ext.Roots))
+		c.warnExpiry(now)
+		return c, nil
+	}
+
 	root, created, err := loadOrCreateRoot(ctx, kv, td, now)
 	if err != nil {
 		return nil, err
@@ -109,24 +165,36 @@ func Load(ctx context.Context, kv *clientv3.Client, opts Options) (*CA, error) {
 	if err := checkRoot(root.cert, td, now); err != nil {
 		return nil, err
 	}
-
-	c := &CA{trustDomain: td, log: log}
-	c.current.Store(newAuthority(root.cert, root.key, []*x509.Certificate{root.cert}))
+	// Read the root again with the rotation record, at one revision.
+	st, err := readState(ctx, kv)
+	if err != nil {
+		return nil, err
+	}
+	c.state.Store(st)
+	c.current.Store(st.authority())
 
 	attrs := []any{
-		"root_sha256", fingerprint(root.cert),
-		"root_not_after", root.cert.NotAfter.UTC().Format(time.RFC3339),
+		"root_sha256", fingerprint(st.root.cert),
+		"root_not_after", st.root.cert.NotAfter.UTC().Format(time.RFC3339),
+	}
+	if st.rot != nil && st.rot.inProgress() {
+		attrs = append(attrs, "rotation", st.rot.rec.ID, "rotation_phase", st.rot.rec.Phase)
 	}
 	if created {
 		log.Info("created mesh root CA", attrs...)
 	} else {
 		log.Info("loaded mesh root CA", attrs...)
 	}
-	if left := root.cert.NotAfter.Sub(now); left < rootExpiryWarning {
-		log.Warn("mesh root CA expires soon; workloads will lose their identity when it does",
-			append(attrs, "expires_in", left.Round(time.Hour).String())...)
-	}
+	c.warnExpiry(now)
 	return c, nil
+}
+
+// warnExpiry logs, at every start, each certificate of the CA that is near
+// its end (see expiryWarning).
+func (c *CA) warnExpiry(now time.Time) {
+	for _, w := range c.certWarnings(now) {
+		c.log.Warn(w)
+	}
 }
 
 // claimTrustDomain records td as the store's trust domain, or checks that it
@@ -174,6 +242,9 @@ func trustDomainOf(root *x509.Certificate) (string, error) {
 	}
 	return "", errors.New("no spiffe:// URI SAN")
 }
+
+// Generation changes every time what signs or what is trusted changes.
+func (c *CA) Generation() uint64 { return c.generation.Load() }
 
 // TrustDomain returns the mesh's SPIFFE trust domain.
 func (c *CA) TrustDomain() string { return c.trustDomain }

@@ -58,7 +58,7 @@ func loadOrCreateRoot(ctx context.Context, kv *clientv3.Client, td string, now t
 		return r, false, err
 	}
 
-	fresh, err := newRoot(td, now)
+	fresh, err := newRoot(td, now, rootCommonName)
 	if err != nil {
 		return nil, false, err
 	}
@@ -77,8 +77,8 @@ func loadOrCreateRoot(ctx context.Context, kv *clientv3.Client, td string, now t
 	return r, false, err
 }
 
-// newRoot makes a self-signed ECDSA P-256 root for trust domain td.
-func newRoot(td string, now time.Time) (*root, error) {
+// newRoot makes a self-signed ECDSA P-256 root for trust domain td, named cn.
+func newRoot(td string, now time.Time, cn string) (*root, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("ca: generate root key: %w", err)
@@ -89,7 +89,7 @@ func newRoot(td string, now time.Time) (*root, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: rootCommonName},
+		Subject:               pkix.Name{CommonName: cn},
 		NotBefore:             now.Add(-rootBackdate),
 		NotAfter:              now.AddDate(rootYears, 0, 0),
 		IsCA:                  true,

@@ -66,7 +66,7 @@ func (c *CA) SignCSR(csrDER []byte, id spiffe.ID, ttl time.Duration) ([][]byte, 
 		KeyUsage:    usage,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
-	chain, err := c.issue(tmpl, csr.PublicKey, ttl)
+	chain, err := c.issue(tmpl, csr.PublicKey, ttl, false)
 	if err != nil {
 		return nil, fmt.Errorf("ca: sign SVID for %s: %w", id, err)
 	}
@@ -106,7 +106,7 @@ func (c *CA) ServingCertificate(hosts []string, ttl time.Duration) (tls.Certific
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("ca: generate serving key: %w", err)
 	}
-	chain, err := c.issue(tmpl, &key.PublicKey, ttl)
+	chain, err := c.issue(tmpl, &key.PublicKey, ttl, true)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("ca: issue serving certificate: %w", err)
 	}
@@ -118,12 +118,13 @@ func (c *CA) ServingCertificate(hosts []string, ttl time.Duration) (tls.Certific
 }
 
 // issue completes tmpl with a serial number, a validity period and the
-// issuer's key ID, and signs it for pub. It returns the chain, leaf first.
-func (c *CA) issue(tmpl *x509.Certificate, pub crypto.PublicKey, ttl time.Duration) ([][]byte, error) {
+// issuer's key ID, and signs it for pub. It returns the chain, leaf first;
+// serving adds what only the control plane's own chain carries.
+func (c *CA) issue(tmpl *x509.Certificate, pub crypto.PublicKey, ttl time.Duration, serving bool) ([][]byte, error) {
 	a := c.current.Load()
 	now := time.Now()
 	if !now.Before(a.cert.NotAfter) {
-		return nil, fmt.Errorf("the mesh root expired at %s", a.cert.NotAfter.UTC().Format(time.RFC3339))
+		return nil, fmt.Errorf("the signing certificate %q expired at %s", a.cert.Subject.CommonName, a.cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 	serial, err := randomSerial()
 	if err != nil {
@@ -139,8 +140,12 @@ func (c *CA) issue(tmpl *x509.Certificate, pub crypto.PublicKey, ttl time.Durati
 	if err != nil {
 		return nil, err
 	}
-	chain := make([][]byte, 0, 1+len(a.intermediates))
-	return append(append(chain, der), a.intermediates...), nil
+	chain := make([][]byte, 0, 1+len(a.intermediates)+len(a.servingExtra))
+	chain = append(append(chain, der), a.intermediates...)
+	if serving {
+		chain = append(chain, a.servingExtra...)
+	}
+	return chain, nil
 }
 
 // parseCSR parses a PKCS #10 request, checks its key type and size, and

@@ -32,6 +32,9 @@ type caller struct {
 	// credential names what proved it, for the audit log: the join token's ID
 	// or the client certificate's serial number. Never a secret.
 	credential string
+	// refusal, when authentication failed, says why in a word for the log:
+	// expired, revoked, bad_signature, malformed, bad_svid.
+	refusal string
 }
 
 func (c caller) String() string {
@@ -60,7 +63,7 @@ func (s *Service) authenticate(ctx context.Context) (caller, error) {
 	}
 	if tok == "" {
 		if svidErr != nil {
-			return caller{}, status.Errorf(codes.Unauthenticated, "identity: %v", svidErr)
+			return caller{method: authSVID, refusal: "bad_svid"}, status.Errorf(codes.Unauthenticated, "identity: %v", svidErr)
 		}
 		return caller{}, status.Error(codes.Unauthenticated,
 			`identity: no credentials: send a join token as "authorization: Bearer <token>" or present an SVID as the TLS client certificate`)
@@ -71,7 +74,7 @@ func (s *Service) authenticate(ctx context.Context) (caller, error) {
 	claims, err := s.tokens.Verify(ctx, tok)
 	switch {
 	case errors.Is(err, token.ErrInvalid):
-		return caller{}, status.Errorf(codes.Unauthenticated, "identity: %v", err)
+		return caller{method: authJoinToken, refusal: tokenRefusal(err)}, status.Errorf(codes.Unauthenticated, "identity: %v", err)
 	case ctx.Err() != nil:
 		return caller{}, status.FromContextError(ctx.Err()).Err()
 	case err != nil:
@@ -157,4 +160,20 @@ func bearerToken(ctx context.Context) (string, error) {
 		return "", errors.New(`authorization must be "Bearer <join token>"`)
 	}
 	return tok, nil
+}
+
+// tokenRefusal names why a join token was refused, for the log.
+func tokenRefusal(err error) string {
+	switch {
+	case errors.Is(err, token.ErrExpired):
+		return "expired"
+	case errors.Is(err, token.ErrRevoked):
+		return "revoked"
+	case errors.Is(err, token.ErrBadSignature):
+		return "bad_signature"
+	case errors.Is(err, token.ErrMalformed):
+		return "malformed"
+	default:
+		return "invalid"
+	}
 }

@@ -113,6 +113,7 @@ func (s *Service) Sign(ctx context.Context, req *meshv1.SignRequest) (resp *mesh
 		return nil, status.Errorf(codes.Internal, "identity: parse the SVID just signed: %v", err)
 	}
 
+	s.recordIssued(ctx, who, chain)
 	s.metrics.signed.WithLabelValues(who.method).Inc()
 	s.log.Info("issued SVID",
 		"spiffe_id", who.id.String(),
@@ -144,7 +145,10 @@ func (s *Service) refused(ctx context.Context, who caller, req *meshv1.SignReque
 		"requested", fmt.Sprintf("%s/%s", req.GetNamespace(), req.GetService()),
 		"peer", peerAddr(ctx),
 	}
-	if who.method != "" {
+	switch {
+	case who.refusal != "":
+		attrs = append(attrs, "auth", who.method, "auth_refused", who.refusal)
+	case who.method != "":
 		attrs = append(attrs, "caller", who.id.String(), "auth", who.method, "credential", who.credential)
 	}
 	s.log.Log(ctx, level, "refused to issue SVID", attrs...)

@@ -332,12 +332,13 @@ func TestSignRefusesUnauthenticated(t *testing.T) {
 
 	tests := []struct {
 		name, token, says string
+		logged            string // why, in a word, in the refusal's log line
 	}{
-		{"no credentials", "", "no credentials"},
-		{"expired token", expired, "expired at"},
-		{"revoked token", revoked, "unknown or revoked"},
-		{"forged token", "weft1.e30." + strings.Repeat("A", 86), "signature does not verify"},
-		{"not a token", "hunter2", `does not start with "weft1."`},
+		{"no credentials", "", "no credentials", ""},
+		{"expired token", expired, "expired at", "auth_refused=expired"},
+		{"revoked token", revoked, "unknown or revoked", "auth_refused=revoked"},
+		{"forged token", "weft1.e30." + strings.Repeat("A", 86), "signature does not verify", "auth_refused=bad_signature"},
+		{"not a token", "hunter2", `does not start with "weft1."`, "auth_refused=malformed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -345,6 +346,9 @@ func TestSignRefusesUnauthenticated(t *testing.T) {
 			wantCode(t, err, codes.Unauthenticated, tc.says)
 			if tc.token != "" && strings.Contains(err.Error(), tc.token) {
 				t.Errorf("error %q repeats the token", err)
+			}
+			if tc.logged != "" && !strings.Contains(m.logs.String(), tc.logged) {
+				t.Errorf("refusal log lacks %s:\n%s", tc.logged, m.logs.String())
 			}
 		})
 	}

@@ -22,10 +22,13 @@ type batch struct {
 	// is cloned on first change.
 	routes map[objectName]*v1alpha1.RouteSpec
 
-	ownServices  bool
-	ownWorkloads bool
-	ownRoutes    bool
-	ownPolicies  bool
+	ownServices     bool
+	ownWorkloads    bool
+	ownRoutes       bool
+	ownPolicies     bool
+	ownRequestAuths bool
+	ownAccess       bool
+	ownRateLimits   bool
 	// ownSlices marks the workload slices already cloned by this batch.
 	ownSlices map[translate.ServiceKey]bool
 

@@ -95,6 +95,15 @@ func (w *Watcher) handleResource(b *batch, key string, value []byte, modRev int6
 		spec.Default()
 		b.putPolicy(sk, spec)
 
+	case kindAccessPolicy:
+		w.handleAccessPolicy(b, key, namespace, name, value, modRev, deleted)
+
+	case kindRequestAuth:
+		w.handleRequestAuth(b, key, namespace, name, value, modRev, deleted)
+
+	case kindRateLimit:
+		w.handleRateLimit(b, key, namespace, name, value, modRev, deleted)
+
 	default:
 		w.warnOnce("kind/"+kind, "ignoring resources of a kind that translation does not read", "kind", kind)
 	}

@@ -21,8 +21,9 @@ const (
 )
 
 // MaxApplyObjects is the most objects one Apply takes: etcd's default limit
-// on the operations of one transaction.
-const MaxApplyObjects = 128
+// on the operations of one transaction (128), less one kept for the audit
+// entry that ApplyRecorded writes with them.
+const MaxApplyObjects = 127
 
 // maxApplyAttempts bounds how often Apply re-reads and retries when another
 // writer changed one of its keys between the read and the write.
@@ -35,6 +36,13 @@ type ApplyResult struct {
 	Name      string
 	// Action is ActionCreated, ActionConfigured or ActionUnchanged.
 	Action string
+}
+
+// Change is an object that ApplyRecorded creates or configures, with its
+// stored JSON before (nil when it is created) and after.
+type Change struct {
+	ApplyResult
+	Before, After []byte
 }
 
 // pendingObject is one object of an Apply, encoded once up front.
@@ -54,6 +62,13 @@ type pendingObject struct {
 // on a cluster-scoped kind (or none on a namespaced one), names with '/', and
 // the same object twice.
 func (s *Store) Apply(ctx context.Context, objs []*v1alpha1.Object) ([]ApplyResult, error) {
+	return s.ApplyRecorded(ctx, objs, nil)
+}
+
+// ApplyRecorded is Apply, and when also is not nil and something changes,
+// it commits the operation also returns for the changes (an audit entry,
+// say) in the same transaction as the objects.
+func (s *Store) ApplyRecorded(ctx context.Context, objs []*v1alpha1.Object, also func([]Change) (clientv3.Op, error)) ([]ApplyResult, error) {
 	if len(objs) > MaxApplyObjects {
 		return nil, fmt.Errorf("store: apply: %d objects, at most %d fit in one transaction", len(objs), MaxApplyObjects)
 	}
@@ -75,7 +90,7 @@ func (s *Store) Apply(ctx context.Context, objs []*v1alpha1.Object) ([]ApplyResu
 		return nil, nil
 	}
 	for attempt := 1; attempt <= maxApplyAttempts; attempt++ {
-		results, ok, err := s.tryApply(ctx, pending)
+		results, ok, err := s.tryApply(ctx, pending, also)
 		if err != nil || ok {
 			return results, err
 		}
@@ -85,7 +100,7 @@ func (s *Store) Apply(ctx context.Context, objs []*v1alpha1.Object) ([]ApplyResu
 
 // tryApply reads the current values at one revision and writes the changed
 // objects only if none of the keys moved since. ok is false when they did.
-func (s *Store) tryApply(ctx context.Context, pending []pendingObject) (results []ApplyResult, ok bool, err error) {
+func (s *Store) tryApply(ctx context.Context, pending []pendingObject, also func([]Change) (clientv3.Op, error)) (results []ApplyResult, ok bool, err error) {
 	gets := make([]clientv3.Op, len(pending))
 	for i, p := range pending {
 		gets[i] = clientv3.OpGet(p.key)
@@ -97,11 +112,14 @@ func (s *Store) tryApply(ctx context.Context, pending []pendingObject) (results 
 	results = make([]ApplyResult, len(pending))
 	cmps := make([]clientv3.Cmp, 0, len(pending))
 	var puts []clientv3.Op
+	var changes []Change
 	for i, p := range pending {
 		var rev int64
+		var before []byte
 		action := ActionCreated
 		if kvs := read.Responses[i].GetResponseRange().GetKvs(); len(kvs) > 0 {
 			rev = kvs[0].ModRevision
+			before = kvs[0].Value
 			action = ActionConfigured
 			if bytes.Equal(kvs[0].Value, p.value) {
 				action = ActionUnchanged
@@ -114,9 +132,19 @@ func (s *Store) tryApply(ctx context.Context, pending []pendingObject) (results 
 			puts = append(puts, clientv3.OpPut(p.key, string(p.value)))
 		}
 		results[i] = ApplyResult{Kind: p.kind, Namespace: p.namespace, Name: p.name, Action: action}
+		if action != ActionUnchanged {
+			changes = append(changes, Change{ApplyResult: results[i], Before: before, After: p.value})
+		}
 	}
 	if len(puts) == 0 {
 		return results, true, nil
+	}
+	if also != nil {
+		op, err := also(changes)
+		if err != nil {
+			return nil, false, fmt.Errorf("store: apply: %w", err)
+		}
+		puts = append(puts, op)
 	}
 	if s.beforeApplyCommit != nil {
 		s.beforeApplyCommit()
@@ -266,4 +294,47 @@ func (s *Store) Delete(ctx context.Context, kind, namespace, name string) error 
 		return &notFoundError{kind: k.Name, namespace: namespace, name: name}
 	}
 	return nil
+}
+
+// DeleteRecorded is Delete, and commits the operation also returns for the
+// object's stored JSON (an audit entry, say) in the same transaction. If
+// another writer changes the object between the read and the delete, it
+// reads again and retries.
+func (s *Store) DeleteRecorded(ctx context.Context, kind, namespace, name string, also func(before []byte) (clientv3.Op, error)) error {
+	if also == nil {
+		return s.Delete(ctx, kind, namespace, name)
+	}
+	k, err := canonicalKind(kind)
+	if err != nil {
+		return fmt.Errorf("store: delete: %w", err)
+	}
+	if err := checkNames(k, namespace, name); err != nil {
+		return fmt.Errorf("store: delete: %w", err)
+	}
+	key := ResourceKey(k.Name, namespace, name)
+	for attempt := 1; attempt <= maxApplyAttempts; attempt++ {
+		cur, err := s.client.Get(ctx, key)
+		if err != nil {
+			return fmt.Errorf("store: delete %s %q: %w", strings.ToLower(k.Name), qualifiedName(namespace, name), err)
+		}
+		if len(cur.Kvs) == 0 {
+			return &notFoundError{kind: k.Name, namespace: namespace, name: name}
+		}
+		op, err := also(cur.Kvs[0].Value)
+		if err != nil {
+			return fmt.Errorf("store: delete %s %q: %w", strings.ToLower(k.Name), qualifiedName(namespace, name), err)
+		}
+		resp, err := s.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", cur.Kvs[0].ModRevision)).
+			Then(clientv3.OpDelete(key), op).
+			Commit()
+		if err != nil {
+			return fmt.Errorf("store: delete %s %q: %w", strings.ToLower(k.Name), qualifiedName(namespace, name), err)
+		}
+		if resp.Succeeded {
+			return nil
+		}
+	}
+	return fmt.Errorf("store: delete %s %q: it kept changing under concurrent writers; gave up after %d attempts",
+		strings.ToLower(k.Name), qualifiedName(namespace, name), maxApplyAttempts)
 }

@@ -247,7 +247,7 @@ func TestApplyRejectsWholeBatch(t *testing.T) {
 			o.Spec = nil
 			return o
 		}()}, "spec is missing"},
-		{"too many", tooMany, "at most 128"},
+		{"too many", tooMany, "at most 127"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

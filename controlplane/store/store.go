@@ -8,7 +8,8 @@
 //	/weft/endpoints/<namespace>/<service>/<id>  registered workloads, on a lease
 //	/weft/ca/...                                mesh CA and signing keys
 //	/weft/tokens/<id>                           join tokens
-//	/weft/admin/<id>                            admin credentials (hashes)
+//	/weft/admin/<id>                            API credentials (hashes, roles)
+//	/weft/audit/<time>-<rand>                   audit log of API changes, bounded
 package store
 
 import (
@@ -34,6 +35,7 @@ const (
 	PrefixCA        = "/weft/ca/"
 	PrefixTokens    = "/weft/tokens/"
 	PrefixAdmin     = "/weft/admin/"
+	PrefixAudit     = "/weft/audit/"
 )
 
 // Config says which etcd to use.

@@ -37,9 +37,9 @@ func TestAdminCredentials(t *testing.T) {
 		t.Error("the store holds the secret")
 	}
 
-	admins, err := iss.ListAdmins(ctx)
+	admins, err := iss.ListCredentials(ctx)
 	if err != nil || len(admins) != 1 || admins[0].ID != id || admins[0].Name != "alice@example.com" {
-		t.Errorf("ListAdmins = %+v, %v", admins, err)
+		t.Errorf("ListCredentials = %+v, %v", admins, err)
 	}
 
 	// A secret of the right shape that is not the one issued.

@@ -1,7 +1,8 @@
 // Package token issues and checks the control plane's bearer credentials:
 // join tokens, with which a proxy proves its service and namespace once to
-// obtain its first SVID, and admin credentials, with which the CLI calls the
-// API server.
+// obtain its first SVID, and API credentials, with which the CLI calls the
+// API server, each with a role (admin, edit, view) and optionally limited to
+// namespaces.
 //
 // Both are recorded in etcd, so any replica verifies what another issued, and
 // deleting a record revokes its credential at once.
@@ -42,8 +43,12 @@ const (
 	recordGrace = 5 * time.Minute
 )
 
-// ErrNotFound is returned by Revoke and RevokeAdmin for an ID with no record.
+// ErrNotFound is returned by Lookup, Revoke and their credential
+// counterparts for an ID with no record.
 var ErrNotFound = errors.New("not found")
+
+// ErrBadID is wrapped by the errors of calls given an ID that cannot be one.
+var ErrBadID = errors.New("malformed ID")
 
 // Record is what the store keeps about a join token: everything but the
 // signature, so listing tokens reveals none.
@@ -55,7 +60,7 @@ type Record struct {
 	ExpiresAt time.Time `json:"expiresAt"`
 }
 
-// Issuer creates and verifies join tokens and admin credentials with a
+// Issuer creates and verifies join tokens and API credentials with a
 // signing key shared, through the store, by every control plane replica. It
 // is safe for concurrent use.
 type Issuer struct {
@@ -130,6 +135,13 @@ func decodeKey(data []byte) (ed25519.PrivateKey, error) {
 // MinTTL to MaxTTL), and records it. The token is returned once and never
 // stored; the record lets any replica verify it until it expires or is revoked.
 func (i *Issuer) Create(ctx context.Context, service, namespace string, ttl time.Duration) (string, Record, error) {
+	return i.CreateRecorded(ctx, service, namespace, ttl, nil)
+}
+
+// CreateRecorded is Create, and when also is not nil it commits the
+// operation also returns (an audit entry, say) in the same transaction as
+// the token's record.
+func (i *Issuer) CreateRecorded(ctx context.Context, service, namespace string, ttl time.Duration, also func(Record) (clientv3.Op, error)) (string, Record, error) {
 	if !validLabel(service) {
 		return "", Record{}, fmt.Errorf("token: service %q is not a DNS label (lowercase letters, digits and '-', at most 63)", service)
 	}
@@ -155,17 +167,30 @@ func (i *Issuer) Create(ctx context.Context, service, namespace string, ttl time
 	if err != nil {
 		return "", Record{}, fmt.Errorf("token: encode record: %w", err)
 	}
+	var extra []clientv3.Op
+	if also != nil {
+		op, err := also(rec)
+		if err != nil {
+			return "", Record{}, fmt.Errorf("token: record token %s: %w", rec.ID, err)
+		}
+		extra = append(extra, op)
+	}
 	// The record lives on a lease so that expired tokens leave the store by
 	// themselves.
 	lease, err := i.kv.Grant(ctx, int64((ttl+recordGrace)/time.Second))
 	if err != nil {
 		return "", Record{}, fmt.Errorf("token: grant lease for token %s: %w", rec.ID, err)
 	}
-	if _, created, err := store.PutIfAbsent(ctx, i.kv, store.PrefixTokens+rec.ID, data, clientv3.WithLease(lease.ID)); err != nil || !created {
+	key := store.PrefixTokens + rec.ID
+	resp, err := i.kv.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(append([]clientv3.Op{clientv3.OpPut(key, string(data), clientv3.WithLease(lease.ID))}, extra...)...).
+		Commit()
+	if err == nil && !resp.Succeeded {
+		err = errors.New("token ID already in use")
+	}
+	if err != nil {
 		_, _ = i.kv.Revoke(context.WithoutCancel(ctx), lease.ID)
-		if err == nil {
-			err = errors.New("token ID already in use")
-		}
 		return "", Record{}, fmt.Errorf("token: record token %s: %w", rec.ID, err)
 	}
 	return tok, rec, nil
@@ -202,39 +227,85 @@ func (i *Issuer) Verify(ctx context.Context, token string) (Claims, error) {
 }
 
 func (i *Issuer) record(ctx context.Context, id string) (Record, error) {
+	rec, _, err := i.recordAt(ctx, id)
+	return rec, err
+}
+
+// recordAt reads a token's record and the revision that wrote it.
+func (i *Issuer) recordAt(ctx context.Context, id string) (Record, int64, error) {
 	resp, err := i.kv.Get(ctx, store.PrefixTokens+id)
 	if err != nil {
-		return Record{}, fmt.Errorf("token: look up token %s: %w", id, err)
+		return Record{}, 0, fmt.Errorf("token: look up token %s: %w", id, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return Record{}, ErrNotFound
+		return Record{}, 0, ErrNotFound
 	}
 	var rec Record
 	if err := json.Unmarshal(resp.Kvs[0].Value, &rec); err != nil {
-		return Record{}, fmt.Errorf("token: decode record of token %s: %w", id, err)
+		return Record{}, 0, fmt.Errorf("token: decode record of token %s: %w", id, err)
 	}
-	return rec, nil
+	return rec, resp.Kvs[0].ModRevision, nil
+}
+
+// Lookup returns a join token's record. It returns an error wrapping
+// ErrNotFound when there is none, including for a token that expired and
+// left the store.
+func (i *Issuer) Lookup(ctx context.Context, id string) (Record, error) {
+	if !validID(id) {
+		return Record{}, fmt.Errorf("token: %w: %q is not a token ID (%d hex digits)", ErrBadID, id, 2*idBytes)
+	}
+	rec, err := i.record(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Record{}, fmt.Errorf("token: token %s: %w", id, ErrNotFound)
+	}
+	return rec, err
 }
 
 // Revoke deletes a join token's record: the token is refused from then on,
 // by every replica. It returns an error wrapping ErrNotFound when there is no
 // such token, including one that expired and left the store.
 func (i *Issuer) Revoke(ctx context.Context, id string) error {
+	_, err := i.RevokeRecorded(ctx, id, nil)
+	return err
+}
+
+// RevokeRecorded is Revoke, and returns the record it deleted; when also is
+// not nil, the operation it returns is committed in the same transaction.
+func (i *Issuer) RevokeRecorded(ctx context.Context, id string, also func(Record) (clientv3.Op, error)) (Record, error) {
 	if !validID(id) {
-		return fmt.Errorf("token: %q is not a token ID", id)
+		return Record{}, fmt.Errorf("token: %w: %q is not a token ID (%d hex digits)", ErrBadID, id, 2*idBytes)
 	}
-	resp, err := i.kv.Delete(ctx, store.PrefixTokens+id, clientv3.WithPrevKV())
+	rec, rev, err := i.recordAt(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Record{}, fmt.Errorf("token: revoke %s: %w", id, ErrNotFound)
+	}
 	if err != nil {
-		return fmt.Errorf("token: revoke %s: %w", id, err)
+		return Record{}, err
 	}
-	if resp.Deleted == 0 {
-		return fmt.Errorf("token: revoke %s: %w", id, ErrNotFound)
+	key := store.PrefixTokens + id
+	ops := []clientv3.Op{clientv3.OpDelete(key, clientv3.WithPrevKV())}
+	if also != nil {
+		op, err := also(rec)
+		if err != nil {
+			return Record{}, fmt.Errorf("token: revoke %s: %w", id, err)
+		}
+		ops = append(ops, op)
+	}
+	resp, err := i.kv.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(ops...).Commit()
+	if err != nil {
+		return Record{}, fmt.Errorf("token: revoke %s: %w", id, err)
+	}
+	if !resp.Succeeded {
+		// Records are never rewritten: it was revoked, or expired, meanwhile.
+		return Record{}, fmt.Errorf("token: revoke %s: %w", id, ErrNotFound)
 	}
 	// The record is gone; its lease would only linger until it expires.
-	if lease := clientv3.LeaseID(resp.PrevKvs[0].Lease); lease != clientv3.NoLease {
-		_, _ = i.kv.Revoke(ctx, lease)
+	if prev := resp.Responses[0].GetResponseDeleteRange().GetPrevKvs(); len(prev) > 0 {
+		if lease := clientv3.LeaseID(prev[0].Lease); lease != clientv3.NoLease {
+			_, _ = i.kv.Revoke(ctx, lease)
+		}
 	}
-	return nil
+	return rec, nil
 }
 
 // List returns the records of every join token that has not expired long

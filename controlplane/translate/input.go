@@ -31,4 +31,14 @@ type Input struct {
 	// Policies holds the DestinationPolicy of each service that has one,
 	// keyed by its service, whose name it bears (spec defaulted).
 	Policies map[ServiceKey]*v1alpha1.DestinationPolicySpec
+	// AccessPolicies holds the AccessPolicies of each service that has
+	// any, keyed by the service they guard, sorted by name (specs
+	// defaulted).
+	AccessPolicies map[ServiceKey][]AccessPolicy
+	// RateLimits holds the RateLimit of each service that has one, keyed by
+	// its service, whose name it bears (spec defaulted).
+	RateLimits map[ServiceKey]*v1alpha1.RateLimitSpec
+	// RequestAuths holds the RequestAuth of each service that has one,
+	// keyed by its service, whose name it bears (spec defaulted).
+	RequestAuths map[ServiceKey]*v1alpha1.RequestAuthSpec
 }

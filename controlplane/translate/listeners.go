@@ -43,7 +43,7 @@ func (t *translation) inbound(self ServiceKey) (*listenerv3.Listener, *clusterv3
 	if proto.IsHTTP() {
 		alpn = []string{alpnH2, alpnHTTP11}
 		filters = []*listenerv3.Filter{t.httpConnectionManager(xdsmeta.InboundListener,
-			inline(routeToCluster(cluster, cluster)), t.inboundHTTPFilters(self))}
+			inline(t.inboundRoute(self, cluster)), t.inboundHTTPFilters(self))}
 	} else {
 		alpn = []string{xdsmeta.ALPNTCP}
 		filters = append(t.inboundNetworkFilters(self), t.tcpProxy(xdsmeta.InboundListener, cluster))
@@ -53,6 +53,8 @@ func (t *translation) inbound(self ServiceKey) (*listenerv3.Listener, *clusterv3
 		Address:      addr,
 		FilterChains: t.inboundFilterChains(self, filters, alpn),
 	}
+	t.inboundTLSInspection(self, l)
+	t.inboundAuthnMetadata(self, l)
 
 	c := &clusterv3.Cluster{
 		Name:                 cluster,

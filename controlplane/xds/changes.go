@@ -25,6 +25,17 @@ type changes struct {
 	workloads map[translate.ServiceKey]bool
 	routes    map[translate.ServiceKey]bool
 	policies  map[translate.ServiceKey]bool
+	// access holds the services whose AccessPolicies changed: they are
+	// enforced on the service's own inbound listener.
+	access map[translate.ServiceKey]bool
+	// authn holds the services whose RequestAuth changed, or whose Route
+	// changed while their RequestAuth reads its rules: both are enforced
+	// on the service's own inbound listener.
+	authn map[translate.ServiceKey]bool
+	// limits holds the services whose RateLimit changed, or whose Route
+	// changed while their RateLimit names its rules: both shape the
+	// service's own inbound listener.
+	limits map[translate.ServiceKey]bool
 	// budgets holds the services whose clusters a changed Route budgets.
 	budgets map[translate.ServiceKey]bool
 	// next is the newer input, whose Routes say what a proxy reads.
@@ -45,9 +56,24 @@ func diffInputs(a, b *translate.Input) changes {
 		specs: map[translate.ServiceKey]bool{}, workloads: map[translate.ServiceKey]bool{},
 		routes: map[translate.ServiceKey]bool{}, policies: map[translate.ServiceKey]bool{},
 		budgets: map[translate.ServiceKey]bool{}, next: b,
+		access: map[translate.ServiceKey]bool{}, authn: map[translate.ServiceKey]bool{},
+		limits: map[translate.ServiceKey]bool{},
 	}
 	diffMap(a.Routes, b.Routes, c.routes)
+	diffAccessPolicies(a.AccessPolicies, b.AccessPolicies, c.access)
 	diffMap(a.Policies, b.Policies, c.policies)
+	diffMap(a.RequestAuths, b.RequestAuths, c.authn)
+	for k := range c.routes {
+		if a.RequestAuthReadsRoute(k) || b.RequestAuthReadsRoute(k) {
+			c.authn[k] = true
+		}
+	}
+	diffMap(a.RateLimits, b.RateLimits, c.limits)
+	for k := range c.routes {
+		if a.RateLimitReadsRoute(k) || b.RateLimitReadsRoute(k) {
+			c.limits[k] = true
+		}
+	}
 	for k := range c.routes {
 		for _, r := range []*v1alpha1.RouteSpec{a.Routes[k], b.Routes[k]} {
 			for _, d := range translate.ClustersTouchedBy(k, r) {
@@ -93,6 +119,22 @@ func diffMap[V comparable](a, b map[translate.ServiceKey]V, changed map[translat
 	}
 }
 
+// diffAccessPolicies marks in changed the services whose AccessPolicies are
+// not the same slice in a and b (meshstate replaces a service's slice on
+// any change of its policies).
+func diffAccessPolicies(a, b map[translate.ServiceKey][]translate.AccessPolicy, changed map[translate.ServiceKey]bool) {
+	for k, ps := range b {
+		if old, ok := a[k]; !ok || len(old) != len(ps) || &old[0] != &ps[0] {
+			changed[k] = true
+		}
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			changed[k] = true
+		}
+	}
+}
+
 // sameSlice reports whether a and b are one slice: same array, same length.
 func sameSlice(a, b []*meshv1.Workload) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
@@ -103,14 +145,15 @@ func (c changes) affect(n xdsmeta.Node) bool {
 	if c.all {
 		return true
 	}
-	if len(c.specs) == 0 && len(c.workloads) == 0 && len(c.routes) == 0 && len(c.policies) == 0 {
+	if len(c.specs) == 0 && len(c.workloads) == 0 && len(c.routes) == 0 && len(c.policies) == 0 && len(c.access) == 0 &&
+		len(c.authn) == 0 && len(c.limits) == 0 {
 		return false
 	}
 	if n.HTTPProxy != "" {
 		// Its route lists every HTTP service of the mesh.
 		return true
 	}
-	if c.specs[translate.ServiceKey{Namespace: n.Namespace, Name: n.Service}] {
+	if self := (translate.ServiceKey{Namespace: n.Namespace, Name: n.Service}); c.specs[self] || c.access[self] || c.authn[self] || c.limits[self] {
 		return true
 	}
 	for _, u := range n.Upstreams {

@@ -188,6 +188,7 @@ func TestRefusedStreams(t *testing.T) {
 		name  string
 		node  func() *discoverypb.DiscoveryRequest
 		cert  string // the client certificate's service; none if empty
+		ns    string // the certificate's namespace; "default" if empty
 		code  codes.Code
 		wants []string
 	}{{
@@ -198,6 +199,11 @@ func TestRefusedStreams(t *testing.T) {
 		name: "another service's node id", cert: "web", code: codes.PermissionDenied,
 		node:  request(otherID),
 		wants: []string{`"payments.default@127.0.1.1:15006"`, "web.default"},
+	}, {
+		// The same service name in another namespace is another identity.
+		name: "another namespace", cert: "web", ns: "shop", code: codes.PermissionDenied,
+		node:  request(webNode()),
+		wants: []string{"web.default", "spiffe://weft.local/ns/shop/sa/web", "web.shop"},
 	}, {
 		name: "no metadata", cert: "web", code: codes.InvalidArgument,
 		node: func() *discoverypb.DiscoveryRequest {
@@ -216,7 +222,11 @@ func TestRefusedStreams(t *testing.T) {
 			h.srv.Update(meshInput(h.ca))
 			var cert *tls.Certificate
 			if tc.cert != "" {
-				c := h.svid("default", tc.cert)
+				ns := tc.ns
+				if ns == "" {
+					ns = "default"
+				}
+				c := h.svid(ns, tc.cert)
 				cert = &c
 			}
 			a := h.open(cert, webNode())

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // HTTP is one configured filter of a connection manager. DecodeHeaders runs
@@ -120,6 +121,11 @@ type Env struct {
 	// TLS with its SVID), for filters that call a service it serves, such
 	// as the global rate limit service; nil when the proxy has none.
 	ControlPlane grpc.ClientConnInterface
+	// Metadata is the filter chain's filter_metadata under the filter's
+	// name, or nil: settings Envoy keeps outside the filter's config, such
+	// as the roots of the JWT filter's key set servers
+	// (xdsmeta.JWKSCAKey).
+	Metadata *structpb.Struct
 }
 
 // Factory builds a filter from its typed_config.

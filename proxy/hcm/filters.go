@@ -21,7 +21,8 @@ type Filter struct {
 // runFilters runs the filter chain on a request's headers. It returns
 // whether the request goes on; when it does not, the reply has been sent
 // and code is its status. A refusal (a reply of 400 or more) is logged with
-// the filter's reason, so that every denied request can be traced.
+// the filter's reason, so that denied requests can be traced; a flood of
+// them is thinned to a few lines a second that count what they skip.
 func (m *ConnectionManager) runFilters(w http.ResponseWriter, r *http.Request, rt *route.Route[*Upstream]) (code int, next bool) {
 	s := filter.Stream{TLS: r.TLS, Route: rt.Name}
 	for i := range m.cfg.Filters {
@@ -38,7 +39,7 @@ func (m *ConnectionManager) runFilters(w http.ResponseWriter, r *http.Request, r
 		}
 		if d.Reply != nil {
 			if d.Reply.Status >= 400 || d.Reply.GRPCStatus != nil {
-				m.cfg.Log.Info("request refused", "filter", f.Name, "status", d.Reply.Status,
+				m.refusals.Log("request refused", "filter", f.Name, "status", d.Reply.Status,
 					"reason", d.Reply.Reason, "peer", s.PeerID(), "method", r.Method, "host", r.Host, "path", r.URL.Path)
 			}
 			return filterReply(w, r, d.Reply), false

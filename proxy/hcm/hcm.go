@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weftmesh/weft/internal/ratelog"
 	"github.com/weftmesh/weft/proxy/cluster"
 	"github.com/weftmesh/weft/proxy/lb"
 	"github.com/weftmesh/weft/proxy/route"
@@ -64,6 +65,8 @@ type Config struct {
 // ConnectionManager serves HTTP requests for a listener.
 type ConnectionManager struct {
 	cfg Config
+	// refusals logs the requests filters refuse.
+	refusals *ratelog.Limiter
 	// shadows are the mirrored requests in flight.
 	shadows sync.WaitGroup
 }
@@ -77,8 +80,15 @@ func New(cfg Config) *ConnectionManager {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &ConnectionManager{cfg: cfg}
+	return &ConnectionManager{cfg: cfg, refusals: ratelog.New(cfg.Log, slog.LevelInfo, refusalBurst, refusalEvery)}
 }
+
+// A flood of refused requests is logged refusalBurst lines at once, then
+// one per refusalEvery.
+const (
+	refusalBurst = 50
+	refusalEvery = 100 * time.Millisecond
+)
 
 // Routes returns the route table in use, or nil.
 func (m *ConnectionManager) Routes() *route.Table[*Upstream] { return m.cfg.Routes }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -71,6 +72,7 @@ type controlPlane struct {
 	ca     *ca.CA
 	tokens *token.Issuer
 	ttl    atomic.Int64 // lifetime of the next SVID
+	kv     *clientv3.Client
 }
 
 func startControlPlane(t *testing.T) *controlPlane {
@@ -85,7 +87,7 @@ func startControlPlane(t *testing.T) *controlPlane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp := &controlPlane{ca: authority, tokens: tokens}
+	cp := &controlPlane{ca: authority, tokens: tokens, kv: st.Client()}
 	cp.ttl.Store(int64(time.Hour))
 	serving, err := authority.ServingCertificate([]string{"127.0.0.1"}, time.Hour)
 	if err != nil {

@@ -1,17 +1,15 @@
 package runtime
 
 import (
-	"crypto/tls"
 	"fmt"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/api/xdsmeta"
@@ -19,18 +17,25 @@ import (
 	"github.com/weftmesh/weft/proxy/hcm"
 	"github.com/weftmesh/weft/proxy/route"
 	"github.com/weftmesh/weft/proxy/stats"
-	"github.com/weftmesh/weft/proxy/tcp"
 )
 
 // listenerConfig is one compiled listener: where it binds and what its
-// single filter chain does with a connection.
+// filter chains do with a connection.
 type listenerConfig struct {
 	name      string
 	address   string // host:port as configured; port 0 binds any free port
 	direction string
-	tls       *tls.Config // nil: plaintext
-	http      *hcm.ConnectionManager
-	tcp       *tcp.Proxy
+	// filterChain is the listener's only chain or, when plaintext is set,
+	// its TLS chain.
+	filterChain
+	// plaintext, when set, serves the connections that do not start with a
+	// TLS handshake (PERMISSIVE mTLS; see listener_chains.go).
+	plaintext *filterChain
+	// inspectTimeout bounds the wait for a connection's first byte; when it
+	// passes, inspectContinue serves the connection as plaintext, else it
+	// is closed.
+	inspectTimeout  time.Duration
+	inspectContinue bool
 }
 
 // bindKey identifies the socket a listener needs. Sockets are kept across
@@ -77,54 +82,15 @@ func (b *builder) listener(l *listenerv3.Listener) (*listenerConfig, error) {
 			lc.direction = stats.Inbound
 		}
 	}
-	for i, f := range l.GetListenerFilters() {
-		// TLS inspection only feeds filter chain matching, which a single
-		// filter chain does not need: accepted and ignored.
-		if err := unpackAny(f.GetTypedConfig(), &tlsinspectorv3.TlsInspector{}, fmt.Sprintf("listener_filters[%d].typed_config", i)); err != nil {
-			return nil, err
-		}
+	if err := b.filterChains(l, lc); err != nil {
+		return nil, err
 	}
-	switch n := len(l.GetFilterChains()); {
-	case n == 0:
-		return nil, pathErr("filter_chains", "a filter chain is required")
-	case n > 1:
-		return nil, pathErr("filter_chains[1]", "only one filter chain per listener is supported")
-	}
-	fc := l.GetFilterChains()[0]
-	const fcPath = "filter_chains[0]"
-	if ts := fc.GetTransportSocket(); ts != nil {
-		if lc.tls, err = b.downstreamTLS(ts, fcPath+".transport_socket"); err != nil {
-			return nil, err
-		}
-	}
-	switch n := len(fc.GetFilters()); {
-	case n == 0:
-		return nil, pathErr(fcPath+".filters", "a network filter is required")
-	case n > 1:
-		return nil, pathErr(fcPath+".filters[1]", "only one network filter (HttpConnectionManager or TcpProxy) is supported")
-	}
-	const fPath = fcPath + ".filters[0].typed_config"
-	a := fc.GetFilters()[0].GetTypedConfig()
-	httpConf, tcpConf := &hcmv3.HttpConnectionManager{}, &tcpproxyv3.TcpProxy{}
-	switch {
-	case a.MessageIs(httpConf):
-		if err := unpackAny(a, httpConf, fPath); err != nil {
-			return nil, err
-		}
-		lc.http, err = b.connectionManager(httpConf, lc.direction, fPath+"("+fullName(httpConf)+")")
-		return lc, err
-	case a.MessageIs(tcpConf):
-		if err := unpackAny(a, tcpConf, fPath); err != nil {
-			return nil, err
-		}
-		lc.tcp, err = b.tcpProxy(tcpConf, lc.direction, fPath+"("+fullName(tcpConf)+")")
-		return lc, err
-	default:
-		return nil, pathErr(fPath, "%s is not valid here (want HttpConnectionManager or TcpProxy)", typeName(a))
-	}
+	return lc, nil
 }
 
-func (b *builder) connectionManager(h *hcmv3.HttpConnectionManager, direction, path string) (*hcm.ConnectionManager, error) {
+// meta is the filter chain's metadata, whose filter_metadata under a
+// filter's name the filter reads (filter.Env.Metadata).
+func (b *builder) connectionManager(h *hcmv3.HttpConnectionManager, direction, path string, meta *corev3.Metadata) (*hcm.ConnectionManager, error) {
 	if c := h.GetCodecType(); c != hcmv3.HttpConnectionManager_AUTO {
 		return nil, pathErr(join(path, "codec_type"), "%v is not supported (only AUTO)", c)
 	}
@@ -165,7 +131,8 @@ func (b *builder) connectionManager(h *hcmv3.HttpConnectionManager, direction, p
 			}
 			continue
 		}
-		hf, err := httpFilter(f, fpath, filter.Env{Log: b.rt.log, ControlPlane: b.rt.opts.ControlPlane})
+		hf, err := httpFilter(f, fpath, filter.Env{Log: b.rt.log, ControlPlane: b.rt.opts.ControlPlane,
+			Metadata: meta.GetFilterMetadata()[f.GetName()]})
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,10 @@ import (
 
 	// The HTTP filters this proxy links in; each registers itself.
 	_ "github.com/weftmesh/weft/proxy/filter/fault"
+	_ "github.com/weftmesh/weft/proxy/filter/jwt"
+	_ "github.com/weftmesh/weft/proxy/filter/localratelimit"
+	_ "github.com/weftmesh/weft/proxy/filter/ratelimit"
+	_ "github.com/weftmesh/weft/proxy/filter/rbac"
 )
 
 // httpFilter builds an HTTP filter that comes before the router.

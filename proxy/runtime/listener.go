@@ -41,6 +41,9 @@ type socket struct {
 	http     *http.Server
 	httpConn *connQueue
 	sessions *tcp.Sessions
+	// plain tracks, besides sessions, the plaintext TCP sessions of a
+	// PERMISSIVE listener, closed when it becomes STRICT (see use).
+	plain atomic.Pointer[tcp.Sessions]
 	// ctx ends the dials of TCP sessions when the socket is force-closed.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -79,6 +82,7 @@ func (r *Runtime) newSocket(lc *listenerConfig, ln net.Listener) *socket {
 		accepting: make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.plain.Store(tcp.NewSessions())
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
@@ -131,27 +135,41 @@ func (s *socket) accept() {
 		}
 		delay = 0
 		lc := s.current.Load()
-		switch {
-		case lc.http != nil && lc.tls != nil:
-			// HTTP/2 between proxies: a response's HEADERS and DATA
-			// frames leave in one write.
-			s.handshakeHTTP(tls.Server(cluster.Coalesce(c), lc.tls))
-		case lc.http != nil:
-			if !s.httpConn.deliver(c) {
-				c.Close()
-			}
-		case lc.tls != nil:
-			s.serveTCP(lc, tls.Server(c, lc.tls))
-		default:
-			s.serveTCP(lc, c)
+		if lc.plaintext != nil {
+			// Two chains: which one depends on the first byte.
+			s.inspect(lc, c)
+			continue
 		}
+		s.serve(&lc.filterChain, c)
+	}
+}
+
+// serve hands a connection to a filter chain.
+func (s *socket) serve(fc *filterChain, c net.Conn) {
+	switch {
+	case fc.http != nil && fc.tls != nil:
+		// HTTP/2 between proxies: a response's HEADERS and DATA
+		// frames leave in one write.
+		s.handshakeHTTP(fc, tls.Server(cluster.Coalesce(c), fc.tls))
+	case fc.http != nil:
+		if len(fc.rbac) > 0 {
+			s.authorizeHTTP(fc, c)
+			return
+		}
+		if !s.httpConn.deliver(c) {
+			c.Close()
+		}
+	case fc.tls != nil:
+		s.serveTCP(fc, tls.Server(c, fc.tls))
+	default:
+		s.serveTCP(fc, c)
 	}
 }
 
 // handshakeHTTP completes a TLS handshake before the HTTP server sees the
 // connection: a failed handshake then just closes it (net/http would answer
 // a plaintext request with a plaintext 400).
-func (s *socket) handshakeHTTP(c *tls.Conn) {
+func (s *socket) handshakeHTTP(fc *filterChain, c *tls.Conn) {
 	s.rt.bg.Add(1)
 	go func() {
 		defer s.rt.bg.Done()
@@ -163,13 +181,17 @@ func (s *socket) handshakeHTTP(c *tls.Conn) {
 			c.Close()
 			return
 		}
+		if !s.allowConn(fc, c) {
+			c.Close()
+			return
+		}
 		if !s.httpConn.deliver(c) {
 			c.Close()
 		}
 	}()
 }
 
-func (s *socket) serveTCP(lc *listenerConfig, c net.Conn) {
+func (s *socket) serveTCP(fc *filterChain, c net.Conn) {
 	done, ok := s.sessions.Add(c)
 	if !ok {
 		c.Close()
@@ -181,22 +203,36 @@ func (s *socket) serveTCP(lc *listenerConfig, c net.Conn) {
 		defer s.rt.bg.Done()
 		defer done()
 		defer s.active.Dec()
-		lc.tcp.Serve(s.ctx, c)
+		if len(fc.rbac) > 0 && !s.handshakeAndAllow(fc, c) {
+			c.Close()
+			return
+		}
+		if fc.permissive {
+			plainDone, ok := s.plain.Load().Add(c)
+			if !ok {
+				// The listener became STRICT since the connection came.
+				c.Close()
+				return
+			}
+			defer plainDone()
+		}
+		fc.tcp.Serve(s.ctx, c)
 	}()
 }
 
 // ServeHTTP hands a request to the connection manager of the listener
 // configuration in service.
 func (s *socket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	lc := s.current.Load()
-	if lc.http == nil {
-		// The listener became a TCP proxy under this connection.
+	fc := s.current.Load().chainFor(r.TLS != nil)
+	if fc == nil || fc.http == nil {
+		// The listener became a TCP proxy under this connection, or no
+		// longer accepts its transport (PERMISSIVE became STRICT).
 		w.Header().Set("Connection", "close")
 		w.Header().Set("X-Weft-Error", "listener_changed")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	lc.http.ServeHTTP(w, r)
+	fc.http.ServeHTTP(w, r)
 }
 
 func (s *socket) connState(_ net.Conn, state http.ConnState) {

@@ -177,7 +177,7 @@ func (r *Runtime) Apply(res *Resources) error {
 		r.sockets[s.key] = s
 	}
 	for _, lc := range next.listeners {
-		r.sockets[lc.bindKey()].current.Store(lc)
+		r.sockets[lc.bindKey()].use(lc)
 	}
 	for _, s := range bound {
 		s.start()

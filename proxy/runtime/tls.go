@@ -105,6 +105,10 @@ func unpackAny(a *anypb.Any, into proto.Message, path string) error {
 	return nil
 }
 
+// TrustBundle returns the trust bundle named name (an SDS validation
+// context) of the configuration in service, or nil before it is received.
+func (r *Runtime) TrustBundle(name string) *tlsx.TrustBundle { return r.bundle(name) }
+
 // certificate resolves the context's certificate, nil when it names none.
 // Only the proxy's own SVID, SDS secret "default", exists: the control plane
 // never sends private keys.

@@ -141,7 +141,11 @@ func TestValidation(t *testing.T) {
 		{"two filter chains", func(t *testing.T, r *Resources) {
 			l := r.Listeners[grpcListener]
 			l.FilterChains = append(l.FilterChains, l.FilterChains[0])
-		}, `listener "` + grpcListener + `": filter_chains[1]: only one filter chain per listener is supported`},
+		}, `listener "` + grpcListener + `": filter_chains[0].filter_chain_match.transport_protocol: is required to tell two filter chains apart`},
+		{"three filter chains", func(t *testing.T, r *Resources) {
+			l := r.Listeners[grpcListener]
+			l.FilterChains = append(l.FilterChains, l.FilterChains[0], l.FilterChains[0])
+		}, `listener "` + grpcListener + `": filter_chains[2]: at most two filter chains are supported`},
 		{"TLS 1.2", func(t *testing.T, r *Resources) {
 			inboundTLS(t, r, func(c *tlsv3.DownstreamTlsContext) {
 				c.CommonTlsContext.TlsParams.TlsMinimumProtocolVersion = tlsv3.TlsParameters_TLSv1_2
