@@ -1,0 +1,98 @@
+package client
+
+import "time"
+
+// The telemetry API: what the control plane learns from scraping every
+// proxy's /metrics (GET /api/v1/stats) and from their tap streams
+// (GET /api/v1/tap). `weft stat`, `weft top`, `weft tap` and the dashboard
+// read these types.
+
+// Golden are a service's, an edge's or a workload's golden metrics over a
+// window, from the destination side's (inbound) metrics.
+type Golden struct {
+	// Requests is the number completed in the window; RPS is per second.
+	Requests float64 `json:"requests"`
+	RPS      float64 `json:"rps"`
+	// SuccessRate is the share of non-5xx responses (gRPC: grpc-status OK
+	// or an application status), 0..1; nil when there were no requests.
+	SuccessRate *float64 `json:"successRate,omitempty"`
+	// Latency percentiles in milliseconds, interpolated within histogram
+	// buckets; nil when there were no requests.
+	P50Ms *float64 `json:"p50Ms,omitempty"`
+	P95Ms *float64 `json:"p95Ms,omitempty"`
+	P99Ms *float64 `json:"p99Ms,omitempty"`
+	// MTLSShare is the share of requests that travelled over mutual TLS.
+	MTLSShare *float64 `json:"mtlsShare,omitempty"`
+	// TCP connections opened in the window and bytes each way.
+	TCPConnections float64 `json:"tcpConnections,omitempty"`
+	BytesSent      float64 `json:"bytesSent,omitempty"`
+	BytesReceived  float64 `json:"bytesReceived,omitempty"`
+}
+
+// ServiceStats is one service's golden metrics.
+type ServiceStats struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Golden
+	// Instances is how many of its proxies were scraped.
+	Instances int      `json:"instances"`
+	Versions  []string `json:"versions,omitempty"`
+}
+
+// EdgeStats is the calls from one service to another ("name.namespace";
+// From is "unknown" for callers outside the mesh).
+type EdgeStats struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	Golden
+}
+
+// WorkloadStats is one proxy's golden metrics.
+type WorkloadStats struct {
+	ID        string `json:"id"`
+	Service   string `json:"service"`
+	Namespace string `json:"namespace"`
+	Version   string `json:"version,omitempty"`
+	Address   string `json:"address"`
+	Golden
+	// Error says why the last scrape failed, if it did.
+	Error string `json:"error,omitempty"`
+}
+
+// Stats is GET /api/v1/stats[?window=1m]: every service, edge and workload.
+type Stats struct {
+	Window    string          `json:"window"`
+	At        time.Time       `json:"at"`
+	Services  []ServiceStats  `json:"services"`
+	Edges     []EdgeStats     `json:"edges"`
+	Workloads []WorkloadStats `json:"workloads"`
+}
+
+// TapEvent is one request seen by a proxy, as GET /api/v1/tap streams them
+// (JSON lines). Bodies are never included; header values that carry
+// credentials (authorization, cookie, set-cookie, proxy-authorization) are
+// redacted.
+type TapEvent struct {
+	Time      time.Time `json:"time"`
+	Workload  string    `json:"workload"`
+	Direction string    `json:"direction"`
+	// Source and Destination are "name.namespace" ("" when unknown);
+	// SourceID is the caller's SPIFFE ID.
+	Source      string              `json:"source,omitempty"`
+	SourceID    string              `json:"sourceId,omitempty"`
+	Destination string              `json:"destination,omitempty"`
+	Method      string              `json:"method"`
+	Authority   string              `json:"authority"`
+	Path        string              `json:"path"`
+	Status      int                 `json:"status"`
+	GRPCStatus  string              `json:"grpcStatus,omitempty"`
+	DurationMs  float64             `json:"durationMs"`
+	Route       string              `json:"route,omitempty"`
+	Upstream    string              `json:"upstream,omitempty"`
+	MTLS        bool                `json:"mtls"`
+	Flags       []string            `json:"flags,omitempty"`
+	RequestHdr  map[string][]string `json:"requestHeaders,omitempty"`
+	ResponseHdr map[string][]string `json:"responseHeaders,omitempty"`
+	ReqBytes    int64               `json:"requestBytes"`
+	RespBytes   int64               `json:"responseBytes"`
+}
