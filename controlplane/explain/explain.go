@@ -24,6 +24,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbacnetv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
@@ -32,6 +33,7 @@ import (
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/controlplane/translate"
 	"github.com/weftmesh/weft/proxy/filter"
+	"github.com/weftmesh/weft/proxy/filter/rbac"
 	"github.com/weftmesh/weft/proxy/route"
 )
 
@@ -103,11 +105,11 @@ func Explain(in *translate.Input, req Request) (*client.Explanation, error) {
 		return nil, fmt.Errorf("explain: the destination's configuration: %w", err)
 	}
 	if e.Protocol == "http" {
-		if err := explainInbound(e, dest, req, in.TrustDomain); err != nil {
+		if err := explainInbound(e, in, dest, req); err != nil {
 			return nil, err
 		}
-	} else {
-		explainInboundTCP(e, dest)
+	} else if err := explainInboundTCP(e, in, dest, req); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
@@ -261,7 +263,7 @@ func addEndpoints(e *client.Explanation, caller *translate.Resources) {
 
 // explainInbound runs the destination's inbound HTTP filters on the request
 // as it arrives over mutual TLS from a proxy of the calling service.
-func explainInbound(e *client.Explanation, dest *translate.Resources, req Request, trustDomain string) error {
+func explainInbound(e *client.Explanation, in *translate.Input, dest *translate.Resources, req Request) error {
 	l := find[*listenerv3.Listener](dest, resource.ListenerType, xdsmeta.InboundListener)
 	chain := meshChain(l)
 	if chain == nil || len(chain.GetFilters()) == 0 {
@@ -272,16 +274,17 @@ func explainInbound(e *client.Explanation, dest *translate.Resources, req Reques
 		return fmt.Errorf("explain: the destination's inbound listener: %w", err)
 	}
 	var perRoute map[string]any
+	inboundRoute := ""
 	if rc := h.GetRouteConfig(); rc != nil {
 		table, err := route.Compile(rc, func(c string) string { return c })
 		if err != nil {
 			return fmt.Errorf("explain: the destination's inbound routes: %w", err)
 		}
 		if rt := table.MatchRequest(&route.Request{Host: e.To, Path: req.Path, Method: req.Method, Scheme: "https", Header: req.Header}); rt != nil {
-			perRoute = rt.PerFilter
+			perRoute, inboundRoute = rt.PerFilter, rt.Name
 		}
 	}
-	hr, s := inboundRequest(e, req, trustDomain)
+	hr, s := inboundRequest(e, req, in.TrustDomain)
 	log := slog.New(slog.DiscardHandler)
 	for i, f := range h.GetHttpFilters() {
 		a := f.GetTypedConfig()
@@ -293,10 +296,8 @@ func explainInbound(e *client.Explanation, dest *translate.Resources, req Reques
 		if !ok {
 			return fmt.Errorf("explain: http_filters[%d] %s: not linked into this build", i, f.GetName())
 		}
-		if d, ok := describe[fac.Name]; ok {
-			// A filter that calls out (a global rate limit) is described,
-			// not run: explaining must not spend a real quota.
-			ef.Decision, ef.Detail = "consulted", d
+		if fac.Name == filterLocalRateLimit || fac.Name == filterRateLimit {
+			ef.Decision, ef.Detail = "counts", describeLimit(in, req.To, inboundRoute, fac.Name)
 			e.Filters = append(e.Filters, ef)
 			continue
 		}
@@ -304,7 +305,7 @@ func explainInbound(e *client.Explanation, dest *translate.Resources, req Reques
 		if err := a.UnmarshalTo(cfg); err != nil {
 			return fmt.Errorf("explain: http_filters[%d] %s: %w", i, f.GetName(), err)
 		}
-		hf, err := fac.New(cfg, filter.Env{Log: log})
+		hf, err := fac.New(cfg, filter.Env{Log: log, Metadata: chain.GetMetadata().GetFilterMetadata()[f.GetName()]})
 		if err != nil {
 			return fmt.Errorf("explain: http_filters[%d] %s: %w", i, f.GetName(), err)
 		}
@@ -329,10 +330,6 @@ func explainInbound(e *client.Explanation, dest *translate.Resources, req Reques
 	e.Verdict = "forwarded"
 	return nil
 }
-
-// describe holds, by filter name, what explain says of filters it does not
-// run.
-var describe = map[string]string{}
 
 // meshChain is the inbound filter chain that serves mutual TLS: the only
 // one in STRICT mode, the "tls" one in PERMISSIVE.
@@ -364,16 +361,38 @@ func inboundRequest(e *client.Explanation, req Request, trustDomain string) (*ht
 	return hr, &filter.Stream{TLS: hr.TLS}
 }
 
-// explainInboundTCP lists the destination's network filters before its TCP
-// proxy.
-func explainInboundTCP(e *client.Explanation, dest *translate.Resources) {
+// explainInboundTCP runs the destination's network RBAC filters on a
+// connection from a proxy of the caller.
+func explainInboundTCP(e *client.Explanation, in *translate.Input, dest *translate.Resources, req Request) error {
 	l := find[*listenerv3.Listener](dest, resource.ListenerType, xdsmeta.InboundListener)
 	chain := meshChain(l)
-	for _, f := range chain.GetFilters() {
-		if f.GetName() == "envoy.filters.network.tcp_proxy" {
-			break
+	if chain == nil {
+		return fmt.Errorf("explain: the destination's proxy has no inbound filter chain for mutual TLS")
+	}
+	id := spiffe.ID{TrustDomain: in.TrustDomain, Namespace: req.From.Namespace, Service: req.From.Name}
+	conn := &rbac.Request{Peer: id.String(), Authenticated: true}
+	for i, f := range chain.GetFilters() {
+		var cfg rbacnetv3.RBAC
+		if !f.GetTypedConfig().MessageIs(&cfg) {
+			continue
 		}
-		e.Filters = append(e.Filters, client.ExplainedFilter{Name: f.GetName(), Decision: "consulted"})
+		if err := f.GetTypedConfig().UnmarshalTo(&cfg); err != nil {
+			return fmt.Errorf("explain: the destination's filters[%d] %s: %w", i, f.GetName(), err)
+		}
+		eng, err := rbac.Compile(cfg.GetRules(), true)
+		if err != nil {
+			return fmt.Errorf("explain: the destination's filters[%d] %s: %w", i, f.GetName(), err)
+		}
+		ef := client.ExplainedFilter{Name: f.GetName(), Decision: "continue"}
+		if ok, deniedBy, reply := eng.Allowed(conn); !ok {
+			ef.Decision, ef.Reason = "close", reply.Reason
+			ef.Header = map[string]string{"weft-denied-by": deniedBy}
+			e.Filters = append(e.Filters, ef)
+			e.Verdict = "refused by " + f.GetName() + ": the connection is closed (" + deniedBy + ")"
+			return nil
+		}
+		e.Filters = append(e.Filters, ef)
 	}
 	e.Verdict = "forwarded"
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weftmesh/weft/api/decode"
 	"github.com/weftmesh/weft/api/meshv1"
 	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/controlplane/translate"
@@ -114,5 +115,75 @@ func TestExplainRefusesBadInput(t *testing.T) {
 	}
 	if _, err := Explain(nil, Request{From: frontend, To: catalog}); err == nil {
 		t.Error("nil input: no error")
+	}
+}
+
+// specOf decodes one resource and returns its defaulted spec.
+func specOf[T any](t *testing.T, doc string) T {
+	t.Helper()
+	obj, err := decode.Document([]byte(doc), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := obj.Validate(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	obj.Spec.Default()
+	return obj.Spec.(T)
+}
+
+// TestExplainPolicies runs the destination's filters: an AccessPolicy that
+// denies a path to the frontend, and a RateLimit on it.
+func TestExplainPolicies(t *testing.T) {
+	in := mesh(t)
+	deny := specOf[*v1alpha1.AccessPolicySpec](t, `apiVersion: weft.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: no-admin, namespace: shop}
+spec:
+  service: catalog
+  action: DENY
+  rules:
+  - name: admin
+    from: [{services: [frontend]}]
+    to: [{paths: [{prefix: /admin}]}]
+`)
+	in.AccessPolicies = map[translate.ServiceKey][]translate.AccessPolicy{catalog: {{Name: "no-admin", Spec: deny}}}
+	in.RateLimits = map[translate.ServiceKey]*v1alpha1.RateLimitSpec{catalog: specOf[*v1alpha1.RateLimitSpec](t, `apiVersion: weft.dev/v1alpha1
+kind: RateLimit
+metadata: {name: catalog, namespace: shop}
+spec:
+  limits:
+  - name: items
+    match: [{path: {prefix: /items}}]
+    local: {requests: 20, unit: second}
+`)}
+
+	e, err := Explain(in, Request{From: frontend, To: catalog, Path: "/admin/users"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(e.Verdict, "refused by envoy.filters.http.rbac: 403") {
+		t.Fatalf("verdict %q, want a 403 from RBAC", e.Verdict)
+	}
+	last := e.Filters[len(e.Filters)-1]
+	if last.Header["weft-denied-by"] != "shop/no-admin/admin" {
+		t.Errorf("weft-denied-by %q, want shop/no-admin/admin (filters %+v)", last.Header["weft-denied-by"], e.Filters)
+	}
+
+	e, err = Explain(in, Request{From: frontend, To: catalog, Path: "/items/1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Verdict != "forwarded" {
+		t.Fatalf("verdict %q, want forwarded", e.Verdict)
+	}
+	var limit string
+	for _, f := range e.Filters {
+		if f.Name == filterLocalRateLimit {
+			limit = f.Detail
+		}
+	}
+	if !strings.Contains(limit, `limit "items": 20 requests per second`) {
+		t.Errorf("local rate limit detail %q, want the items limit", limit)
 	}
 }

@@ -224,7 +224,8 @@ func (w *Watcher) handle(b *batch, key string, value []byte, modRev int64, delet
 		w.handleEndpoint(b, key, value, deleted)
 	case strings.HasPrefix(key, store.PrefixCA),
 		strings.HasPrefix(key, store.PrefixTokens),
-		strings.HasPrefix(key, store.PrefixAdmin):
+		strings.HasPrefix(key, store.PrefixAdmin),
+		strings.HasPrefix(key, store.PrefixAudit):
 		// Other components' state: nothing translation reads.
 	default:
 		w.warnOnce(key, "ignoring unknown store key", "key", key)

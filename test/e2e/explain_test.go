@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weftmesh/weft/api/client"
 )
@@ -72,6 +74,36 @@ spec:
 	if e.Route == nil || e.Route.Name != "default" || len(e.Backends) != 1 || len(e.Backends[0].Endpoints) != 2 {
 		t.Errorf("POST: got %+v, want the default route to both endpoints", e)
 	}
+
+	// An AccessPolicy that denies the client's writes: explain names the
+	// rule, and a real request gets the same answer.
+	applyConfig(t, cp, `apiVersion: weft.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: read-only}
+spec:
+  service: catalog
+  action: DENY
+  rules:
+  - name: writes
+    from: [{services: [client]}]
+    to: [{methods: [POST, DELETE]}]
+`)
+	out, err = explainCLI(t, cp, "--from", "client", "--to", "catalog", "--method", "POST", "--path", "/api/items")
+	if err != nil {
+		t.Fatalf("weft explain: %v\n%s", err, out)
+	}
+	for _, want := range []string{"envoy.filters.http.rbac: reply 403", "[weft-denied-by: default/read-only/writes]", "verdict:   refused by envoy.filters.http.rbac: 403"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	eventually(t, 10*time.Second, "a real POST refused as explained", func() error {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+c.upstreams["catalog"]+"/api/items", strings.NewReader("x"))
+		if res := do(req); res.code != http.StatusForbidden || res.header.Get("weft-denied-by") != "default/read-only/writes" {
+			return errorf("got %d denied-by %q, want 403 by default/read-only/writes", res.code, res.header.Get("weft-denied-by"))
+		}
+		return nil
+	})
 
 	// Bad input is named.
 	out, err = explainCLI(t, cp, "--from", "client", "--to", "nosuch")
