@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"log/slog"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weftmesh/weft/internal/ratelog"
 )
 
 // Protocol is how HTTP travels to a cluster's endpoints.
@@ -59,6 +63,9 @@ type Settings struct {
 	// request that needs one more waits, as a pending request; a stream
 	// over the limit fails at once with an OverflowError.
 	MaxConnections int64
+	// Log receives refused TLS handshakes (an endpoint whose certificate
+	// or SPIFFE ID is not the expected one), thinned; nil discards them.
+	Log *slog.Logger
 }
 
 // ConnectError is a failure to reach an endpoint: TCP connect or TLS
@@ -78,6 +85,7 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 // that pools per endpoint, and a dialer for dedicated streams.
 type Pool struct {
 	settings   Settings
+	refusals   *ratelog.Limiter
 	scheme     string
 	transport  *http.Transport
 	streamTLS  *tls.Config
@@ -107,8 +115,12 @@ func NewPool(s Settings) *Pool {
 	if s.IdleTimeout <= 0 {
 		s.IdleTimeout = DefaultIdleTimeout
 	}
+	if s.Log == nil {
+		s.Log = slog.New(slog.DiscardHandler)
+	}
 	p := &Pool{
 		settings: s,
+		refusals: ratelog.New(s.Log, slog.LevelWarn, 20, time.Second),
 		scheme:   "http",
 		hosts:    map[string]*hostStats{},
 		dialer:   net.Dialer{Timeout: s.ConnectTimeout, KeepAlive: 30 * time.Second},
@@ -298,6 +310,9 @@ func (p *Pool) handshake(ctx context.Context, addr string, h *hostStats, cfg *tl
 	if err := tc.HandshakeContext(ctx); err != nil {
 		tc.Close()
 		h.cxConnectFail.Add(1)
+		if ctx.Err() == nil {
+			p.refusals.Log("upstream TLS handshake refused", "cluster", p.settings.Name, "endpoint", addr, "err", err)
+		}
 		return nil, &ConnectError{Cluster: p.settings.Name, Addr: addr, Err: err}
 	}
 	return tc, nil

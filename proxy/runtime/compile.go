@@ -235,7 +235,7 @@ func (b *builder) cluster(c *clusterv3.Cluster) (*clusterState, error) {
 		return nil, pathErr("lb_policy", "%v is not supported (have %v)", c.GetLbPolicy(), lb.Names())
 	}
 
-	settings := cluster.Settings{Name: name, ConnectTimeout: c.GetConnectTimeout().AsDuration()}
+	settings := cluster.Settings{Name: name, ConnectTimeout: c.GetConnectTimeout().AsDuration(), Log: b.rt.log}
 	if ts := c.GetTransportSocket(); ts != nil {
 		tlsConf, err := b.upstreamTLS(ts, "transport_socket")
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weftmesh/weft/proxy/cluster"
+	"github.com/weftmesh/weft/internal/ratelog"
 	"github.com/weftmesh/weft/proxy/tcp"
 )
 
@@ -50,6 +51,8 @@ type socket struct {
 
 	stopOnce  sync.Once
 	accepting chan struct{} // closed when the accept loop returns
+	// refusals logs refused handshakes, thinned.
+	refusals *ratelog.Limiter
 }
 
 // bind opens the sockets the new configuration needs and does not have.
@@ -80,6 +83,7 @@ func (r *Runtime) newSocket(lc *listenerConfig, ln net.Listener) *socket {
 		httpConn:  newConnQueue(ln.Addr()),
 		sessions:  tcp.NewSessions(),
 		accepting: make(chan struct{}),
+		refusals:  newRefusalLog(r.log),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.plain.Store(tcp.NewSessions())
@@ -177,7 +181,7 @@ func (s *socket) handshakeHTTP(fc *filterChain, c *tls.Conn) {
 		err := c.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
-			s.rt.log.Debug("downstream TLS handshake failed", "listener", s.addr, "remote", c.RemoteAddr().String(), "err", err)
+			s.handshakeFailed(c, err)
 			c.Close()
 			return
 		}

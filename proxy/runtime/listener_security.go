@@ -89,7 +89,7 @@ func (s *socket) handshakeAndAllow(fc *filterChain, c net.Conn) bool {
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
-			s.rt.log.Debug("downstream TLS handshake failed", "listener", s.addr, "remote", c.RemoteAddr().String(), "err", err)
+			s.handshakeFailed(c, err)
 			return false
 		}
 	}

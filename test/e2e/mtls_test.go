@@ -7,9 +7,11 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,6 +124,17 @@ func TestStrictMTLS(t *testing.T) {
 	if got := app.hits.Load(); got != hits {
 		t.Fatalf("refused clients reached the app: %d requests", got-hits)
 	}
+	// Each refusal is in the server-side proxy's log with its reason.
+	for _, reason := range []string{
+		"not TLS: a plaintext client on a mutual TLS port",
+		"client certificate not signed by the mesh CA",
+		"client certificate expired or not yet valid",
+		"no client certificate",
+	} {
+		eventually(t, 5*time.Second, "the refusal logged: "+reason, func() error {
+			return logged(catalog.output(), "downstream TLS handshake refused", reason)
+		})
+	}
 
 	// The client side checks the server's SPIFFE ID: an endpoint of
 	// "billing" registered at an address where an impostor answers with
@@ -179,5 +192,22 @@ func TestStrictMTLS(t *testing.T) {
 		if reached != 0 {
 			t.Fatalf("the impostor received %d requests", reached)
 		}
+		eventually(t, 5*time.Second, "the impostor's refusal in the client's log", func() error {
+			return logged(client.output(), "upstream TLS handshake refused", "spiffe://weft.local/ns/default/sa/impostor")
+		})
 	})
+}
+
+// logged finds a log line holding every one of parts.
+func logged(out string, parts ...string) error {
+	for _, line := range strings.Split(out, "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return nil
+		}
+	}
+	return fmt.Errorf("no log line with %q", parts)
 }
