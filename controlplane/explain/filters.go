@@ -11,8 +11,8 @@ import (
 	_ "github.com/weftmesh/weft/proxy/filter/fault"
 	_ "github.com/weftmesh/weft/proxy/filter/jwt"
 	_ "github.com/weftmesh/weft/proxy/filter/localratelimit"
-	_ "github.com/weftmesh/weft/proxy/filter/rbac"
 	_ "github.com/weftmesh/weft/proxy/filter/ratelimit"
+	_ "github.com/weftmesh/weft/proxy/filter/rbac"
 )
 
 // Filters an explanation describes instead of running: rate limits depend
