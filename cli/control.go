@@ -5,6 +5,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -56,5 +57,6 @@ xDS/Identity/Registry on --grpc-addr, the CLI's API on --api-addr and metrics on
 	f.StringVar(&cfg.CACert, "ca-cert", "", "external CA: PEM intermediate that signs SVIDs (optionally followed by its chain); needs --ca-key")
 	f.StringVar(&cfg.CAKey, "ca-key", "", "external CA: PEM private key of --ca-cert")
 	f.StringVar(&cfg.CABundle, "ca-bundle", "", "external CA: PEM roots proxies trust, when --ca-cert does not end with its root")
+	f.DurationVar(&cfg.ScrapeInterval, "scrape-interval", 5*time.Second, "how often to read every proxy's metrics for weft stat and the dashboard")
 	return cmd
 }

@@ -60,7 +60,8 @@ applies a Route for SERVICE with one rule that sends (100-w)% of requests to
 --from and w% to --to; a Route that has other rules is left alone and the
 rollout refused. Between steps, for --interval, the rollout reads the
 /metrics of every registered proxy and sums the requests they sent to the
---to subset (weft_requests_total, direction "outbound"). When at least
+--to subset (weft_requests_total, direction "outbound", destination_version
+the subset's version label). When at least
 --min-requests were sent and more than --max-error-rate of them failed (5xx),
 it sends all traffic back to --from and exits non-zero. After each step it
 also waits (up to 15s) for the proxies to run the new Route, and rolls back
@@ -97,11 +98,16 @@ type rolloutPlan struct {
 	minRequests  int
 	// route names the Route the rollout writes: "namespace/name".
 	route string
+	// toVersion is the version label the --to subset selects: the
+	// destination_version of the requests that are watched.
+	toVersion string
 }
 
-// cluster is the proxies' name for the --to subset's cluster, the one whose
-// requests are watched.
-func (p *rolloutPlan) cluster() string { return xdsmeta.SubsetCluster(p.service, p.namespace, p.to) }
+// watched selects the requests a rollout judges: those the proxies sent to
+// the service's workloads of the --to subset's version.
+func (p *rolloutPlan) watched() destination {
+	return destination{service: p.service, namespace: p.namespace, version: p.toVersion}
+}
 
 func (p *rolloutPlan) host() string { return xdsmeta.ServiceHost(p.service, p.namespace) }
 
@@ -191,7 +197,7 @@ func (o *rolloutOptions) run(cmd *cobra.Command, root *rootOptions, service stri
 			return err
 		},
 		scrape: func(ctx context.Context) (snapshot, error) {
-			return scrapeSubset(ctx, c, adminClient, p.cluster())
+			return scrapeSubset(ctx, c, adminClient, p.watched())
 		},
 		sleep: sleepContext,
 		poll:  rolloutPoll,

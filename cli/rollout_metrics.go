@@ -151,9 +151,12 @@ func weights(p *rolloutPlan, w int) string {
 // the proxies registered, never through an HTTP proxy.
 var adminClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute}}
 
+// destination is the workloads whose requests a rollout watches.
+type destination struct{ service, namespace, version string }
+
 // scrapeSubset reads the metrics of every registered proxy that has an
-// admin address and keeps the outbound requests to cluster.
-func scrapeSubset(ctx context.Context, c *client.Client, hc *http.Client, cluster string) (snapshot, error) {
+// admin address and keeps the outbound requests to dst.
+func scrapeSubset(ctx context.Context, c *client.Client, hc *http.Client, dst destination) (snapshot, error) {
 	ws, err := c.Workloads(ctx, "", "")
 	if err != nil {
 		return snapshot{}, fmt.Errorf("list workloads: %w", err)
@@ -167,7 +170,7 @@ func scrapeSubset(ctx context.Context, c *client.Client, hc *http.Client, cluste
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			codes, err := scrapeProxy(ctx, hc, w.GetAdminAddress(), cluster)
+			codes, err := scrapeProxy(ctx, hc, w.GetAdminAddress(), dst)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -186,7 +189,7 @@ func scrapeSubset(ctx context.Context, c *client.Client, hc *http.Client, cluste
 }
 
 // scrapeProxy reads one proxy's /metrics.
-func scrapeProxy(ctx context.Context, hc *http.Client, admin, cluster string) (map[string]float64, error) {
+func scrapeProxy(ctx context.Context, hc *http.Client, admin string, dst destination) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, scrapeTimeout)
 	defer cancel()
 	u := admin
@@ -206,12 +209,13 @@ func scrapeProxy(ctx context.Context, hc *http.Client, admin, cluster string) (m
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s", req.URL, resp.Status)
 	}
-	return parseRequests(io.LimitReader(resp.Body, 64<<20), cluster)
+	return parseRequests(io.LimitReader(resp.Body, 64<<20), dst)
 }
 
 // parseRequests reads Prometheus text and returns, by response code, the
-// weft_requests_total counters of outbound requests to cluster.
-func parseRequests(r io.Reader, cluster string) (map[string]float64, error) {
+// weft_requests_total counters of outbound requests to dst, summed over
+// every source and gRPC status.
+func parseRequests(r io.Reader, dst destination) (map[string]float64, error) {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(r)
 	if err != nil {
@@ -223,18 +227,23 @@ func parseRequests(r io.Reader, cluster string) (map[string]float64, error) {
 		return out, nil
 	}
 	for _, m := range fam.GetMetric() {
-		var direction, clusterLabel, code string
+		var direction, code string
+		var got destination
 		for _, l := range m.GetLabel() {
 			switch l.GetName() {
 			case "direction":
 				direction = l.GetValue()
-			case "cluster":
-				clusterLabel = l.GetValue()
-			case "code":
+			case "destination_service":
+				got.service = l.GetValue()
+			case "destination_namespace":
+				got.namespace = l.GetValue()
+			case "destination_version":
+				got.version = l.GetValue()
+			case "response_code":
 				code = l.GetValue()
 			}
 		}
-		if direction != "outbound" || clusterLabel != cluster {
+		if direction != "outbound" || got != dst {
 			continue
 		}
 		v := m.GetCounter().GetValue()

@@ -58,6 +58,15 @@ func (p *rolloutPlan) prepare(ctx context.Context, c *client.Client) (*rolloutRo
 		return nil, fmt.Errorf("%s does not define subset %s (it defines %s): add it to the policy's subsets and apply it, as in\n%s",
 			ref, quoteList(missing), orNone(quoteList(names)), p.policyExample(policy))
 	}
+	for _, s := range policy.Subsets {
+		if s.Name == p.to {
+			p.toVersion = s.Labels["version"]
+		}
+	}
+	if p.toVersion == "" {
+		return nil, fmt.Errorf("%s: subset %s selects no version label: a rollout judges the subset by the requests to its version (weft_requests_total{destination_version}); select it with labels: {version: ...}",
+			ref, p.to)
+	}
 
 	routes, err := c.List(ctx, v1alpha1.RouteKind.Name, p.namespace)
 	if err != nil {

@@ -24,7 +24,7 @@ func TestParseRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	got, err := parseRequests(f, "outbound|payments.shop|v2")
+	got, err := parseRequests(f, destination{"payments", "shop", "v2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,10 +32,10 @@ func TestParseRequests(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("parseRequests = %v, want %v", got, want)
 	}
-	if got, err := parseRequests(strings.NewReader("# TYPE x counter\nx 1\n"), "outbound|payments.shop|v2"); err != nil || len(got) != 0 {
+	if got, err := parseRequests(strings.NewReader("# TYPE x counter\nx 1\n"), destination{"payments", "shop", "v2"}); err != nil || len(got) != 0 {
 		t.Errorf("without weft_requests_total: %v, %v; want nothing", got, err)
 	}
-	if _, err := parseRequests(strings.NewReader("weft_requests_total{ 1\n"), "c"); err == nil {
+	if _, err := parseRequests(strings.NewReader("weft_requests_total{ 1\n"), destination{}); err == nil {
 		t.Error("malformed metrics: no error")
 	}
 }
@@ -243,9 +243,9 @@ func TestRolloutCommand(t *testing.T) {
 		}
 		n := scrapes.Add(1)
 		fmt.Fprintln(w, "# TYPE weft_requests_total counter")
-		fmt.Fprintf(w, "weft_requests_total{cluster=\"outbound|payments.shop|v2\",code=\"200\",direction=\"outbound\"} %d\n", 100*n)
+		fmt.Fprintf(w, "weft_requests_total{direction=\"outbound\",destination_service=\"payments\",destination_namespace=\"shop\",destination_version=\"v2\",response_code=\"200\"} %d\n", 100*n)
 		if failing.Load() {
-			fmt.Fprintf(w, "weft_requests_total{cluster=\"outbound|payments.shop|v2\",code=\"503\",direction=\"outbound\"} %d\n", 10*n)
+			fmt.Fprintf(w, "weft_requests_total{direction=\"outbound\",destination_service=\"payments\",destination_namespace=\"shop\",destination_version=\"v2\",response_code=\"503\"} %d\n", 10*n)
 		}
 	}))
 	t.Cleanup(metrics.Close)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Config is the control plane's static configuration (its flags).
@@ -34,6 +35,9 @@ type Config struct {
 	// optionally names the roots proxies trust when CACert does not end
 	// with its root.
 	CACert, CAKey, CABundle string
+	// ScrapeInterval is how often every proxy's /metrics is read for
+	// `weft stat` and the dashboard; zero means telemetry.DefaultInterval.
+	ScrapeInterval time.Duration
 }
 
 // DefaultDataDir is ~/.weft/control.
@@ -85,6 +89,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.CACert == "") != (c.CAKey == "") {
 		errs = append(errs, errors.New("--ca-cert and --ca-key go together: give both for an external CA, or neither"))
+	}
+	if c.ScrapeInterval != 0 && c.ScrapeInterval < time.Second {
+		errs = append(errs, fmt.Errorf("--scrape-interval %s: want at least 1s", c.ScrapeInterval))
 	}
 	if c.CABundle != "" && c.CACert == "" {
 		errs = append(errs, errors.New("--ca-bundle needs --ca-cert and --ca-key"))

@@ -29,11 +29,13 @@ import (
 	"github.com/weftmesh/weft/controlplane/apiserver"
 	"github.com/weftmesh/weft/controlplane/audit"
 	"github.com/weftmesh/weft/controlplane/ca"
+	"github.com/weftmesh/weft/controlplane/dashboard"
 	"github.com/weftmesh/weft/controlplane/identity"
 	"github.com/weftmesh/weft/controlplane/meshstate"
 	"github.com/weftmesh/weft/controlplane/ratelimit"
 	"github.com/weftmesh/weft/controlplane/registry"
 	"github.com/weftmesh/weft/controlplane/store"
+	"github.com/weftmesh/weft/controlplane/telemetry"
 	"github.com/weftmesh/weft/controlplane/token"
 	"github.com/weftmesh/weft/controlplane/translate"
 	"github.com/weftmesh/weft/controlplane/xds"
@@ -143,22 +145,31 @@ func Run(ctx context.Context, cfg Config) error {
 		TrustDomain: authority.TrustDomain(), TrustBundlePEM: authority.TrustBundlePEM, Log: log,
 		OnChange: func(in *translate.Input) { mesh.Store(in); xdsServer.Update(in); rlService.Update(in) },
 	})
+	// Scrapes every registered proxy's /metrics and fans in their taps.
+	stats := telemetry.New(telemetry.Options{Workloads: st, Log: log, Interval: cfg.ScrapeInterval})
 	apiHandler := apiserver.New(apiserver.Options{
 		Store: st, Workloads: st, Tokens: tokens, Auth: tokens, RouteStatus: xdsServer, PolicyStatus: xdsServer, Inputs: xdsServer,
+		Telemetry:   stats,
 		Audit:       audit.New(st.Client(), audit.Options{Log: log}),
 		TrustDomain: authority.TrustDomain(), Version: cfg.Version, Log: log, CA: authority,
 	})
 	apiServer := &http.Server{
-		Handler:           apiHandler,
+		Handler:           apiMetrics(reg, apiHandler),
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: serving.get},
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	dashServer := &http.Server{Handler: dashboardHandler(reg, xdsServer), ReadHeaderTimeout: 10 * time.Second}
+	dash := dashboard.New(dashboard.Options{
+		Resources: st, Workloads: st, Stats: stats, Tap: dashboardTap(stats), CA: authority,
+		Statuses: apiserver.NewStatuses(apiserver.Options{Store: st, RouteStatus: xdsServer, PolicyStatus: xdsServer, TrustDomain: authority.TrustDomain(), Log: log}),
+		Version:  cfg.Version, Log: log,
+	})
+	dashServer := &http.Server{Handler: withPrometheusSD(dashboardHandler(reg, xdsServer, dash), st), ReadHeaderTimeout: 10 * time.Second}
+	dashServer.RegisterOnShutdown(dash.Close)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 6)
+	errc := make(chan error, 7)
 	goOwned := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -171,6 +182,7 @@ func Run(ctx context.Context, cfg Config) error {
 	goOwned("xds", func() error { return xdsServer.Run(ctx) })
 	goOwned("state", func() error { return state.Run(ctx) })
 	goOwned("ca", func() error { return authority.Run(ctx) })
+	goOwned("telemetry", func() error { return stats.Run(ctx) })
 	goOwned("grpc", func() error { return grpcServer.Serve(lns[0]) })
 	goOwned("api", func() error { return apiServer.ServeTLS(lns[1], "", "") })
 	goOwned("dashboard", func() error { return dashServer.Serve(lns[2]) })

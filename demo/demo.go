@@ -260,7 +260,9 @@ func startWorkload(ctx context.Context, sup *supervisor, api *client.Client, w w
 
 func printWhereToLook(out io.Writer, work []workload, dataDir, logDir string) {
 	fmt.Fprintf(out, "\nWeft demo is running. Where to look:\n")
+	fmt.Fprintf(out, "  dashboard               http://%s/dashboard/\n", controlDash)
 	fmt.Fprintf(out, "  control plane metrics   http://%s/metrics   proxies: http://%s/debug/proxies\n", controlDash, controlDash)
+	fmt.Fprintf(out, "  Prometheus              go run ./cmd/weft prometheus-config --control %s > prometheus.yml\n", controlDash)
 	fmt.Fprintf(out, "  CLI                     export WEFT_CONFIG=%s\n", filepath.Join(dataDir, "config"))
 	fmt.Fprintf(out, "                          go run ./cmd/weft get workloads -A\n")
 	fmt.Fprintf(out, "  sidecar admin endpoints (/ready /clusters /config_dump /metrics /certs):\n")

@@ -27,6 +27,7 @@ import (
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/proxy/admin"
 	"github.com/weftmesh/weft/proxy/identity"
+	"github.com/weftmesh/weft/proxy/observe"
 	"github.com/weftmesh/weft/proxy/registration"
 	"github.com/weftmesh/weft/proxy/runtime"
 	"github.com/weftmesh/weft/proxy/tlsx"
@@ -72,7 +73,11 @@ func Run(ctx context.Context, o Options) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg, p.id)
-	p.rt = runtime.New(runtime.Options{Identity: p.id, Log: log, Metrics: reg, ControlPlane: conn})
+	self := observe.Peer{Service: o.Service, Namespace: o.Namespace, Version: o.Version}
+	if svid := p.id.Current(); svid != nil && len(svid.Leaf.URIs) > 0 {
+		self.ID = svid.Leaf.URIs[0].String()
+	}
+	p.rt = runtime.New(runtime.Options{Identity: p.id, Log: log, Metrics: reg, ControlPlane: conn, Workload: self})
 	defer p.rt.Close()
 
 	node := xdsmeta.Node{
@@ -103,6 +108,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("proxy: admin listener: %w", err)
 	}
 	adminSrv := admin.NewServer(o.Admin, admin.Handler(p, reg, log))
+	adminSrv.RegisterOnShutdown(p.rt.Tap().Close) // end live taps, or Shutdown would wait on them
 
 	// Every goroutine below is owned here: bg is cancelled and waited for before Run returns.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))

@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
+	goruntime "runtime"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,11 +105,17 @@ func (p *proxyState) markReadyWhenSynced(ctx context.Context, log *slog.Logger) 
 	}
 }
 
-// metrics are the proxy's own health: xDS and certificate.
+// metrics are the proxy's own health: xDS, configuration, certificate and
+// build.
 type metrics struct {
 	connected prometheus.Gauge
 	acks      *prometheus.CounterVec
 	nacks     *prometheus.CounterVec
+	// config is the version of each type's last accepted configuration:
+	// one series per type, at 1.
+	config   *prometheus.GaugeVec
+	configMu sync.Mutex
+	versions map[string]string // type -> version exported
 }
 
 func newMetrics(reg prometheus.Registerer, id *identity.Source) *metrics {
@@ -114,17 +123,39 @@ func newMetrics(reg prometheus.Registerer, id *identity.Source) *metrics {
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "weft_proxy_xds_connected", Help: "1 while the xDS stream to the control plane is up."}),
 		acks:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_proxy_xds_updates_total", Help: "xDS updates applied, by type."}, []string{"type"}),
 		nacks:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_proxy_xds_rejected_total", Help: "xDS updates rejected (NACKed), by type."}, []string{"type"}),
+		config: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weft_proxy_config_info",
+			Help: "The version of the last accepted configuration of each xDS type (always 1).",
+		}, []string{"type", "config_version"}),
+		versions: map[string]string{},
 	}
 	expiry := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "weft_proxy_certificate_expiry_seconds", Help: "Unix time at which the proxy's current SVID expires.",
+		Name: "weft_proxy_certificate_expiry_timestamp_seconds", Help: "Unix time at which the proxy's current SVID expires.",
 	}, func() float64 {
 		if s := id.Current(); s != nil {
 			return float64(s.Leaf.NotAfter.Unix())
 		}
 		return 0
 	})
-	reg.MustRegister(m.connected, m.acks, m.nacks, expiry)
+	version, goVersion := buildVersion()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "weft_proxy_build_info",
+		Help:        "The proxy's build (always 1).",
+		ConstLabels: prometheus.Labels{"build_version": version, "go_version": goVersion},
+	})
+	build.Set(1)
+	reg.MustRegister(m.connected, m.acks, m.nacks, m.config, expiry, build)
 	return m
+}
+
+// buildVersion returns the main module's version and the Go version the
+// binary was built with.
+func buildVersion() (version, goVersion string) {
+	version, goVersion = "unknown", goruntime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	return version, goVersion
 }
 
 func (m *metrics) xdsEvent(e xdsclient.Event) {
@@ -134,8 +165,32 @@ func (m *metrics) xdsEvent(e xdsclient.Event) {
 	case "disconnected":
 		m.connected.Set(0)
 	case "ack":
-		m.acks.WithLabelValues(e.TypeURL).Inc()
+		m.acks.WithLabelValues(typeName(e.TypeURL)).Inc()
+		m.configVersion(typeName(e.TypeURL), e.Version)
 	case "nack":
-		m.nacks.WithLabelValues(e.TypeURL).Inc()
+		m.nacks.WithLabelValues(typeName(e.TypeURL)).Inc()
 	}
+}
+
+// configVersion replaces a type's version series.
+func (m *metrics) configVersion(typ, version string) {
+	m.configMu.Lock()
+	defer m.configMu.Unlock()
+	if old, ok := m.versions[typ]; ok {
+		if old == version {
+			return
+		}
+		m.config.DeleteLabelValues(typ, old)
+	}
+	m.versions[typ] = version
+	m.config.WithLabelValues(typ, version).Set(1)
+}
+
+// typeName is the short name of an xDS type URL:
+// "type.googleapis.com/envoy.config.cluster.v3.Cluster" is "Cluster".
+func typeName(url string) string {
+	if i := strings.LastIndexByte(url, '.'); i >= 0 {
+		return url[i+1:]
+	}
+	return url
 }

@@ -1,6 +1,9 @@
 package client
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // The telemetry API: what the control plane learns from scraping every
 // proxy's /metrics (GET /api/v1/stats) and from their tap streams
@@ -95,4 +98,16 @@ type TapEvent struct {
 	ResponseHdr map[string][]string `json:"responseHeaders,omitempty"`
 	ReqBytes    int64               `json:"requestBytes"`
 	RespBytes   int64               `json:"responseBytes"`
+}
+
+// ProxyConfig is GET /api/v1/proxy-config?workload=ID: a proxy's live
+// configuration, read from its admin port (private keys never included).
+type ProxyConfig struct {
+	Workload string `json:"workload"`
+	Admin    string `json:"admin"`
+	// ConfigDump is the proxy's /config_dump: listeners, routes, clusters,
+	// endpoints and secrets by name, each in protojson.
+	ConfigDump json.RawMessage `json:"configDump"`
+	// Certificates is the proxy's /certs: its SVID and trust bundle, public parts only.
+	Certificates json.RawMessage `json:"certificates,omitempty"`
 }

@@ -32,6 +32,11 @@ type MeshSpec struct {
 	MTLS        MTLS   `json:"mtls,omitempty"`
 	// CertificateTTL is the lifetime of workload SVIDs: default 24h, from 1m to 720h.
 	CertificateTTL Duration `json:"certificateTTL,omitempty"`
+	// Tracing, if set, makes every proxy record and export spans.
+	Tracing *Tracing `json:"tracing,omitempty"`
+	// AccessLog configures the proxies' access logs; without it they log
+	// policy denials as JSON to stdout (accesslog.go).
+	AccessLog *AccessLog `json:"accessLog,omitempty"`
 }
 
 // MTLS configures mutual TLS between proxies.
@@ -65,6 +70,12 @@ func (s *MeshSpec) Default() {
 	if s.CertificateTTL.Duration == 0 {
 		s.CertificateTTL.Duration = DefaultCertificateTTL
 	}
+	if s.Tracing != nil {
+		s.Tracing.Default()
+	}
+	if s.AccessLog != nil {
+		s.AccessLog.Default()
+	}
 }
 
 // Validate checks a defaulted MeshSpec.
@@ -79,6 +90,12 @@ func (s *MeshSpec) Validate(path *Path) ErrorList {
 	}
 	if ttl := s.CertificateTTL.Duration; ttl < MinCertificateTTL || ttl > MaxCertificateTTL {
 		errs = append(errs, Invalid(path.Child("certificateTTL"), "must be between 1m and 720h, got %s", ttl))
+	}
+	if s.Tracing != nil {
+		errs = append(errs, s.Tracing.Validate(path.Child("tracing"))...)
+	}
+	if s.AccessLog != nil {
+		errs = append(errs, s.AccessLog.Validate(path.Child("accessLog"))...)
 	}
 	return errs
 }

@@ -109,6 +109,9 @@ type Node struct {
 	// HTTPProxy is the explicit HTTP proxy listener address, if any.
 	HTTPProxy string
 	Upstreams []Upstream
+	// Proxyless marks a gRPC application that reads xDS itself (grpc-go's
+	// xds resolver and server) instead of a weft proxy; see proxyless.go.
+	Proxyless bool
 }
 
 const (
@@ -120,6 +123,7 @@ const (
 	keyAdmin     = "admin"
 	keyHTTPProxy = "http_proxy"
 	keyUpstreams = "upstreams"
+	keyProxyless = "proxyless"
 )
 
 // ToProto encodes the node for the xDS stream.
@@ -137,6 +141,9 @@ func (n Node) ToProto() *corev3.Node {
 		// Only strings go in: NewStruct cannot fail on them.
 		panic(fmt.Sprintf("xdsmeta: encode node metadata: %v", err))
 	}
+	if n.Proxyless {
+		md.Fields[keyProxyless] = structpb.NewStringValue(ProxylessGRPC)
+	}
 	return &corev3.Node{Id: n.ID, Cluster: ServiceHost(n.Service, n.Namespace), Metadata: md}
 }
 
@@ -150,6 +157,7 @@ func NodeFromProto(p *corev3.Node) (Node, error) {
 	n := Node{
 		ID: p.GetId(), Service: str(keyService), Namespace: str(keyNamespace), Version: str(keyVersion),
 		Inbound: str(keyInbound), App: str(keyApp), Admin: str(keyAdmin), HTTPProxy: str(keyHTTPProxy),
+		Proxyless: str(keyProxyless) == ProxylessGRPC,
 	}
 	switch {
 	case n.ID == "":

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -22,10 +23,20 @@ type RouteStatusSource interface {
 // routeStatuses answers GET /api/v1/status/routes[?namespace=]: for each
 // stored Route, whether it is accepted and how many proxies applied it.
 func (s *server) routeStatuses(w http.ResponseWriter, r *http.Request) {
-	objs, err := s.Store.List(r.Context(), v1alpha1.RouteKind.Name, r.URL.Query().Get("namespace"))
+	items, err := s.routeStatusList(r.Context(), r.URL.Query().Get("namespace"))
 	if err != nil {
-		writeError(w, statusOf(err), "list routes: "+err.Error())
+		writeError(w, statusOf(err), err.Error())
 		return
+	}
+	writeJSON(w, http.StatusOK, client.RouteStatusList{Items: items})
+}
+
+// routeStatusList is the status of every stored Route in namespace (every
+// namespace when empty), sorted by namespace and name.
+func (s *server) routeStatusList(ctx context.Context, namespace string) ([]client.RouteStatus, error) {
+	objs, err := s.Store.List(ctx, v1alpha1.RouteKind.Name, namespace)
+	if err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
 	}
 	slices.SortFunc(objs, func(a, b *v1alpha1.Object) int {
 		return cmp.Or(cmp.Compare(a.Metadata.Namespace, b.Metadata.Namespace), cmp.Compare(a.Metadata.Name, b.Metadata.Name))
@@ -34,7 +45,7 @@ func (s *server) routeStatuses(w http.ResponseWriter, r *http.Request) {
 	// proxies are configured (controlplane/meshstate).
 	type serviceKey struct{ namespace, service string }
 	governs := map[serviceKey]*v1alpha1.Object{}
-	list := client.RouteStatusList{Items: make([]client.RouteStatus, 0, len(objs))}
+	items := make([]client.RouteStatus, 0, len(objs))
 	for _, o := range objs {
 		spec, ok := o.Spec.(*v1alpha1.RouteSpec)
 		if !ok {
@@ -55,10 +66,9 @@ func (s *server) routeStatuses(w http.ResponseWriter, r *http.Request) {
 		case len(invalid) > 0:
 			st.Accepted, st.Reason = false, "invalid: "+invalid[0].Error()
 		default:
-			details, err := s.checkReferences(r.Context(), []*v1alpha1.Object{o})
+			details, err := s.checkReferences(ctx, []*v1alpha1.Object{o})
 			if err != nil {
-				writeError(w, statusOf(err), "route status: "+err.Error())
-				return
+				return nil, fmt.Errorf("route status: %w", err)
 			}
 			if len(details) > 0 {
 				d := details[0]
@@ -67,9 +77,9 @@ func (s *server) routeStatuses(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		st.Phase = s.routePhase(&st)
-		list.Items = append(list.Items, st)
+		items = append(items, st)
 	}
-	writeJSON(w, http.StatusOK, list)
+	return items, nil
 }
 
 // routePhase fills in what the proxies say of an accepted Route and

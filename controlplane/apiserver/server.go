@@ -22,6 +22,7 @@ import (
 	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/controlplane/audit"
 	"github.com/weftmesh/weft/controlplane/store"
+	"github.com/weftmesh/weft/controlplane/telemetry"
 	"github.com/weftmesh/weft/controlplane/token"
 )
 
@@ -99,6 +100,8 @@ type Options struct {
 	Inputs InputSource
 	// CA, if set, serves GET /api/v1/ca and POST /api/v1/ca/rotate (ca.go).
 	CA CAAuthority
+	// Telemetry, if set, serves GET /api/v1/stats and /api/v1/tap (telemetry.go).
+	Telemetry telemetry.Source
 	// TrustDomain is the control plane's; a Mesh resource may not name another.
 	TrustDomain string
 	// Version is reported by GET /api/v1/version.
@@ -133,6 +136,9 @@ func New(opts Options) http.Handler {
 	mux.Handle("/api/v1/explain", methods{http.MethodGet: s.explain})
 	mux.Handle("/api/v1/ca", methods{http.MethodGet: s.caStatus})
 	mux.Handle("/api/v1/ca/rotate", methods{http.MethodPost: s.rotateCA})
+	mux.Handle("/api/v1/stats", methods{http.MethodGet: s.stats})
+	mux.Handle("/api/v1/tap", methods{http.MethodGet: s.tap})
+	mux.Handle("/api/v1/proxy-config", methods{http.MethodGet: s.proxyConfig})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no API at "+r.URL.Path)
 	})

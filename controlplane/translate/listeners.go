@@ -87,9 +87,11 @@ func (t *translation) outboundListener(u xdsmeta.Upstream, key ServiceKey) (*lis
 	if t.in.protocol(key).IsHTTP() {
 		filter = t.httpConnectionManager(name, t.rds(xdsmeta.OutboundRoute(key.Name, key.Namespace)), t.outboundHTTPFilters(t.in.hasFault(key)))
 	} else {
+		proxy := t.tcpRouteProxy(name, key)
+		proxy.AccessLog = t.accessLogs(name, false)
 		filter = &listenerv3.Filter{
 			Name:       filterTCPProxy,
-			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(t.tcpRouteProxy(name, key))},
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(proxy)},
 		}
 	}
 	return &listenerv3.Listener{
@@ -137,6 +139,8 @@ func (t *translation) httpConnectionManager(statPrefix string, routes func(*hcmv
 		UpgradeConfigs: upgrades(),
 	}
 	routes(hcm)
+	t.tracing(hcm, statPrefix)
+	hcm.AccessLog = t.accessLogs(statPrefix, true)
 	return &listenerv3.Filter{
 		Name:       filterHTTPConnectionManager,
 		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(hcm)},
@@ -162,6 +166,7 @@ func (t *translation) tcpProxy(statPrefix, cluster string) *listenerv3.Filter {
 		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(&tcpproxyv3.TcpProxy{
 			StatPrefix:       statPrefix,
 			ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster},
+			AccessLog:        t.accessLogs(statPrefix, false),
 		})},
 	}
 }

@@ -80,6 +80,9 @@ type translation struct {
 }
 
 func (t *translation) resources() (*Resources, error) {
+	if t.node.Proxyless {
+		return t.proxyless()
+	}
 	r := &Resources{}
 	self := ServiceKey{Namespace: t.node.Namespace, Name: t.node.Service}
 	if t.node.Inbound != "" {
@@ -139,6 +142,9 @@ func (t *translation) resources() (*Resources, error) {
 			r.Clusters = append(r.Clusters, t.clusterOf(key, ss.Name))
 			r.Endpoints = append(r.Endpoints, t.loadAssignmentOf(key, &t.in.subsetsOf(key)[i]))
 		}
+	}
+	if c := t.tracingCluster(r.Listeners); c != nil {
+		r.Clusters = append(r.Clusters, c)
 	}
 	r.Secrets = append(r.Secrets, t.rootCAOf())
 	if t.err != nil {

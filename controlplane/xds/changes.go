@@ -149,8 +149,9 @@ func (c changes) affect(n xdsmeta.Node) bool {
 		len(c.authn) == 0 && len(c.limits) == 0 {
 		return false
 	}
-	if n.HTTPProxy != "" {
-		// Its route lists every HTTP service of the mesh.
+	if n.HTTPProxy != "" || n.Proxyless {
+		// Its route (a proxyless node: its listeners) lists every HTTP
+		// service of the mesh.
 		return true
 	}
 	if self := (translate.ServiceKey{Namespace: n.Namespace, Name: n.Service}); c.specs[self] || c.access[self] || c.authn[self] || c.limits[self] {

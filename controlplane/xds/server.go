@@ -222,8 +222,12 @@ func (s *Server) push(n *node) error {
 	versions := make(map[string]string, len(n.versions))
 	var changed []string
 	var snap cache.Snapshot
-	for typeURL, items := range res.ByType() {
-		v := res.Version(typeURL)
+	byType, versionOf := res.ByType(), res.Version
+	if n.meta.Proxyless {
+		byType, versionOf = requestedOnly(res, n.requested)
+	}
+	for typeURL, items := range byType {
+		v := versionOf(typeURL)
 		versions[typeURL] = v
 		if n.versions[typeURL] != v {
 			changed = append(changed, typeLabel(typeURL))

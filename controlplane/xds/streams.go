@@ -34,6 +34,9 @@ type stream struct {
 	nodeProto *corev3.Node
 	// sent is the last response per type URL, to tell which version a NACK rejects.
 	sent map[string]response
+	// claimedID is the node id the first request carried; nodeProto's id
+	// differs for a proxyless node (see streamNode).
+	claimedID string
 }
 
 type response struct{ version, nonce string }
@@ -57,6 +60,9 @@ type node struct {
 	// in is the input the snapshot was computed from, or one that differs
 	// from it only in what the node does not read.
 	in *translate.Input
+	// requested holds, per type URL, the sorted names a proxyless node's
+	// stream asks for: its snapshot holds those alone (see subscribe).
+	requested map[string][]string
 
 	mu     sync.Mutex // guards status
 	status NodeStatus
@@ -121,18 +127,21 @@ func (s *Server) onStreamRequest(id int64, req *discoverypb.DiscoveryRequest) er
 		return status.Errorf(codes.Internal, "xds: stream %d was not opened", id)
 	}
 	if st.node == nil {
-		if err := s.attach(st, req.GetNode()); err != nil {
+		st.claimedID = req.GetNode().GetId()
+		node := streamNode(req.GetNode(), id)
+		if err := s.attach(st, node); err != nil {
 			return err
 		}
-		st.nodeProto = req.GetNode()
-		return nil
+		st.nodeProto = node
+		req.Node = node
+		return s.subscribe(st, req)
 	}
-	if got := req.GetNode().GetId(); got != st.node.id {
-		return status.Errorf(codes.InvalidArgument, "xds: node id changed on the stream from %q to %q", st.node.id, got)
+	if got := req.GetNode().GetId(); got != st.claimedID {
+		return status.Errorf(codes.InvalidArgument, "xds: node id changed on the stream from %q to %q", st.claimedID, got)
 	}
 	req.Node = st.nodeProto
 	s.observe(st, req)
-	return nil
+	return s.subscribe(st, req)
 }
 
 // attach decodes and authorises the stream's node, then computes its

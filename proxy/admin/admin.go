@@ -27,6 +27,11 @@ type Source interface {
 	Drain()
 }
 
+// Tapper is a Source that also streams live requests (GET /tap).
+type Tapper interface {
+	TapHandler() http.Handler
+}
+
 // Handler returns the admin mux. log may be nil.
 func Handler(src Source, gather prometheus.Gatherer, log *slog.Logger) http.Handler {
 	if log == nil {
@@ -54,6 +59,9 @@ func Handler(src Source, gather prometheus.Gatherer, log *slog.Logger) http.Hand
 	mux.HandleFunc("GET /certs", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, src.Certificates())
 	})
+	if t, ok := src.(Tapper); ok {
+		mux.Handle("GET /tap", t.TapHandler())
+	}
 	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, _ *http.Request) {
 		log.Info("drain requested through the admin endpoint")
 		src.Drain()

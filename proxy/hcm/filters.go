@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/proxy/filter"
+	"github.com/weftmesh/weft/proxy/observe"
 	"github.com/weftmesh/weft/proxy/route"
 )
 
@@ -23,21 +24,25 @@ type Filter struct {
 // and code is its status. A refusal (a reply of 400 or more) is logged with
 // the filter's reason, so that denied requests can be traced; a flood of
 // them is thinned to a few lines a second that count what they skip.
-func (m *ConnectionManager) runFilters(w http.ResponseWriter, r *http.Request, rt *route.Route[*Upstream]) (code int, next bool) {
+func (m *ConnectionManager) runFilters(ex *exchange, w http.ResponseWriter, r *http.Request, rt *route.Route[*Upstream]) (code int, next bool) {
 	s := filter.Stream{TLS: r.TLS, Route: rt.Name}
 	for i := range m.cfg.Filters {
 		f := &m.cfg.Filters[i]
 		d := f.Filter.DecodeHeaders(r, &s, rt.PerFilter[f.Name])
 		if d.Delay > 0 {
+			ex.rec.Flags |= observe.FaultInjected
 			t := time.NewTimer(d.Delay)
 			select {
 			case <-t.C:
 			case <-r.Context().Done():
 				t.Stop()
+				ex.rec.Flags |= observe.DownstreamClosed
 				return statusClientClosed, false
 			}
 		}
 		if d.Reply != nil {
+			ex.rec.Flags |= refusalFlags(f.Name, d.Reply.Status)
+			ex.rec.Reason = d.Reply.Reason
 			if d.Reply.Status >= 400 || d.Reply.GRPCStatus != nil {
 				m.refusals.Log("request refused", "filter", f.Name, "status", d.Reply.Status,
 					"reason", d.Reply.Reason, "peer", s.PeerID(), "method", r.Method, "host", r.Host, "path", r.URL.Path)
@@ -46,6 +51,23 @@ func (m *ConnectionManager) runFilters(w http.ResponseWriter, r *http.Request, r
 		}
 	}
 	return 0, true
+}
+
+// refusalFlags are the flags of a filter's local reply: by the filter's
+// name, or else by its status.
+func refusalFlags(filterName string, status int) observe.Flags {
+	if f := flagsOfFilter(filterName); f != 0 {
+		return f
+	}
+	switch status {
+	case http.StatusForbidden:
+		return observe.Denied
+	case http.StatusUnauthorized:
+		return observe.Unauthenticated
+	case http.StatusTooManyRequests:
+		return observe.RateLimited
+	}
+	return 0
 }
 
 var (

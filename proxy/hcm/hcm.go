@@ -20,7 +20,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/weftmesh/weft/internal/ratelog"
 	"github.com/weftmesh/weft/proxy/cluster"
 	"github.com/weftmesh/weft/proxy/lb"
+	"github.com/weftmesh/weft/proxy/observe"
 	"github.com/weftmesh/weft/proxy/route"
 	"github.com/weftmesh/weft/proxy/stats"
 )
@@ -37,8 +37,11 @@ type Upstream struct {
 	// Name is the cluster's name; Cluster is nil when it is not configured.
 	Name    string
 	Cluster *cluster.Cluster
-	// Stats are the cluster's metrics in the connection manager's direction.
-	Stats *stats.Cluster
+	// Destination is the workload the cluster leads to: its service and
+	// namespace (the version is the picked endpoint's). MTLS says the
+	// cluster's connections are mutual TLS.
+	Destination observe.Peer
+	MTLS        bool
 
 	shadows shadowSlots
 }
@@ -53,8 +56,14 @@ type Config struct {
 	Upgrades map[string]bool
 	// RequestID adds an x-request-id to requests that have none.
 	RequestID bool
-	// NoRoute receives the metrics of requests that matched no route.
-	NoRoute *stats.Cluster
+	// Direction is the listener's side of the proxy, Listener its name and
+	// Local this proxy's own workload: the destination of inbound requests,
+	// the source of outbound ones.
+	Direction observe.Direction
+	Listener  string
+	Local     observe.Peer
+	// Observers see every request, in order (metrics, tap, logs, tracing).
+	Observers []observe.Observer
 	// Filters run in order on every routed request, before the router.
 	Filters []Filter
 	// Retries counts retries; nil counts nothing.
@@ -69,6 +78,10 @@ type ConnectionManager struct {
 	refusals *ratelog.Limiter
 	// shadows are the mirrored requests in flight.
 	shadows sync.WaitGroup
+	// peers caches the identities of client certificates.
+	peers peerCache
+	// peerHeader is the PeerHeader value sent over mutual TLS, or nil.
+	peerHeader []string
 }
 
 // WaitShadows waits for the mirrored requests in flight; each is bounded by
@@ -80,7 +93,11 @@ func New(cfg Config) *ConnectionManager {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &ConnectionManager{cfg: cfg, refusals: ratelog.New(cfg.Log, slog.LevelInfo, refusalBurst, refusalEvery)}
+	m := &ConnectionManager{cfg: cfg, refusals: ratelog.New(cfg.Log, slog.LevelInfo, refusalBurst, refusalEvery)}
+	if v := peerHeaderValue(cfg.Local); v != "" && cfg.Direction == observe.Outbound {
+		m.peerHeader = []string{v}
+	}
+	return m
 }
 
 // A flood of refused requests is logged refusalBurst lines at once, then
@@ -93,9 +110,79 @@ const (
 // Routes returns the route table in use, or nil.
 func (m *ConnectionManager) Routes() *route.Table[*Upstream] { return m.cfg.Routes }
 
-// ServeHTTP routes and forwards one request.
+// ServeHTTP routes and forwards one request, and shows it to the
+// observers.
 func (m *ConnectionManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	ex := &exchange{}
+	rec := &ex.rec
+	rec.Direction, rec.Listener, rec.Start, rec.Request = m.cfg.Direction, m.cfg.Listener, time.Now(), r
+	m.identify(rec, r)
+	if r.Body != nil && r.Body != http.NoBody {
+		ex.body.rc = r.Body
+		r.Body = &ex.body
+	}
+	ex.w.ResponseWriter = w
+	for _, o := range m.cfg.Observers {
+		o.Start(rec)
+	}
+	code, aborted := m.route(ex, &ex.w, r)
+	m.finish(ex, r, code)
+	if aborted {
+		// Headers are gone: abort the downstream stream so that the client
+		// sees a reset rather than a truncated success.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// identify fills in the workloads at both ends that are known before
+// routing: the peer certificate's on the inbound side, this proxy's own.
+// The PeerHeader is taken off the request here, so that neither an app nor
+// a caller can forge it.
+func (m *ConnectionManager) identify(rec *observe.Request, r *http.Request) {
+	claimed := r.Header[PeerHeader]
+	if claimed != nil {
+		delete(r.Header, PeerHeader)
+	}
+	if m.cfg.Direction != observe.Inbound {
+		rec.Source = m.cfg.Local
+		return
+	}
+	rec.Destination = m.cfg.Local
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return
+	}
+	rec.MTLS = true
+	rec.Source = m.peers.peer(r.TLS.PeerCertificates[0])
+	if len(claimed) > 0 {
+		rec.Source.Version = peerVersion(claimed[0], rec.Source)
+	}
+}
+
+// finish completes the record once the response has ended and hands it to
+// the observers.
+func (m *ConnectionManager) finish(ex *exchange, r *http.Request, code int) {
+	rec := &ex.rec
+	rec.Status = code
+	if code == statusClientClosed || r.Context().Err() != nil {
+		rec.Flags |= observe.DownstreamClosed
+	}
+	h := ex.w.Header()
+	rec.ResponseHeader = h
+	if v := h["Grpc-Status"]; len(v) > 0 {
+		rec.GRPCStatus = v[0]
+	} else if v := h[http.TrailerPrefix+"Grpc-Status"]; len(v) > 0 {
+		rec.GRPCStatus = v[0]
+	}
+	rec.RequestBytes += ex.body.n.Load()
+	rec.ResponseBytes += ex.w.n
+	rec.Duration = time.Since(rec.Start)
+	for _, o := range m.cfg.Observers {
+		o.Done(rec)
+	}
+}
+
+// route matches the request and serves it.
+func (m *ConnectionManager) route(ex *exchange, w http.ResponseWriter, r *http.Request) (code int, aborted bool) {
 	var rt *route.Route[*Upstream]
 	if m.cfg.Routes != nil {
 		scheme := "http"
@@ -105,28 +192,28 @@ func (m *ConnectionManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt = m.cfg.Routes.MatchRequest(&route.Request{Host: r.Host, Path: requestPath(r), Method: r.Method, Scheme: scheme, Header: r.Header})
 	}
 	if rt == nil {
-		localReply(w, http.StatusNotFound, errRouteNotFound)
-		m.cfg.NoRoute.Request(http.StatusNotFound, time.Since(start))
-		return
+		ex.rec.Flags |= observe.NoRoute
+		return ex.localReply(w, http.StatusNotFound, errRouteNotFound), false
 	}
 	_, up := rt.Pick()
-	code, aborted := m.serve(w, r, rt, up)
-	up.Stats.Request(code, time.Since(start))
-	if aborted {
-		// Headers are gone: abort the downstream stream so that the client
-		// sees a reset rather than a truncated success.
-		panic(http.ErrAbortHandler)
+	ex.rec.Route, ex.rec.Cluster = rt.Name, up.Name
+	if m.cfg.Direction != observe.Inbound {
+		ex.rec.Destination, ex.rec.MTLS = up.Destination, up.MTLS
+	} else if ex.rec.Destination.Service == "" {
+		// A proxy that was not told its workload: the inbound cluster says.
+		ex.rec.Destination = up.Destination
 	}
+	return m.serve(ex, w, r, rt, up)
 }
 
-func (m *ConnectionManager) serve(w http.ResponseWriter, r *http.Request, rt *route.Route[*Upstream], up *Upstream) (code int, aborted bool) {
+func (m *ConnectionManager) serve(ex *exchange, w http.ResponseWriter, r *http.Request, rt *route.Route[*Upstream], up *Upstream) (code int, aborted bool) {
 	if len(m.cfg.Filters) > 0 {
-		if code, next := m.runFilters(w, r, rt); !next {
+		if code, next := m.runFilters(ex, w, r, rt); !next {
 			return code, false
 		}
 	}
 	if up.Cluster == nil {
-		return localReply(w, rt.ClusterNotFoundCode, errClusterNotFound), false
+		return ex.localReply(w, rt.ClusterNotFoundCode, errClusterNotFound), false
 	}
 	var info lb.PickInfo
 	var setCookie string
@@ -135,22 +222,39 @@ func (m *ConnectionManager) serve(w http.ResponseWriter, r *http.Request, rt *ro
 	}
 	ep, err := up.Cluster.Pick(info)
 	if err != nil {
-		return localReply(w, http.StatusServiceUnavailable, errNoHealthyUpstream), false
+		ex.rec.Flags |= observe.NoHealthyUpstream
+		return ex.localReply(w, http.StatusServiceUnavailable, errNoHealthyUpstream), false
 	}
 	if r.Method == http.MethodConnect {
 		// Tunnels are not configured: refused like an upgrade that is not enabled.
-		return localReply(w, http.StatusForbidden, errUpgradeFailed), false
+		return ex.localReply(w, http.StatusForbidden, errUpgradeFailed), false
 	}
 	if typ, ok := upgradeType(r); ok {
 		if !m.upgradeEnabled(rt, typ) {
-			return localReply(w, http.StatusForbidden, errUpgradeFailed), false
+			return ex.localReply(w, http.StatusForbidden, errUpgradeFailed), false
 		}
-		return m.upgrade(w, r, up.Cluster, ep), false
+		ex.attempt(ep, m.cfg.Direction)
+		return m.upgrade(ex, w, r, up, ep), false
 	}
 	if setCookie != "" {
 		w.Header().Add("Set-Cookie", setCookie)
 	}
-	return m.forward(w, r, rt, up, ep, info)
+	return m.forward(ex, w, r, rt, up, ep, info)
+}
+
+// attempt records that the request is sent to ep.
+func (ex *exchange) attempt(ep *cluster.Endpoint, direction observe.Direction) {
+	ex.rec.Attempts++
+	ex.rec.Upstream = ep.Address()
+	if direction != observe.Inbound {
+		ex.rec.Destination.Version = ep.Version()
+	}
+}
+
+// localReply sends a locally generated response and records its reason.
+func (ex *exchange) localReply(w http.ResponseWriter, code int, e localError) int {
+	ex.rec.Reason = e.reason[0]
+	return localReply(w, code, e)
 }
 
 func (m *ConnectionManager) upgradeEnabled(rt *route.Route[*Upstream], typ string) bool {
@@ -160,25 +264,22 @@ func (m *ConnectionManager) upgradeEnabled(rt *route.Route[*Upstream], typ strin
 	return m.cfg.Upgrades[typ]
 }
 
-// exchange is the state of one forwarded request, allocated once.
-type exchange struct {
-	req http.Request
-	url url.URL
-}
-
 // forward sends r upstream, retrying as the route's policy allows, and
 // streams the final response back. It returns the status code sent
 // downstream and whether the upstream broke off the response after its
 // headers were sent downstream.
-func (m *ConnectionManager) forward(w http.ResponseWriter, r *http.Request, rt *route.Route[*Upstream], up *Upstream, ep *cluster.Endpoint, info lb.PickInfo) (code int, aborted bool) {
+func (m *ConnectionManager) forward(ex *exchange, w http.ResponseWriter, r *http.Request, rt *route.Route[*Upstream], up *Upstream, ep *cluster.Endpoint, info lb.PickInfo) (code int, aborted bool) {
 	c := up.Cluster
-	ex := &exchange{req: *r, url: *r.URL}
+	ex.req, ex.url = *r, *r.URL
 	out := &ex.req
 	out.URL = &ex.url
 	out.RequestURI = ""
 	out.Close = false
 	// The header is rewritten in place: nothing reads r's own after this.
 	m.rewriteRequestHeader(out.Header, r.TLS != nil)
+	if up.MTLS && m.peerHeader != nil {
+		out.Header[PeerHeader] = m.peerHeader
+	}
 	for _, e := range rt.RequestEdits {
 		e.Apply(out.Header)
 	}
@@ -234,8 +335,13 @@ func (m *ConnectionManager) forward(w http.ResponseWriter, r *http.Request, rt *
 		if body != nil {
 			req.Body = body.attempt()
 		}
+		ex.attempt(ep, m.cfg.Direction)
 		ep.RequestStarted()
+		sent := time.Now()
 		res, err := c.RoundTrip(req, ep)
+		if err == nil {
+			ex.rec.UpstreamLatency = time.Since(sent)
+		}
 		mirror()
 		canRetry := retry != nil && attempt < retry.NumRetries && r.Context().Err() == nil && ctx.Err() == nil &&
 			(body == nil || body.replayable())
@@ -263,7 +369,7 @@ func (m *ConnectionManager) forward(w http.ResponseWriter, r *http.Request, rt *
 			if release != nil {
 				release()
 			}
-			code, failed, aborted := m.respond(w, r, rt, c, ep, tryCtx, res, err)
+			code, failed, aborted := m.respond(ex, w, r, rt, c, ep, tryCtx, res, err)
 			ep.RequestFinished(failed || aborted)
 			cancelTry()
 			return code, aborted
@@ -281,6 +387,7 @@ func (m *ConnectionManager) forward(w http.ResponseWriter, r *http.Request, rt *
 			releaseRetry()
 		}
 		releaseRetry = release
+		ex.rec.Flags |= observe.Retried
 		m.cfg.Retries.Retry(c.Name())
 		if d := retry.BackOff(attempt); d > 0 {
 			t := time.NewTimer(d)
@@ -288,7 +395,7 @@ func (m *ConnectionManager) forward(w http.ResponseWriter, r *http.Request, rt *
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return upstreamFailure(ctx, w, r, ctx.Err()), false
+				return ex.upstreamFailure(ctx, w, r, ctx.Err()), false
 			}
 		}
 		ep = next
@@ -297,15 +404,21 @@ func (m *ConnectionManager) forward(w http.ResponseWriter, r *http.Request, rt *
 
 // respond relays an attempt's outcome downstream: the upstream's response,
 // or a local reply for its error.
-func (m *ConnectionManager) respond(w http.ResponseWriter, r *http.Request, rt *route.Route[*Upstream], c *cluster.Cluster, ep *cluster.Endpoint, ctx context.Context, res *http.Response, err error) (code int, failed, aborted bool) {
+func (m *ConnectionManager) respond(ex *exchange, w http.ResponseWriter, r *http.Request, rt *route.Route[*Upstream], c *cluster.Cluster, ep *cluster.Endpoint, ctx context.Context, res *http.Response, err error) (code int, failed, aborted bool) {
 	h := w.Header()
 	if err != nil {
 		for _, e := range rt.ResponseEdits {
 			e.Apply(h)
 		}
-		return upstreamFailure(ctx, w, r, err), true, false
+		return ex.upstreamFailure(ctx, w, r, err), true, false
 	}
 	defer res.Body.Close()
+	if res.Header[cluster.OverloadedHeader] != nil {
+		// A circuit breaker's refusal: this proxy's, or relayed from the
+		// next one's.
+		ex.rec.Flags |= observe.Overflow
+		ex.rec.Reason = "upstream_overflow"
+	}
 
 	copyResponseHeader(h, res.Header)
 	for _, e := range rt.ResponseEdits {
@@ -332,6 +445,7 @@ func (m *ConnectionManager) respond(w http.ResponseWriter, r *http.Request, rt *
 	}
 	if err := copyBody(w, res.Body, flusher); err != nil {
 		if r.Context().Err() == nil {
+			ex.rec.Flags |= observe.UpstreamReset
 			m.cfg.Log.Debug("upstream response aborted", "cluster", c.Name(), "endpoint", ep.Address(), "err", err)
 		}
 		return res.StatusCode, true, true
@@ -375,17 +489,21 @@ func acquireRetry(c any) (release func(), ok bool) {
 
 // upstreamFailure answers a request whose upstream exchange failed before
 // any response header arrived.
-func upstreamFailure(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) int {
+func (ex *exchange) upstreamFailure(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) int {
 	switch {
 	case r.Context().Err() != nil:
 		// The client is gone; nothing can be sent.
+		ex.rec.Flags |= observe.DownstreamClosed
 		return statusClientClosed
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return localReply(w, http.StatusGatewayTimeout, errUpstreamTimeout)
+		ex.rec.Flags |= observe.UpstreamTimeout
+		return ex.localReply(w, http.StatusGatewayTimeout, errUpstreamTimeout)
 	case cluster.IsConnectError(err):
-		return localReply(w, http.StatusServiceUnavailable, errConnectFailure)
+		ex.rec.Flags |= observe.UpstreamConnectFailure
+		return ex.localReply(w, http.StatusServiceUnavailable, errConnectFailure)
 	default:
-		return localReply(w, http.StatusServiceUnavailable, errUpstreamReset)
+		ex.rec.Flags |= observe.UpstreamReset
+		return ex.localReply(w, http.StatusServiceUnavailable, errUpstreamReset)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/weftmesh/weft/proxy/cluster"
 	"github.com/weftmesh/weft/proxy/lb"
 	_ "github.com/weftmesh/weft/proxy/lb/roundrobin"
+	"github.com/weftmesh/weft/proxy/observe"
 	"github.com/weftmesh/weft/proxy/route"
 	"github.com/weftmesh/weft/proxy/stats"
 )
@@ -69,12 +70,12 @@ func manager(t testing.TB, endpoints []string, edit func(*routev3.Route)) *Conne
 	}
 	rc := &routev3.RouteConfiguration{VirtualHosts: []*routev3.VirtualHost{{Name: "app", Domains: []string{"app"}, Routes: []*routev3.Route{r}}}}
 	tab, err := route.Compile(rc, func(name string) *Upstream {
-		return &Upstream{Name: name, Cluster: c, Stats: m.Cluster(stats.Outbound, name)}
+		return &Upstream{Name: name, Cluster: c}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(Config{Routes: tab, RequestID: true, NoRoute: m.Cluster(stats.Outbound, "")})
+	return New(Config{Routes: tab, RequestID: true, Direction: observe.Outbound, Observers: []observe.Observer{m.HTTPObserver()}})
 }
 
 func serve(m *ConnectionManager, req *http.Request) *httptest.ResponseRecorder {
@@ -123,7 +124,7 @@ func TestLocalReplies(t *testing.T) {
 		reason string
 	}{
 		{"no virtual host", manager(t, []string{app}, nil), "other", "/", nil, 404, "route_not_found"},
-		{"no routes yet", New(Config{NoRoute: stats.New(nil).Cluster("outbound", "")}), "app", "/", nil, 404, "route_not_found"},
+		{"no routes yet", New(Config{}), "app", "/", nil, 404, "route_not_found"},
 		{"cluster not configured", manager(t, nil, nil), "app", "/", nil, 503, "cluster_not_found"},
 		{"cluster not found code", manager(t, nil, func(r *routev3.Route) {
 			r.GetRoute().ClusterNotFoundResponseCode = routev3.RouteAction_NOT_FOUND

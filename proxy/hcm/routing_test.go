@@ -26,6 +26,7 @@ import (
 	"github.com/weftmesh/weft/proxy/filter"
 	"github.com/weftmesh/weft/proxy/filter/fault"
 	"github.com/weftmesh/weft/proxy/lb"
+	"github.com/weftmesh/weft/proxy/observe"
 	"github.com/weftmesh/weft/proxy/route"
 	"github.com/weftmesh/weft/proxy/stats"
 )
@@ -57,12 +58,17 @@ func routed(t testing.TB, r *routev3.Route, clusters map[string]*cluster.Cluster
 	}
 	rc := &routev3.RouteConfiguration{VirtualHosts: []*routev3.VirtualHost{{Name: "app", Domains: []string{"app"}, Routes: []*routev3.Route{r}}}}
 	tab, err := route.Compile(rc, func(name string) *Upstream {
-		return &Upstream{Name: name, Cluster: clusters[name], Stats: m.Cluster(stats.Outbound, name)}
+		up := &Upstream{Name: name, Cluster: clusters[name]}
+		if svc, ns := stats.ClusterService(name); svc != stats.Unknown {
+			up.Destination = observe.Peer{Service: svc, Namespace: ns}
+		}
+		return up
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Routes, cfg.NoRoute = tab, m.Cluster(stats.Outbound, "")
+	cfg.Routes = tab
+	cfg.Observers = append(cfg.Observers, m.HTTPObserver())
 	cm := New(cfg)
 	t.Cleanup(cm.WaitShadows)
 	return cm
@@ -265,12 +271,12 @@ func TestHeaderEdits(t *testing.T) {
 		ResponseHeadersToAdd: []*corev3.HeaderValueOption{add("server", "weft", corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD)},
 	}}}
 	tab, err := route.Compile(rc, func(name string) *Upstream {
-		return &Upstream{Name: name, Cluster: c, Stats: m.Cluster(stats.Outbound, name)}
+		return &Upstream{Name: name, Cluster: c}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm := New(Config{Routes: tab, NoRoute: m.Cluster(stats.Outbound, "")})
+	cm := New(Config{Routes: tab, Observers: []observe.Observer{m.HTTPObserver()}})
 	req := httptest.NewRequest("GET", "http://app/", nil)
 	req.Header.Set("X-Env", "client")
 	req.Header.Set("X-Tag", "client")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/weftmesh/weft/proxy/cluster"
 	"github.com/weftmesh/weft/proxy/tcp"
@@ -17,11 +18,12 @@ import (
 // upstream connection and, when the upstream switches protocols, splices the
 // two connections until both sides are done. It returns the status the
 // upstream answered.
-func (m *ConnectionManager) upgrade(w http.ResponseWriter, r *http.Request, c *cluster.Cluster, ep *cluster.Endpoint) int {
+func (m *ConnectionManager) upgrade(ex *exchange, w http.ResponseWriter, r *http.Request, u *Upstream, ep *cluster.Endpoint) int {
 	ctx := r.Context()
+	c := u.Cluster
 	up, err := c.DialUpgrade(ctx, ep)
 	if err != nil {
-		return upstreamFailure(ctx, w, r, err)
+		return ex.upstreamFailure(ctx, w, r, err)
 	}
 	ep.RequestStarted()
 	failed := true
@@ -38,18 +40,23 @@ func (m *ConnectionManager) upgrade(w http.ResponseWriter, r *http.Request, c *c
 	out.Header = m.requestHeader(r)
 	out.Header["Connection"] = []string{"Upgrade"}
 	out.Header["Upgrade"] = r.Header["Upgrade"]
+	if u.MTLS && m.peerHeader != nil {
+		out.Header[PeerHeader] = m.peerHeader
+	}
 	out.Body = nil
 	out.ContentLength = 0
 	stop := context.AfterFunc(ctx, func() { up.Close() })
 	defer stop()
+	sent := time.Now()
 	if err := out.Write(up); err != nil {
-		return upstreamFailure(ctx, w, r, err)
+		return ex.upstreamFailure(ctx, w, r, err)
 	}
 	br := bufio.NewReader(up)
 	res, err := http.ReadResponse(br, out)
 	if err != nil {
-		return upstreamFailure(ctx, w, r, err)
+		return ex.upstreamFailure(ctx, w, r, err)
 	}
+	ex.rec.UpstreamLatency = time.Since(sent)
 	if res.StatusCode != http.StatusSwitchingProtocols {
 		// Refused: relay the answer as an ordinary response.
 		defer res.Body.Close()
@@ -65,7 +72,7 @@ func (m *ConnectionManager) upgrade(w http.ResponseWriter, r *http.Request, c *c
 
 	down, dbuf, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return localReply(w, http.StatusInternalServerError, errUpgradeHijack)
+		return ex.localReply(w, http.StatusInternalServerError, errUpgradeHijack)
 	}
 	if err := writeSwitching(dbuf.Writer, res); err != nil {
 		down.Close()
@@ -92,7 +99,8 @@ func (m *ConnectionManager) upgrade(w http.ResponseWriter, r *http.Request, c *c
 		}
 		defer done()
 	}
-	tcp.Pipe(down, up)
+	// The spliced bytes count as the exchange's bodies.
+	ex.rec.RequestBytes, ex.rec.ResponseBytes = tcp.PipeCount(down, up)
 	return http.StatusSwitchingProtocols
 }
 

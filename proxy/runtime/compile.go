@@ -49,6 +49,8 @@ type builder struct {
 	upstreams map[[2]string]*hcm.Upstream
 	routes    map[[2]string]*route.Table[*hcm.Upstream]
 	errs      []error
+	// listener is the name of the listener being compiled, for observers.
+	listenerName string
 }
 
 func (b *builder) fail(kind, name string, err error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/proxy/filter"
 	"github.com/weftmesh/weft/proxy/hcm"
+	"github.com/weftmesh/weft/proxy/observe"
 	"github.com/weftmesh/weft/proxy/route"
 	"github.com/weftmesh/weft/proxy/stats"
 )
@@ -82,6 +83,7 @@ func (b *builder) listener(l *listenerv3.Listener) (*listenerConfig, error) {
 			lc.direction = stats.Inbound
 		}
 	}
+	b.listenerName = lc.name
 	if err := b.filterChains(l, lc); err != nil {
 		return nil, err
 	}
@@ -96,9 +98,16 @@ func (b *builder) connectionManager(h *hcmv3.HttpConnectionManager, direction, p
 	}
 	cfg := hcm.Config{
 		RequestID: h.GetGenerateRequestId() == nil || h.GetGenerateRequestId().GetValue(),
-		NoRoute:   b.rt.metrics.Cluster(direction, ""),
+		Direction: observe.Direction(direction),
+		Listener:  b.listenerName,
+		Local:     b.rt.opts.Workload,
 		Log:       b.rt.log,
 	}
+	observers, err := b.httpObservers(h, direction, path)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Observers = observers
 	switch rs := h.GetRouteSpecifier().(type) {
 	case *hcmv3.HttpConnectionManager_Rds:
 		if err := checkConfigSource(rs.Rds.GetConfigSource(), join(path, "rds.config_source")); err != nil {
@@ -190,9 +199,13 @@ func (b *builder) upstream(direction, name string) *hcm.Upstream {
 	if up, ok := b.upstreams[key]; ok {
 		return up
 	}
-	up := &hcm.Upstream{Name: name, Stats: b.rt.metrics.Cluster(direction, name)}
+	up := &hcm.Upstream{Name: name}
+	if svc, ns := stats.ClusterService(name); svc != stats.Unknown {
+		up.Destination = observe.Peer{Service: svc, Namespace: ns}
+	}
 	if st, ok := b.next.clusters[name]; ok {
 		up.Cluster = st.c
+		up.MTLS = st.key.GetTransportSocket() != nil
 	}
 	b.upstreams[key] = up
 	return up

@@ -30,6 +30,12 @@ func TestTranslatorOutputIsAccepted(t *testing.T) {
 		t.Skip("no translator golden files")
 	}
 	for _, file := range files {
+		if strings.HasPrefix(filepath.Base(file), "proxyless-") {
+			// What a proxyless gRPC client or server is sent (API
+			// listeners, certificate providers): gRPC's xDS client reads
+			// it, not this proxy.
+			continue
+		}
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			b, err := os.ReadFile(file)
 			if err != nil {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/internal/testpki"
+	"github.com/weftmesh/weft/proxy/observe"
 )
 
 var (
@@ -41,6 +42,7 @@ type mesh struct {
 	web       *webApp
 	grpc      *grpcApp
 	servers   map[service]*Runtime
+	serverReg map[service]*prometheus.Registry
 	inbound   map[service]string
 	client    *Runtime
 	clientReg *prometheus.Registry
@@ -52,16 +54,20 @@ type mesh struct {
 func newMesh(t testing.TB) *mesh {
 	t.Helper()
 	m := &mesh{
-		ca:      testpki.NewCA(t, "mesh root"),
-		web:     startWebApp(t),
-		grpc:    startGRPCApp(t),
-		servers: map[service]*Runtime{},
-		inbound: map[service]string{},
-		local:   map[service]string{},
+		ca:        testpki.NewCA(t, "mesh root"),
+		web:       startWebApp(t),
+		grpc:      startGRPCApp(t),
+		servers:   map[service]*Runtime{},
+		serverReg: map[service]*prometheus.Registry{},
+		inbound:   map[service]string{},
+		local:     map[service]string{},
 	}
 	apps := map[service]string{svcWeb: m.web.addr, svcGRPC: m.grpc.addr, svcEcho: startEchoApp(t)}
 	for s, app := range apps {
-		rt := New(Options{Identity: newIdentity(t, m.ca, s), Metrics: prometheus.NewRegistry()})
+		reg := prometheus.NewRegistry()
+		m.serverReg[s] = reg
+		rt := New(Options{Identity: newIdentity(t, m.ca, s), Metrics: reg,
+			Workload: observe.Peer{Service: s.name, Namespace: s.namespace, Version: "v1"}})
 		t.Cleanup(func() { rt.Close() })
 		if err := rt.Apply(serverResources(t, s, serverIP+":0", app, m.ca.PEM())); err != nil {
 			t.Fatalf("server %s: %v", s.host(), err)
@@ -71,7 +77,8 @@ func newMesh(t testing.TB) *mesh {
 	}
 
 	m.clientReg = prometheus.NewRegistry()
-	m.client = New(Options{Identity: newIdentity(t, m.ca, svcA), Metrics: m.clientReg})
+	m.client = New(Options{Identity: newIdentity(t, m.ca, svcA), Metrics: m.clientReg,
+		Workload: observe.Peer{Service: svcA.name, Namespace: svcA.namespace, Version: "v7"}})
 	t.Cleanup(func() { m.client.Close() })
 	m.clientRes = m.clientResources(t)
 	if err := m.client.Apply(m.clientRes); err != nil {

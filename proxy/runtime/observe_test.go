@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
@@ -9,16 +10,28 @@ import (
 	"testing"
 	"time"
 
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacconfigv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	rbacnetworkv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/internal/testpki"
+	"github.com/weftmesh/weft/proxy/observe"
 )
 
-// metric returns the value of the series of name whose labels include want.
+// metric returns the value of the client proxy's series of name whose
+// labels include want.
 func metric(t *testing.T, m *mesh, name string, want map[string]string) float64 {
 	t.Helper()
-	families, err := m.clientReg.Gather()
+	return metricIn(t, m.clientReg, name, want)
+}
+
+// metricIn returns the value of reg's series of name whose labels include want.
+func metricIn(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,14 +84,40 @@ func TestObservability(t *testing.T) {
 	conn.Close()
 
 	webCluster := xdsmeta.OutboundCluster(svcWeb.name, svcWeb.namespace)
-	if got := metric(t, m, "weft_requests_total", map[string]string{"direction": "outbound", "cluster": webCluster, "code": "200"}); got != 3 {
-		t.Errorf("weft_requests_total = %v, want 3", got)
+	pair := map[string]string{"direction": "outbound", "source_service": "a", "source_namespace": "default", "source_version": "v7",
+		"destination_service": "web", "destination_namespace": "default", "destination_version": "v1",
+		"response_code": "200", "grpc_status": "unknown", "mtls": "true"}
+	if got := metric(t, m, "weft_requests_total", pair); got != 3 {
+		t.Errorf("weft_requests_total%v = %v, want 3", pair, got)
 	}
-	if got := metric(t, m, "weft_request_duration_seconds", map[string]string{"direction": "outbound", "cluster": webCluster}); got != 3 {
+	if got := metric(t, m, "weft_request_duration_seconds", pair); got != 3 {
 		t.Errorf("weft_request_duration_seconds count = %v, want 3", got)
 	}
-	if got := metric(t, m, "weft_tcp_connections_total", map[string]string{"direction": "outbound", "cluster": xdsmeta.OutboundCluster(svcEcho.name, svcEcho.namespace)}); got != 1 {
-		t.Errorf("weft_tcp_connections_total = %v, want 1", got)
+	if got := metric(t, m, "weft_response_bytes_total", pair); got <= 0 {
+		t.Errorf("weft_response_bytes_total = %v, want > 0", got)
+	}
+	// The server side knows the caller from its certificate, and its
+	// version from the header the client proxy sent over mutual TLS.
+	pair["direction"] = "inbound"
+	if got := metricIn(t, m.serverReg[svcWeb], "weft_requests_total", pair); got != 3 {
+		t.Errorf("server weft_requests_total%v = %v, want 3", pair, got)
+	}
+	tcpPair := map[string]string{"direction": "outbound", "source_service": "a", "destination_service": "echo",
+		"destination_namespace": "default", "mtls": "true"}
+	if got := metric(t, m, "weft_tcp_connections_opened_total", tcpPair); got != 1 {
+		t.Errorf("weft_tcp_connections_opened_total = %v, want 1", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for metric(t, m, "weft_tcp_connections_closed_total", tcpPair) != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := metric(t, m, "weft_tcp_sent_bytes_total", tcpPair); got != 1 {
+		t.Errorf("weft_tcp_sent_bytes_total = %v, want 1", got)
+	}
+	// The server side names the caller from its certificate.
+	tcpPair["direction"] = "inbound"
+	if got := metricIn(t, m.serverReg[svcEcho], "weft_tcp_connections_opened_total", tcpPair); got != 1 {
+		t.Errorf("server weft_tcp_connections_opened_total%v = %v, want 1", tcpPair, got)
 	}
 	// The HTTP client keeps its connection: one is open.
 	if got := metric(t, m, "weft_active_connections", map[string]string{"direction": "outbound"}); got < 1 {
@@ -200,5 +239,52 @@ func TestIdentityRotation(t *testing.T) {
 	id.cur.Store(&next)
 	if after := serial(); after == before || after != next.Leaf.SerialNumber.String() {
 		t.Fatalf("serial before %s, after %s, want %s", before, after, next.Leaf.SerialNumber)
+	}
+}
+
+// A TCP connection a network RBAC filter refuses is still seen: opened and
+// closed, from the caller its certificate names, with no bytes through.
+func TestTCPDenialObserved(t *testing.T) {
+	ca := testpki.NewCA(t, "root")
+	reg := prometheus.NewRegistry()
+	server := New(Options{Identity: newIdentity(t, ca, svcEcho), Metrics: reg,
+		Workload: observe.Peer{Service: svcEcho.name, Namespace: svcEcho.namespace, Version: "v1"}})
+	defer server.Close()
+	res := serverResources(t, svcEcho, serverIP+":0", startEchoApp(t), ca.PEM())
+	fc := res.Listeners[xdsmeta.InboundListener].FilterChains[0]
+	deny := &rbacconfigv3.RBAC{Action: rbacconfigv3.RBAC_DENY, Policies: map[string]*rbacconfigv3.Policy{"deny-all": {
+		Permissions: []*rbacconfigv3.Permission{{Rule: &rbacconfigv3.Permission_Any{Any: true}}},
+		Principals:  []*rbacconfigv3.Principal{{Identifier: &rbacconfigv3.Principal_Any{Any: true}}},
+	}}}
+	fc.Filters = append([]*listenerv3.Filter{{Name: "envoy.filters.network.rbac", ConfigType: &listenerv3.Filter_TypedConfig{
+		TypedConfig: mustAny(t, &rbacnetworkv3.RBAC{Rules: deny, StatPrefix: "inbound."}),
+	}}}, fc.Filters...)
+	if err := server.Apply(res); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", server.ListenerAddr(xdsmeta.InboundListener).String(), &tls.Config{
+		Certificates: []tls.Certificate{ca.Issue(t, svcA.id(), testpki.Options{})}, InsecureSkipVerify: true,
+		MinVersion: tls.VersionTLS13, NextProtos: []string{"weft-tcp"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(conn, "let me in")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, _ := io.Copy(io.Discard, conn); n != 0 {
+		t.Errorf("a denied connection got %d bytes back", n)
+	}
+	conn.Close()
+	want := map[string]string{"direction": "inbound", "source_service": "a", "source_namespace": "default",
+		"destination_service": "echo", "destination_namespace": "default", "mtls": "true"}
+	deadline := time.Now().Add(5 * time.Second)
+	for metricIn(t, reg, "weft_tcp_connections_closed_total", want) != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := metricIn(t, reg, "weft_tcp_connections_closed_total", want); got != 1 {
+		t.Errorf("weft_tcp_connections_closed_total%v = %v, want 1", want, got)
+	}
+	if got := metricIn(t, reg, "weft_tcp_sent_bytes_total", want); got > 0 {
+		t.Errorf("weft_tcp_sent_bytes_total = %v, want nothing", got)
 	}
 }

@@ -27,10 +27,13 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weftmesh/weft/proxy/accesslog"
 	"github.com/weftmesh/weft/proxy/cluster"
 	"github.com/weftmesh/weft/proxy/hcm"
+	"github.com/weftmesh/weft/proxy/observe"
 	"github.com/weftmesh/weft/proxy/route"
 	"github.com/weftmesh/weft/proxy/stats"
+	"github.com/weftmesh/weft/proxy/tap"
 	"github.com/weftmesh/weft/proxy/tlsx"
 )
 
@@ -82,6 +85,10 @@ type Options struct {
 	// ControlPlane is the proxy's connection to the control plane, handed
 	// to HTTP filters that call its services (filter.Env); nil for none.
 	ControlPlane grpc.ClientConnInterface
+	// Workload is this proxy's own workload (service, namespace, version;
+	// ID its SPIFFE ID): the source of outbound requests and the
+	// destination of inbound ones, as observers see them.
+	Workload observe.Peer
 }
 
 // Runtime is the proxy's data plane.
@@ -104,6 +111,13 @@ type Runtime struct {
 	// bg owns the goroutines that outlive a call: listener loops and the
 	// drains of removed listeners.
 	bg sync.WaitGroup
+
+	// tap is where live taps subscribe (observers_tap.go).
+	tap *tap.Hub
+	// accessLogs are the open access log destinations (observers_accesslog.go).
+	accessLogs *accesslog.Sinks
+	// tracing owns the span exporters (observers_tracing.go).
+	tracing tracingExporters
 }
 
 // New returns a Runtime with an empty configuration: no listener is bound
@@ -121,7 +135,9 @@ func New(opts Options) *Runtime {
 		metrics:  stats.New(opts.Metrics),
 		sockets:  map[string]*socket{},
 		retiring: map[*socket]struct{}{},
+		tap:      tap.NewHub(opts.Metrics, ""),
 	}
+	r.accessLogs = accesslog.NewSinks(opts.Metrics, nil)
 	r.cur.Store(emptySnapshot())
 	return r
 }
@@ -162,6 +178,8 @@ func (r *Runtime) Apply(res *Resources) error {
 	if r.draining || r.closed {
 		return ErrDraining
 	}
+	applied := false
+	defer func() { r.tracing.settle(applied) }()
 	prev := r.cur.Load()
 	next, err := r.build(res, prev)
 	if err != nil {
@@ -173,6 +191,7 @@ func (r *Runtime) Apply(res *Resources) error {
 	}
 
 	r.cur.Store(next)
+	applied = true
 	for _, s := range bound {
 		r.sockets[s.key] = s
 	}
@@ -293,6 +312,8 @@ func (r *Runtime) Close() error {
 	}
 	r.mu.Unlock()
 	r.bg.Wait()
+	r.tracing.closeAll()
+	r.accessLogs.Close()
 	for _, st := range r.cur.Load().clusters {
 		st.c.Pool().Close()
 	}

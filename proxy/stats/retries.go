@@ -29,8 +29,8 @@ func RetriesOn(reg prometheus.Registerer) *Retries {
 	}
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "weft_retries_total",
-		Help: "Request retries sent, by cluster.",
-	}, []string{"cluster"})
+		Help: "Request retries sent, by cluster and its destination service.",
+	}, []string{"cluster", "destination_service", "destination_namespace"})
 	if reg != nil {
 		vec = register(reg, vec)
 	}
@@ -46,7 +46,8 @@ func (r *Retries) Retry(cluster string) {
 	}
 	c, ok := r.counters.Load(cluster)
 	if !ok {
-		c, _ = r.counters.LoadOrStore(cluster, r.vec.WithLabelValues(cluster))
+		svc, ns := ClusterService(cluster)
+		c, _ = r.counters.LoadOrStore(cluster, r.vec.WithLabelValues(cluster, svc, ns))
 	}
 	c.(prometheus.Counter).Inc()
 }
@@ -54,5 +55,5 @@ func (r *Retries) Retry(cluster string) {
 // Forget drops the series of a cluster that is no longer configured.
 func (r *Retries) Forget(cluster string) {
 	r.counters.Delete(cluster)
-	r.vec.DeleteLabelValues(cluster)
+	r.vec.DeletePartialMatch(prometheus.Labels{"cluster": cluster})
 }

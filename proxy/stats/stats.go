@@ -1,41 +1,54 @@
-// Package stats holds the data plane's Prometheus metrics. Handles for a
-// cluster are resolved once and cached, so the request path never hashes
-// label values or takes the registry's locks after a cluster's first request.
+// Package stats holds the data plane's Prometheus metrics. Requests and TCP
+// connections are counted by the workloads at both ends (service,
+// namespace, version), never by path or raw ID, so cardinality stays
+// bounded by the mesh's size. Each label set's handles are resolved once
+// and kept in a copy-on-write map: the request path hashes no label values,
+// takes no lock and allocates nothing after a label set's first request.
 package stats
 
 import (
 	"errors"
-	"strconv"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weftmesh/weft/proxy/observe"
 )
 
 // Directions of traffic, the "direction" label.
 const (
-	Inbound  = "inbound"
-	Outbound = "outbound"
+	Inbound  = string(observe.Inbound)
+	Outbound = string(observe.Outbound)
 )
+
+// Unknown is the value of a label whose value is not known.
+const Unknown = "unknown"
 
 // DurationBuckets start well below a millisecond: a sidecar's own latency is
 // tens of microseconds, and requests between co-located services often take
 // less than a millisecond end to end.
 var DurationBuckets = []float64{
-	.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10,
+	.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30,
+}
+
+// RequestLabels label every HTTP request metric, in this order.
+var RequestLabels = []string{
+	"direction", "source_service", "source_namespace", "source_version",
+	"destination_service", "destination_namespace", "destination_version",
+	"response_code", "grpc_status", "mtls",
+}
+
+// ConnLabels label every TCP connection metric, in this order.
+var ConnLabels = []string{
+	"direction", "source_service", "source_namespace",
+	"destination_service", "destination_namespace", "mtls",
 }
 
 // Metrics are the data plane's collectors.
 type Metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	tcpConns *prometheus.CounterVec
+	http     httpMetrics
+	tcp      tcpMetrics
 	active   *prometheus.GaugeVec
 	upstream upstreamMetrics
-
-	mu       sync.Mutex
-	clusters map[[2]string]*Cluster
 }
 
 // New registers the collectors on reg; a nil reg keeps them private. A
@@ -43,31 +56,18 @@ type Metrics struct {
 // shared.
 func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "weft_requests_total",
-			Help: "HTTP requests proxied, by direction, cluster and response code.",
-		}, []string{"direction", "cluster", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "weft_request_duration_seconds",
-			Help:    "Time from a request's arrival to the end of its response.",
-			Buckets: DurationBuckets,
-		}, []string{"direction", "cluster"}),
-		tcpConns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "weft_tcp_connections_total",
-			Help: "Opaque TCP connections proxied, by direction and cluster.",
-		}, []string{"direction", "cluster"}),
+		http: newHTTPMetrics(),
+		tcp:  newTCPMetrics(),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "weft_active_connections",
 			Help: "Downstream connections currently open, by direction.",
 		}, []string{"direction"}),
-		clusters: map[[2]string]*Cluster{},
 		upstream: newUpstreamMetrics(),
 	}
 	if reg != nil {
+		m.http.register(reg)
+		m.tcp.register(reg)
 		m.upstream.register(reg)
-		m.requests = register(reg, m.requests)
-		m.duration = register(reg, m.duration)
-		m.tcpConns = register(reg, m.tcpConns)
 		m.active = register(reg, m.active)
 	}
 	return m
@@ -92,94 +92,24 @@ func (m *Metrics) Active(direction string) prometheus.Gauge {
 	return m.active.WithLabelValues(direction)
 }
 
-// Cluster returns the handle for a cluster's metrics in one direction. It is
-// meant for the control path; the handle is then kept by the cluster's
-// configuration and used on the request path.
-func (m *Metrics) Cluster(direction, cluster string) *Cluster {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	key := [2]string{direction, cluster}
-	if c, ok := m.clusters[key]; ok {
-		return c
-	}
-	c := &Cluster{m: m, direction: direction, name: cluster}
-	m.clusters[key] = c
-	return c
-}
-
-// Forget drops every series of a cluster that is no longer configured.
-// Requests still in flight on it keep counting into unexported handles.
+// Forget drops the series of a cluster that is no longer configured: its
+// circuit-breaker and outlier counters. Request series are labelled by
+// service, not cluster, and stay.
 func (m *Metrics) Forget(cluster string) {
-	m.mu.Lock()
-	for key := range m.clusters {
-		if key[1] == cluster {
-			delete(m.clusters, key)
-		}
-	}
-	m.mu.Unlock()
-	l := prometheus.Labels{"cluster": cluster}
-	m.requests.DeletePartialMatch(l)
-	m.duration.DeletePartialMatch(l)
-	m.tcpConns.DeletePartialMatch(l)
-	m.upstream.forget(l)
+	m.upstream.forget(prometheus.Labels{"cluster": cluster})
 }
 
-// Cluster is one cluster's metrics in one direction. Series are created on
-// first use, so a configuration that is rejected leaves none behind.
-type Cluster struct {
-	m               *Metrics
-	direction, name string
-
-	duration atomic.Pointer[prometheus.Observer]
-	tcp      atomic.Pointer[prometheus.Counter]
-	// codes is copied on write; the request path only loads it.
-	codes  atomic.Pointer[map[int]prometheus.Counter]
-	codeMu sync.Mutex
+// label returns v, or Unknown for "".
+func label(v string) string {
+	if v == "" {
+		return Unknown
+	}
+	return v
 }
 
-// Request records a finished request.
-func (c *Cluster) Request(code int, d time.Duration) {
-	c.counter(code).Inc()
-	o := c.duration.Load()
-	if o == nil {
-		h := c.m.duration.WithLabelValues(c.direction, c.name)
-		c.duration.Store(&h)
-		o = &h
+func boolLabel(b bool) string {
+	if b {
+		return "true"
 	}
-	(*o).Observe(d.Seconds())
-}
-
-func (c *Cluster) counter(code int) prometheus.Counter {
-	if codes := c.codes.Load(); codes != nil {
-		if ctr, ok := (*codes)[code]; ok {
-			return ctr
-		}
-	}
-	c.codeMu.Lock()
-	defer c.codeMu.Unlock()
-	old := c.codes.Load()
-	next := make(map[int]prometheus.Counter, 4)
-	if old != nil {
-		if ctr, ok := (*old)[code]; ok {
-			return ctr
-		}
-		for k, v := range *old {
-			next[k] = v
-		}
-	}
-	ctr := c.m.requests.WithLabelValues(c.direction, c.name, strconv.Itoa(code))
-	next[code] = ctr
-	c.codes.Store(&next)
-	return ctr
-}
-
-// TCPConnection records an opaque TCP connection.
-func (c *Cluster) TCPConnection() {
-	ctr := c.tcp.Load()
-	if ctr == nil {
-		v := c.m.tcpConns.WithLabelValues(c.direction, c.name)
-		c.tcp.Store(&v)
-		ctr = &v
-	}
-	(*ctr).Inc()
+	return "false"
 }

@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,11 +19,11 @@ func newUpstreamMetrics() upstreamMetrics {
 		overflow: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_upstream_overflow_total",
 			Help: "Requests and retries refused at once by a cluster's circuit breaker, by kind of limit.",
-		}, []string{"cluster", "kind"}),
+		}, []string{"cluster", "destination_service", "destination_namespace", "kind"}),
 		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_outlier_ejections_total",
 			Help: "Endpoints ejected by outlier detection.",
-		}, []string{"cluster"}),
+		}, []string{"cluster", "destination_service", "destination_namespace"}),
 	}
 }
 
@@ -41,10 +42,11 @@ func (u *upstreamMetrics) forget(l prometheus.Labels) {
 // per kind; later calls take no registry lock.
 func (m *Metrics) Overflow(cluster string) func(kind string) {
 	var counters sync.Map // kind -> prometheus.Counter
+	svc, ns := ClusterService(cluster)
 	return func(kind string) {
 		c, ok := counters.Load(kind)
 		if !ok {
-			c, _ = counters.LoadOrStore(kind, m.upstream.overflow.WithLabelValues(cluster, kind))
+			c, _ = counters.LoadOrStore(kind, m.upstream.overflow.WithLabelValues(cluster, svc, ns, kind))
 		}
 		c.(prometheus.Counter).Inc()
 	}
@@ -53,6 +55,27 @@ func (m *Metrics) Overflow(cluster string) func(kind string) {
 // OutlierEjection returns the function a cluster calls when outlier
 // detection ejects one of its endpoints.
 func (m *Metrics) OutlierEjection(cluster string) func() {
-	c := m.upstream.ejections.WithLabelValues(cluster)
+	svc, ns := ClusterService(cluster)
+	c := m.upstream.ejections.WithLabelValues(cluster, svc, ns)
 	return c.Inc
+}
+
+// ClusterService returns the service and namespace a cluster named by
+// api/xdsmeta serves ("outbound|<svc>.<ns>[|<subset>]", "inbound|<svc>.<ns>"),
+// or "unknown" twice for any other cluster.
+func ClusterService(cluster string) (service, namespace string) {
+	rest, ok := strings.CutPrefix(cluster, "outbound|")
+	if !ok {
+		if rest, ok = strings.CutPrefix(cluster, "inbound|"); !ok {
+			return Unknown, Unknown
+		}
+	}
+	if i := strings.IndexByte(rest, '|'); i >= 0 {
+		rest = rest[:i]
+	}
+	svc, ns, ok := strings.Cut(rest, ".")
+	if !ok || svc == "" || ns == "" {
+		return Unknown, Unknown
+	}
+	return svc, ns
 }

@@ -113,7 +113,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	get(t, http.DefaultClient, "http://"+f.catalogPort+"/m")
 	m := s.adminGet(t, "/metrics")
-	for _, want := range []string{"weft_requests_total", "weft_proxy_xds_connected 1", "weft_proxy_certificate_expiry_seconds"} {
+	for _, want := range []string{"weft_requests_total", "weft_proxy_xds_connected 1", "weft_proxy_certificate_expiry_timestamp_seconds"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
