@@ -59,9 +59,9 @@ func TestHealthMetrics(t *testing.T) {
 	got := gather(t, reg)
 	for series, want := range map[string]float64{
 		"weft_proxy_config_info{config_version=bbb,type=Cluster}": 1,
-		"weft_proxy_xds_connected{}":                               1,
-		"weft_proxy_xds_rejected_total{type=Cluster}":              1,
-		"weft_proxy_xds_updates_total{type=Cluster}":               2,
+		"weft_proxy_xds_connected{}":                              1,
+		"weft_proxy_xds_rejected_total{type=Cluster}":             1,
+		"weft_proxy_xds_updates_total{type=Cluster}":              2,
 		// No SVID yet.
 		"weft_proxy_certificate_expiry_timestamp_seconds{}": 0,
 	} {

@@ -14,8 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/weftmesh/weft/proxy/cluster"
 	"github.com/weftmesh/weft/internal/ratelog"
+	"github.com/weftmesh/weft/proxy/cluster"
 	"github.com/weftmesh/weft/proxy/tcp"
 )
 
