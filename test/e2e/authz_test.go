@@ -261,6 +261,16 @@ func TestAuthzMatrix(t *testing.T) {
 			}
 			return fmt.Errorf("no refusal of evil logged")
 		})
+		// The access log records TCP denials by default, as JSON.
+		eventually(t, 5*time.Second, "the denial in db's access log", func() error {
+			for _, line := range strings.Split(db.output(), "\n") {
+				if strings.HasPrefix(strings.TrimSpace(line), "{") && strings.Contains(line, `"denied"`) &&
+					strings.Contains(line, "spiffe://weft.local/ns/default/sa/evil") {
+					return nil
+				}
+			}
+			return fmt.Errorf("no access log line for the denied connection")
+		})
 	})
 }
 
