@@ -26,8 +26,10 @@ type Golden struct {
 	P99Ms *float64 `json:"p99Ms,omitempty"`
 	// MTLSShare is the share of requests that travelled over mutual TLS.
 	MTLSShare *float64 `json:"mtlsShare,omitempty"`
-	// TCP connections opened in the window and bytes each way.
+	// TCP connections opened in the window, open at its end, and bytes
+	// each way (counted as connections close).
 	TCPConnections float64 `json:"tcpConnections,omitempty"`
+	TCPOpen        float64 `json:"tcpOpen,omitempty"`
 	BytesSent      float64 `json:"bytesSent,omitempty"`
 	BytesReceived  float64 `json:"bytesReceived,omitempty"`
 }

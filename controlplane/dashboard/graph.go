@@ -202,6 +202,10 @@ func (d *Dashboard) window(r *http.Request) (time.Duration, error) {
 // health classifies golden metrics by success rate.
 func health(g client.Golden) string {
 	switch {
+	case g.Requests <= 0 && (g.TCPOpen > 0 || g.TCPConnections > 0):
+		// Opaque TCP has no status to judge: connections that stay up
+		// are as healthy as it can tell.
+		return HealthHealthy
 	case g.SuccessRate == nil || g.Requests <= 0:
 		return HealthIdle
 	case *g.SuccessRate >= healthyRate:

@@ -17,6 +17,7 @@ const (
 	metricRequests     = "weft_requests_total"
 	metricDuration     = "weft_request_duration_seconds"
 	metricTCPOpened    = "weft_tcp_connections_opened_total"
+	metricTCPClosed    = "weft_tcp_connections_closed_total"
 	metricTCPSent      = "weft_tcp_sent_bytes_total"
 	metricTCPReceived  = "weft_tcp_received_bytes_total"
 	labelDirection     = "direction"
@@ -54,7 +55,7 @@ type tcpKey struct {
 	mtls          string
 }
 
-type tcpCounts struct{ opened, sent, received float64 }
+type tcpCounts struct{ opened, closed, sent, received float64 }
 
 // histogram holds cumulative bucket counts by upper bound.
 type histogram map[float64]float64
@@ -105,7 +106,7 @@ func parseMetrics(r io.Reader) (*sample, error) {
 					}
 				}
 				hist[math.Inf(1)] += float64(h.GetSampleCount())
-			case metricTCPOpened, metricTCPSent, metricTCPReceived:
+			case metricTCPOpened, metricTCPClosed, metricTCPSent, metricTCPReceived:
 				k := tcpKey{direction: l[labelDirection], srcSvc: l[labelSrcService], srcNS: l[labelSrcNamespace],
 					dstSvc: l[labelDstService], dstNS: l[labelDstNamespace], mtls: l[labelMTLS]}
 				c := s.tcp[k]
@@ -116,6 +117,8 @@ func parseMetrics(r io.Reader) (*sample, error) {
 				switch name {
 				case metricTCPOpened:
 					c.opened += value(m)
+				case metricTCPClosed:
+					c.closed += value(m)
 				case metricTCPSent:
 					c.sent += value(m)
 				default:

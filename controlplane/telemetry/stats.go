@@ -16,13 +16,14 @@ type acc struct {
 	successes, mtls   float64
 	hist              histogram
 	tcpOpened         float64
+	tcpOpen           float64
 	bytesSent, bytesR float64
 }
 
 func (a *acc) golden() client.Golden {
 	g := client.Golden{
 		Requests: a.requests, RPS: round(a.rps, 3),
-		TCPConnections: a.tcpOpened, BytesSent: a.bytesSent, BytesReceived: a.bytesR,
+		TCPConnections: a.tcpOpened, TCPOpen: a.tcpOpen, BytesSent: a.bytesSent, BytesReceived: a.bytesR,
 	}
 	if a.requests > 0 {
 		g.SuccessRate = ptr(round(a.successes/a.requests, 4))
@@ -148,6 +149,9 @@ func (a *Aggregator) Stats(window time.Duration) (*client.Stats, error) {
 					edges[ek] = &acc{}
 				}
 				for _, t := range []*acc{wacc, services[sk], edges[ek]} {
+					// Long-lived connections open before the window count
+					// too: they are traffic even when none opened in it.
+					t.tcpOpen += max(0, c.opened-c.closed)
 					t.tcpOpened += counterDelta(c.opened, p.opened, hadPrev)
 					t.bytesSent += counterDelta(c.sent, p.sent, hadPrev)
 					t.bytesR += counterDelta(c.received, p.received, hadPrev)
@@ -171,7 +175,7 @@ func (a *Aggregator) Stats(window time.Duration) (*client.Stats, error) {
 		return a.Namespace < b.Namespace || a.Namespace == b.Namespace && a.Name < b.Name
 	})
 	for k, e := range edges {
-		if e.requests == 0 && e.tcpOpened == 0 && e.bytesSent == 0 && e.bytesR == 0 {
+		if e.requests == 0 && e.tcpOpened == 0 && e.tcpOpen == 0 && e.bytesSent == 0 && e.bytesR == 0 {
 			continue
 		}
 		out.Edges = append(out.Edges, client.EdgeStats{From: k[0], To: k[1], Golden: e.golden()})

@@ -280,3 +280,30 @@ func FuzzParseMetrics(f *testing.F) {
 		}
 	})
 }
+
+// TestStatsLongLivedTCP: connections opened before the window and still
+// open keep their edge, with no request and no new connection in it.
+func TestStatsLongLivedTCP(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	cache := newProxyMetrics()
+	closed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_tcp_connections_closed_total"}, tcpLabels)
+	cache.reg.MustRegister(closed)
+	wl := &workloadList{ws: []*meshv1.Workload{{Id: "cache.shop@127.0.0.1:1", Service: "cache", Namespace: "shop", Address: "127.0.0.1:1",
+		AdminAddress: adminServer(t, promhttp.HandlerFor(cache.reg, promhttp.HandlerOpts{}))}}}
+	a := New(Options{Workloads: wl, Now: c.now})
+	l := prometheus.Labels{"direction": "inbound", "source_service": "web", "source_namespace": "shop",
+		"destination_service": "cache", "destination_namespace": "shop", "mtls": "true"}
+	cache.opened.With(l).Add(4)
+	closed.With(l).Add(1)
+	a.ScrapeOnce(context.Background())
+	c.t = c.t.Add(10 * time.Second)
+	a.ScrapeOnce(context.Background())
+
+	st, err := a.Stats(time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Edges) != 1 || st.Edges[0].From != "web.shop" || st.Edges[0].TCPOpen != 3 || st.Edges[0].TCPConnections != 0 {
+		t.Fatalf("edges %+v, want web.shop -> cache.shop with 3 open connections and none opened in the window", st.Edges)
+	}
+}

@@ -135,10 +135,10 @@ func TestDashboard(t *testing.T) {
 				return fmt.Errorf("edge %s says %q, want rps, success rate and p99", call, label)
 			}
 		}
-		// cache speaks opaque TCP: its edge, once the proxies' TCP metrics
-		// name their callers, carries connections, not requests.
-		if label, ok := g.Edges["frontend.default>cache.default"]; ok && !strings.Contains(label, "conns") {
-			return fmt.Errorf("edge frontend>cache says %q, want TCP connections", label)
+		// cache speaks opaque TCP over long-lived connections: its edge
+		// carries open connections, not requests.
+		if label, ok := g.Edges["frontend.default>cache.default"]; !ok || !strings.Contains(label, "TCP") || !strings.Contains(label, "open") {
+			return fmt.Errorf("edge frontend>cache says %q (present %v), want its open TCP connections", label, ok)
 		}
 		return nil
 	})

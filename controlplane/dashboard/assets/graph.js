@@ -111,7 +111,7 @@ function edgeLabel(g) {
   if (g.requests > 0 || g.successRate !== undefined) {
     return `${fmtRPS(g.rps)} rps · ${fmtPct(g.successRate)} · p99 ${fmtMs(g.p99Ms)}`;
   }
-  if (g.tcpConnections > 0) return `${g.tcpConnections} conns · ${fmtBytes((g.bytesSent || 0) + (g.bytesReceived || 0))}`;
+  if (g.tcpConnections > 0 || g.tcpOpen > 0) return `TCP · ${g.tcpOpen || 0} open · ${fmtBytes((g.bytesSent || 0) + (g.bytesReceived || 0))}`;
   return 'no requests';
 }
 
@@ -165,7 +165,7 @@ function drawGraph(box, g, laid) {
   for (const n of g.nodes) {
     const p = laid.pos.get(n.id);
     const gl = n.golden || {};
-    const traffic = gl.requests > 0 ? `${fmtRPS(gl.rps)} rps · ${fmtPct(gl.successRate)}` : (gl.tcpConnections > 0 ? `${gl.tcpConnections} TCP conns` : 'no requests');
+    const traffic = gl.requests > 0 ? `${fmtRPS(gl.rps)} rps · ${fmtPct(gl.successRate)}` : (gl.tcpConnections > 0 || gl.tcpOpen > 0 ? `TCP · ${gl.tcpOpen || 0} open` : 'no requests');
     const lat = gl.requests > 0 ? `p99 ${fmtMs(gl.p99Ms)}` : '';
     const ready = n.external ? '' : `${n.ready}/${n.instances} ready`;
     const desc = n.external

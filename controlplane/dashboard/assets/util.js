@@ -39,8 +39,9 @@ export async function getJSON(path, signal) {
 export function fmtRPS(v) {
   if (v === undefined || v === null) return '–';
   if (v === 0) return '0';
-  if (v < 10) return v.toFixed(2);
-  if (v < 100) return v.toFixed(1);
+  // Decide the precision on the rounded value, so 9.996 reads 10.0 as 10.01 would.
+  if (Number(v.toFixed(2)) < 10) return v.toFixed(2);
+  if (Number(v.toFixed(1)) < 100) return v.toFixed(1);
   return Math.round(v).toString();
 }
 
