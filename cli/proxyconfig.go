@@ -293,6 +293,8 @@ func printClusters(w io.Writer, d configDump) {
 		for _, v := range c.obj("typedExtensionProtocolOptions") {
 			m, _ := v.(map[string]any)
 			switch explicit := jsonObj(m).obj("explicitHttpConfig"); {
+			case jsonObj(m).obj("useDownstreamProtocolConfig") != nil:
+				protocol = "DOWNSTREAM"
 			case explicit.obj("http2ProtocolOptions") != nil:
 				protocol = "HTTP/2"
 			case explicit.obj("httpProtocolOptions") != nil:

@@ -19,10 +19,18 @@ import (
 // Both carry what the service's DestinationPolicy asks.
 func (t *translation) outboundCluster(key ServiceKey, subset string) *clusterv3.Cluster {
 	name := targetCluster(key, subset)
-	http := t.in.protocol(key).IsHTTP()
-	alpn := []string{xdsmeta.ALPNTCP}
-	if http {
-		alpn = []string{alpnH2}
+	proto := t.in.protocol(key)
+	http := proto.IsHTTP()
+	// Between proxies a request keeps its protocol, as in Istio: HTTP/1.1
+	// over kept-alive HTTP/1.1 connections, h2 and gRPC multiplexed over
+	// HTTP/2. An http2 or grpc service gets HTTP/2 alone.
+	upstream := upstreamDownstream
+	alpn := []string{alpnH2, alpnHTTP11}
+	switch {
+	case !http:
+		alpn = []string{xdsmeta.ALPNTCP}
+	case proto == v1alpha1.ProtocolHTTP2 || proto == v1alpha1.ProtocolGRPC:
+		upstream, alpn = upstreamHTTP2, []string{alpnH2}
 	}
 	c := &clusterv3.Cluster{
 		Name:                 name,
@@ -35,7 +43,7 @@ func (t *translation) outboundCluster(key ServiceKey, subset string) *clusterv3.
 		c.EdsClusterConfig.ServiceName = name
 	}
 	if http {
-		c.TypedExtensionProtocolOptions = t.httpProtocolOptions(true)
+		c.TypedExtensionProtocolOptions = t.protocolOptionsFor(upstream)
 	}
 	t.applyPolicy(c, key)
 	return c

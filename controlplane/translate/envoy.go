@@ -43,7 +43,7 @@ const (
 type builder struct {
 	err             error
 	ads             *corev3.ConfigSource
-	protocolOptions [2]map[string]*anypb.Any // [0] HTTP/1.1, [1] HTTP/2
+	protocolOptions [3]map[string]*anypb.Any // by upstreamHTTP
 }
 
 // any packs m into an Any with deterministic bytes: a resource's version is
@@ -125,32 +125,48 @@ func (b *builder) upstreamTLS(spiffeID string, alpn []string) *corev3.TransportS
 	}
 }
 
-// httpProtocolOptions pins the upstream HTTP version: HTTP/2 when h2 is
-// set, HTTP/1.1 otherwise.
+// upstreamHTTP is how a cluster speaks HTTP to its endpoints.
+type upstreamHTTP int
+
+const (
+	upstreamHTTP1 upstreamHTTP = iota
+	upstreamHTTP2
+	// upstreamDownstream sends each request with its own protocol:
+	// HTTP/1.x over HTTP/1.1, h2 and gRPC over HTTP/2.
+	upstreamDownstream
+)
+
+// httpProtocolOptions sets the upstream HTTP version of a cluster.
 func (b *builder) httpProtocolOptions(h2 bool) map[string]*anypb.Any {
-	i := 0
 	if h2 {
-		i = 1
+		return b.protocolOptionsFor(upstreamHTTP2)
 	}
-	if b.protocolOptions[i] != nil {
-		return b.protocolOptions[i]
+	return b.protocolOptionsFor(upstreamHTTP1)
+}
+
+func (b *builder) protocolOptionsFor(u upstreamHTTP) map[string]*anypb.Any {
+	if b.protocolOptions[u] != nil {
+		return b.protocolOptions[u]
 	}
-	explicit := &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{}
-	if h2 {
-		explicit.ProtocolConfig = &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
-			Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+	opts := &upstreamhttpv3.HttpProtocolOptions{}
+	switch u {
+	case upstreamDownstream:
+		opts.UpstreamProtocolOptions = &upstreamhttpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{
+			UseDownstreamProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
+				HttpProtocolOptions: &corev3.Http1ProtocolOptions{}, Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+			},
 		}
-	} else {
-		explicit.ProtocolConfig = &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{
-			HttpProtocolOptions: &corev3.Http1ProtocolOptions{},
-		}
+	case upstreamHTTP2:
+		opts.UpstreamProtocolOptions = &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+		}}
+	default:
+		opts.UpstreamProtocolOptions = &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: &corev3.Http1ProtocolOptions{}},
+		}}
 	}
-	b.protocolOptions[i] = map[string]*anypb.Any{
-		httpProtocolOptionsKey: b.any(&upstreamhttpv3.HttpProtocolOptions{
-			UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: explicit},
-		}),
-	}
-	return b.protocolOptions[i]
+	b.protocolOptions[u] = map[string]*anypb.Any{httpProtocolOptionsKey: b.any(opts)}
+	return b.protocolOptions[u]
 }
 
 // upgrades lets WebSocket upgrades through an HttpConnectionManager.

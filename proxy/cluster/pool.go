@@ -25,7 +25,23 @@ const (
 	// HTTP2 multiplexes requests over HTTP/2: negotiated by ALPN "h2" over
 	// TLS, with prior knowledge (h2c) over plaintext.
 	HTTP2
+	// Downstream sends each request with its own protocol, as Envoy's
+	// use_downstream_protocol_config: HTTP/1.x over kept-alive HTTP/1.1
+	// connections (ALPN http/1.1), HTTP/2 (h2, gRPC) multiplexed over
+	// HTTP/2 (ALPN h2).
+	Downstream
 )
+
+// String names the protocol as Envoy's /clusters would.
+func (p Protocol) String() string {
+	switch p {
+	case HTTP2:
+		return "HTTP2"
+	case Downstream:
+		return "DOWNSTREAM"
+	}
+	return "HTTP1"
+}
 
 // Defaults of Settings.
 const (
@@ -81,13 +97,34 @@ func (e *ConnectError) Error() string {
 
 func (e *ConnectError) Unwrap() error { return e.Err }
 
+// roundTripper is the pool's HTTP client.
+type roundTripper interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
+// byDownstream sends each request with the protocol it came with.
+type byDownstream struct{ h2, h1 roundTripper }
+
+func (b *byDownstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.ProtoMajor == 1 {
+		return b.h1.RoundTrip(req)
+	}
+	return b.h2.RoundTrip(req)
+}
+
+func (b *byDownstream) CloseIdleConnections() {
+	b.h1.CloseIdleConnections()
+	b.h2.CloseIdleConnections()
+}
+
 // Pool holds a cluster's connections to its endpoints: an HTTP transport
 // that pools per endpoint, and a dialer for dedicated streams.
 type Pool struct {
 	settings   Settings
 	refusals   *ratelog.Limiter
 	scheme     string
-	transport  *http.Transport
+	transport  roundTripper
 	streamTLS  *tls.Config
 	upgradeTLS *tls.Config
 	dialer     net.Dialer
@@ -139,7 +176,7 @@ func NewPool(s Settings) *Pool {
 		p.upgradeTLS.NextProtos = []string{"http/1.1"}
 		t.DialTLSContext = p.dialTLS
 		switch s.Protocol {
-		case HTTP2:
+		case HTTP2, Downstream:
 			t.Protocols.SetHTTP2(true)
 		default:
 			t.Protocols.SetHTTP1(true)
@@ -147,18 +184,39 @@ func NewPool(s Settings) *Pool {
 	} else {
 		t.DialContext = p.dialPlain
 		switch s.Protocol {
-		case HTTP2:
+		case HTTP2, Downstream:
 			t.Protocols.SetUnencryptedHTTP2(true)
 		default:
 			t.Protocols.SetHTTP1(true)
 		}
 	}
-	if s.Protocol == HTTP2 {
+	if s.Protocol != HTTP1 {
 		// A multiplexed connection carries many requests: find out when its
 		// peer is gone without a reset rather than wait for TCP to.
 		t.HTTP2 = &http.HTTP2Config{SendPingTimeout: h2PingInterval, PingTimeout: h2PingTimeout}
 	}
 	p.transport = t
+	switch s.Protocol {
+	case HTTP1:
+		// net/http's transport keeps what the lean one does not handle.
+		p.transport = newH1Transport(p, t)
+	case Downstream:
+		// HTTP/2 requests go to t, HTTP/1.x to a lean HTTP/1.1 transport
+		// whose fallback is an HTTP/1.1 net/http transport.
+		t1 := &http.Transport{
+			MaxIdleConnsPerHost: maxIdlePerHost, IdleConnTimeout: s.IdleTimeout, DisableCompression: true,
+			ExpectContinueTimeout: time.Second, Protocols: new(http.Protocols),
+		}
+		t1.Protocols.SetHTTP1(true)
+		if s.TLS != nil {
+			t1.DialTLSContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+				return p.handshake(ctx, addr, p.host(addr), p.upgradeTLS, true)
+			}
+		} else {
+			t1.DialContext = p.dialPlain
+		}
+		p.transport = &byDownstream{h2: t, h1: newH1Transport(p, t1)}
+	}
 	if s.Outlier != nil {
 		p.outlier = newDetector(*s.Outlier, p)
 	}
@@ -283,6 +341,12 @@ func (p *Pool) connect(ctx context.Context, addr string, h *hostStats, wait bool
 			}
 		}
 	}
+	return p.dialHeld(ctx, addr, h)
+}
+
+// dialHeld dials addr for a connection whose slot (max_connections) the
+// caller holds; a failure gives the slot back.
+func (p *Pool) dialHeld(ctx context.Context, addr string, h *hostStats) (net.Conn, error) {
 	c, err := p.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		p.releaseConn()
@@ -306,6 +370,12 @@ func (p *Pool) handshake(ctx context.Context, addr string, h *hostStats, cfg *tl
 	if coalesce {
 		under = Coalesce(under)
 	}
+	return p.clientTLS(ctx, under, addr, h, cfg)
+}
+
+// clientTLS runs the client side of a TLS handshake over under, closing it
+// on failure.
+func (p *Pool) clientTLS(ctx context.Context, under net.Conn, addr string, h *hostStats, cfg *tls.Config) (net.Conn, error) {
 	tc := tls.Client(under, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		tc.Close()

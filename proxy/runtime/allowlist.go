@@ -68,8 +68,9 @@ func init() {
 		"load_assignment", "transport_socket", "typed_extension_protocol_options", "metadata",
 		"alt_stat_name", "dns_lookup_family")
 	allow(&clusterv3.Cluster_EdsClusterConfig{}, "eds_config", "service_name")
-	allow(&httpv3.HttpProtocolOptions{}, "explicit_http_config", "common_http_protocol_options")
+	allow(&httpv3.HttpProtocolOptions{}, "explicit_http_config", "use_downstream_protocol_config", "common_http_protocol_options")
 	allow(&httpv3.HttpProtocolOptions_ExplicitHttpConfig{}, "http_protocol_options", "http2_protocol_options")
+	allow(&httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{}, "http_protocol_options", "http2_protocol_options")
 	allow(&corev3.Http1ProtocolOptions{})
 	allow(&corev3.Http2ProtocolOptions{})
 	allow(&corev3.HttpProtocolOptions{}, "idle_timeout")

@@ -255,13 +255,19 @@ func (b *builder) cluster(c *clusterv3.Cluster) (*clusterState, error) {
 			return nil, err
 		}
 		explicit := hpo.GetExplicitHttpConfig()
+		downstream := hpo.GetUseDownstreamProtocolConfig()
 		switch {
 		case explicit.GetHttp2ProtocolOptions() != nil:
 			settings.Protocol = cluster.HTTP2
 		case explicit.GetHttpProtocolOptions() != nil:
 			settings.Protocol = cluster.HTTP1
+		case downstream != nil:
+			if downstream.GetHttpProtocolOptions() == nil || downstream.GetHttp2ProtocolOptions() == nil {
+				return nil, pathErr(join(path, "use_downstream_protocol_config"), "http_protocol_options and http2_protocol_options are both required")
+			}
+			settings.Protocol = cluster.Downstream
 		default:
-			return nil, pathErr(path, "explicit_http_config is required")
+			return nil, pathErr(path, "explicit_http_config or use_downstream_protocol_config is required")
 		}
 		if d := hpo.GetCommonHttpProtocolOptions().GetIdleTimeout(); d != nil {
 			settings.IdleTimeout = d.AsDuration()

@@ -8,8 +8,6 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/weftmesh/weft/proxy/cluster"
 )
 
 // ConfigDump is the applied configuration as /config_dump shows it: every
@@ -74,10 +72,7 @@ func (r *Runtime) WriteClusters(w io.Writer) {
 	for _, name := range sortedKeys(s.clusters) {
 		st := s.clusters[name]
 		set := st.c.Pool().Settings()
-		protocol := "HTTP1"
-		if set.Protocol == cluster.HTTP2 {
-			protocol = "HTTP2"
-		}
+		protocol := set.Protocol.String()
 		transport := "plaintext"
 		if set.TLS != nil {
 			transport = "mtls"

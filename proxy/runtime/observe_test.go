@@ -130,7 +130,7 @@ func TestObservability(t *testing.T) {
 	for _, want := range []string{
 		webCluster + "::type::EDS",
 		webCluster + "::lb_policy::round_robin",
-		webCluster + "::protocol::HTTP2",
+		webCluster + "::protocol::DOWNSTREAM",
 		webCluster + "::transport::mtls",
 		webCluster + "::" + m.inbound[svcWeb] + "::health_flags::healthy",
 		webCluster + "::" + m.inbound[svcWeb] + "::rq_total::3",

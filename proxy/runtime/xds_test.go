@@ -256,7 +256,7 @@ func httpProxyRoute(ownNamespace string, port int, services ...service) *routev3
 // outboundCluster is the EDS cluster of a mesh service: round robin, mTLS
 // with an exact URI SAN, HTTP/2 for HTTP services.
 func outboundCluster(t testing.TB, s service) *clusterv3.Cluster {
-	alpn := []string{"h2"}
+	alpn := []string{"h2", "http/1.1"}
 	if s.isTCP() {
 		alpn = []string{xdsmeta.ALPNTCP}
 	}
@@ -276,10 +276,20 @@ func outboundCluster(t testing.TB, s service) *clusterv3.Cluster {
 	}
 	if !s.isTCP() {
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
-			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(t, http2Options()),
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(t, downstreamOptions()),
 		}
 	}
 	return c
+}
+
+// downstreamOptions sends each request upstream with its own protocol, as
+// the translator configures the clusters of http services.
+func downstreamOptions() *httpv3.HttpProtocolOptions {
+	return &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{
+		UseDownstreamProtocolConfig: &httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
+			HttpProtocolOptions: &corev3.Http1ProtocolOptions{}, Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+		},
+	}}
 }
 
 func http2Options() *httpv3.HttpProtocolOptions {

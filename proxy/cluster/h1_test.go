@@ -1,0 +1,172 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// h1Server counts the connections an HTTP/1.1 test server accepts.
+func h1Server(t *testing.T, h http.Handler) (addr string, conns *atomic.Int64, srv *httptest.Server) {
+	t.Helper()
+	conns = &atomic.Int64{}
+	srv = httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String(), conns, srv
+}
+
+func h1Get(t *testing.T, rt http.RoundTripper, method, addr, path string, body io.Reader) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+addr+path, body)
+	res, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		t.Fatalf("%s %s: body: %v", method, path, err)
+	}
+	return res, string(b)
+}
+
+func TestH1KeepsConnectionsAlive(t *testing.T) {
+	addr, conns, _ := h1Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Method", r.Method)
+		if r.URL.Path == "/empty" {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		io.WriteString(w, r.URL.Path+":"+string(b))
+	}))
+	p := NewPool(Settings{Name: "app"})
+	defer p.Close()
+	if _, ok := p.transport.(*h1Transport); !ok {
+		t.Fatalf("a plaintext HTTP/1.1 pool uses %T", p.transport)
+	}
+	for i, tc := range []struct{ method, path, body, want string }{
+		{"GET", "/a", "", "/a:"},
+		{"POST", "/b", "hello", "/b:hello"},
+		{"HEAD", "/c", "", ""},
+		{"GET", "/empty", "", ""},
+		{"GET", "/d", "", "/d:"},
+	} {
+		var body io.Reader
+		if tc.body != "" {
+			body = strings.NewReader(tc.body)
+		}
+		res, got := h1Get(t, p.transport, tc.method, addr, tc.path, body)
+		if got != tc.want || res.Header.Get("X-Method") != tc.method {
+			t.Fatalf("request %d: %q (%s), want %q", i, got, res.Header.Get("X-Method"), tc.want)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for 5 sequential requests, want 1 kept alive", n)
+	}
+}
+
+// A connection the app closed while idle is noticed: the request goes again
+// on a new connection instead of failing.
+func TestH1ReplacesStaleConnection(t *testing.T) {
+	addr, conns, srv := h1Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	p := NewPool(Settings{Name: "app"})
+	defer p.Close()
+	h1Get(t, p.transport, "GET", addr, "/", nil)
+	srv.CloseClientConnections() // the app drops its idle keep-alive connections
+	time.Sleep(50 * time.Millisecond)
+	if _, got := h1Get(t, p.transport, "GET", addr, "/", nil); got != "ok" {
+		t.Fatalf("after the app closed the idle connection: %q", got)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// A body not read to its end, or a cancelled request, never leaves a
+// connection in the middle of a response in the pool.
+func TestH1AbandonedResponsesCloseTheConnection(t *testing.T) {
+	release := make(chan struct{})
+	addr, conns, _ := h1Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow":
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		case "/big":
+			io.WriteString(w, strings.Repeat("x", 1<<20))
+		default:
+			io.WriteString(w, "ok")
+		}
+	}))
+	defer close(release)
+	p := NewPool(Settings{Name: "app"})
+	defer p.Close()
+
+	req, _ := http.NewRequest("GET", "http://"+addr+"/big", nil)
+	res, err := p.transport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	io.ReadFull(res.Body, buf)
+	res.Body.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ = http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/slow", nil)
+	if _, err := p.transport.RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("cancelled request: %v, want the context's error", err)
+	}
+
+	if _, got := h1Get(t, p.transport, "GET", addr, "/", nil); got != "ok" {
+		t.Fatalf("next request: %q", got)
+	}
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("%d connections, want 3: neither abandoned one was reused", n)
+	}
+}
+
+// What the lean transport does not send itself goes to net/http's.
+func TestH1Fallbacks(t *testing.T) {
+	var h1 h1Transport
+	for _, tc := range []struct {
+		name string
+		req  func() *http.Request
+		lean bool
+	}{
+		{"no body", func() *http.Request { r, _ := http.NewRequest("GET", "http://x/", nil); return r }, true},
+		{"small body", func() *http.Request { r, _ := http.NewRequest("POST", "http://x/", strings.NewReader("abc")); return r }, true},
+		{"large body", func() *http.Request {
+			r, _ := http.NewRequest("POST", "http://x/", strings.NewReader(strings.Repeat("x", h1MaxBody+1)))
+			return r
+		}, false},
+		{"unknown length", func() *http.Request {
+			r, _ := http.NewRequest("POST", "http://x/", io.NopCloser(strings.NewReader("abc")))
+			return r
+		}, false},
+		{"expect continue", func() *http.Request {
+			r, _ := http.NewRequest("POST", "http://x/", strings.NewReader("abc"))
+			r.Header.Set("Expect", "100-continue")
+			return r
+		}, false},
+	} {
+		if got := h1.handles(tc.req()); got != tc.lean {
+			t.Errorf("%s: lean %v, want %v", tc.name, got, tc.lean)
+		}
+	}
+}
