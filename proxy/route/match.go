@@ -1,15 +1,16 @@
 package route
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"regexp"
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"github.com/weftmesh/weft/proxy/match"
 )
 
 // Request is what route matching reads of a request. Host and Path are as
@@ -23,77 +24,15 @@ type Request struct {
 	Header http.Header
 }
 
-type stringKind uint8
-
-const (
-	strExact stringKind = iota
-	strPrefix
-	strSuffix
-	strContains
-	strRegex
-)
-
-// stringMatcher is a compiled matcherv3.StringMatcher.
-type stringMatcher struct {
-	kind       stringKind
-	value      string
-	ignoreCase bool
-	re         *regexp.Regexp
-}
-
-func compileStringMatcher(m *matcherv3.StringMatcher, path string) (stringMatcher, error) {
-	sm := stringMatcher{ignoreCase: m.GetIgnoreCase()}
-	switch p := m.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		sm.kind, sm.value = strExact, p.Exact
-	case *matcherv3.StringMatcher_Prefix:
-		sm.kind, sm.value = strPrefix, p.Prefix
-	case *matcherv3.StringMatcher_Suffix:
-		sm.kind, sm.value = strSuffix, p.Suffix
-	case *matcherv3.StringMatcher_Contains:
-		sm.kind, sm.value = strContains, p.Contains
-		if sm.ignoreCase {
-			sm.value = strings.ToLower(sm.value)
-		}
-	case *matcherv3.StringMatcher_SafeRegex:
-		// Envoy ignores ignore_case for regular expressions; so does this.
-		sm.kind, sm.ignoreCase = strRegex, false
-		re, err := regexp.Compile("^(?:" + p.SafeRegex.GetRegex() + ")$")
-		if err != nil {
-			return sm, &FieldError{Path: path + ".safe_regex.regex", Err: err}
-		}
-		sm.re = re
-	default:
-		return sm, fieldErr(path, "a match pattern (exact, prefix, suffix, contains or safe_regex) is required")
+// compileStringMatcher compiles a StringMatcher (proxy/match), as a route
+// compile error at its path.
+func compileStringMatcher(m *matcherv3.StringMatcher, path string) (match.String, error) {
+	sm, err := match.Compile(m, path)
+	var me *match.Error
+	if errors.As(err, &me) {
+		return sm, &FieldError{Path: me.Path, Err: me.Err}
 	}
-	return sm, nil
-}
-
-func (m *stringMatcher) matches(v string) bool {
-	switch m.kind {
-	case strExact:
-		if m.ignoreCase {
-			return strings.EqualFold(v, m.value)
-		}
-		return v == m.value
-	case strPrefix:
-		if m.ignoreCase {
-			return len(v) >= len(m.value) && strings.EqualFold(v[:len(m.value)], m.value)
-		}
-		return strings.HasPrefix(v, m.value)
-	case strSuffix:
-		if m.ignoreCase {
-			return len(v) >= len(m.value) && strings.EqualFold(v[len(v)-len(m.value):], m.value)
-		}
-		return strings.HasSuffix(v, m.value)
-	case strContains:
-		if m.ignoreCase {
-			return strings.Contains(strings.ToLower(v), m.value)
-		}
-		return strings.Contains(v, m.value)
-	default:
-		return m.re.MatchString(v)
-	}
+	return sm, err
 }
 
 type pseudo uint8
@@ -111,7 +50,7 @@ type headerMatcher struct {
 	name    string // canonical MIME form
 	pseudo  pseudo
 	present *bool // present_match; nil for a string match
-	str     stringMatcher
+	str     match.String
 	invert  bool
 }
 
@@ -160,7 +99,7 @@ func (m *headerMatcher) matches(r *Request) bool {
 	if m.present != nil {
 		return *m.present != m.invert
 	}
-	return m.str.matches(v) != m.invert
+	return m.str.Matches(v) != m.invert
 }
 
 // value returns the header's value; several values are joined with ",", as
@@ -191,7 +130,7 @@ func (m *headerMatcher) value(r *Request) (string, bool) {
 type queryMatcher struct {
 	name    string
 	present bool
-	str     stringMatcher
+	str     match.String
 }
 
 func compileQueryMatcher(q *routev3.QueryParameterMatcher, path string) (queryMatcher, error) {
@@ -223,7 +162,7 @@ func (m *queryMatcher) matches(path string) bool {
 	if !ok {
 		return false
 	}
-	return m.present || m.str.matches(v)
+	return m.present || m.str.Matches(v)
 }
 
 // queryValue returns the first value of a query parameter in a request

@@ -8,7 +8,6 @@ package rbac
 import (
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -17,6 +16,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
 	"github.com/weftmesh/weft/proxy/filter"
+	"github.com/weftmesh/weft/proxy/match"
 )
 
 // DefaultDeny names, in the weft-denied-by header, the refusal of a request
@@ -183,7 +183,7 @@ type permission struct {
 	kind   permissionKind
 	rules  []permission
 	header headerMatcher
-	path   stringMatcher
+	path   match.String
 }
 
 func (c compiler) permission(p *rbacconfigv3.Permission, path string) (permission, error) {
@@ -258,7 +258,7 @@ func (p *permission) matches(r *Request) bool {
 	case permHeader:
 		return r.Header != nil && p.header.matches(r)
 	case permPath:
-		return r.Header != nil && p.path.matches(r.Path)
+		return r.Header != nil && p.path.Matches(r.Path)
 	}
 	return false
 }
@@ -281,7 +281,7 @@ type principal struct {
 	ids  []principal
 	// name is the SPIFFE ID matcher of authenticated; nil matches any
 	// authenticated peer.
-	name   *stringMatcher
+	name   *match.String
 	meta   metadataMatcher
 	header headerMatcher
 }
@@ -365,7 +365,7 @@ func (p *principal) matches(r *Request) bool {
 		if !r.Authenticated {
 			return false
 		}
-		return p.name == nil || (r.Peer != "" && p.name.matches(r.Peer))
+		return p.name == nil || (r.Peer != "" && p.name.Matches(r.Peer))
 	case prinHeader:
 		return r.Header != nil && p.header.matches(r)
 	case prinMetadata:
@@ -374,86 +374,11 @@ func (p *principal) matches(r *Request) bool {
 	return false
 }
 
-// stringMatcher is a compiled StringMatcher.
-type stringMatcher struct {
-	kind       stringKind
-	value      string
-	re         *regexp.Regexp
-	ignoreCase bool
-}
-
-type stringKind uint8
-
-const (
-	strExact stringKind = iota
-	strPrefix
-	strSuffix
-	strContains
-	strRegex
-)
-
-func compileString(m *matcherv3.StringMatcher, path string) (stringMatcher, error) {
-	out := stringMatcher{ignoreCase: m.GetIgnoreCase()}
-	switch p := m.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		out.kind, out.value = strExact, p.Exact
-	case *matcherv3.StringMatcher_Prefix:
-		out.kind, out.value = strPrefix, p.Prefix
-	case *matcherv3.StringMatcher_Suffix:
-		out.kind, out.value = strSuffix, p.Suffix
-	case *matcherv3.StringMatcher_Contains:
-		out.kind, out.value = strContains, p.Contains
-	case *matcherv3.StringMatcher_SafeRegex:
-		if out.ignoreCase {
-			return out, fmt.Errorf("%s.ignore_case: is not supported with safe_regex", path)
-		}
-		re, err := regexp.Compile(`^(?:` + p.SafeRegex.GetRegex() + `)$`)
-		if err != nil {
-			return out, fmt.Errorf("%s.safe_regex.regex: %v", path, err)
-		}
-		out.kind, out.re = strRegex, re
-	default:
-		return out, fmt.Errorf("%s: a match pattern is required (exact, prefix, suffix, contains or safe_regex)", path)
-	}
-	if out.ignoreCase && out.kind != strExact {
-		// Lower once here; the value is lowered per match only when it
-		// holds upper case.
-		out.value = strings.ToLower(out.value)
-	}
-	return out, nil
-}
-
-func (m *stringMatcher) matches(s string) bool {
-	if m.kind == strRegex {
-		return m.re.MatchString(s)
-	}
-	if m.ignoreCase {
-		if m.kind == strExact {
-			return strings.EqualFold(s, m.value)
-		}
-		s = lower(s)
-	}
-	switch m.kind {
-	case strExact:
-		return s == m.value
-	case strPrefix:
-		return strings.HasPrefix(s, m.value)
-	case strSuffix:
-		return strings.HasSuffix(s, m.value)
-	case strContains:
-		return strings.Contains(s, m.value)
-	}
-	return false
-}
-
-// lower lowers s, allocating only when it holds upper case.
-func lower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' || c >= 0x80 {
-			return strings.ToLower(s)
-		}
-	}
-	return s
+// match.String is a compiled StringMatcher.
+// compileString compiles a StringMatcher (proxy/match, shared with route
+// matching, so that a matcher means the same thing to both).
+func compileString(m *matcherv3.StringMatcher, path string) (match.String, error) {
+	return match.Compile(m, path)
 }
 
 // headerMatcher is a compiled HeaderMatcher.
@@ -461,7 +386,7 @@ type headerMatcher struct {
 	// name is the canonical header key, or a pseudo-header.
 	name    string
 	present bool // present_match, else value
-	value   stringMatcher
+	value   match.String
 	invert  bool
 }
 
@@ -517,7 +442,7 @@ func (h *headerMatcher) matches(r *Request) bool {
 	if h.present {
 		ok = present
 	} else {
-		ok = present && h.value.matches(v)
+		ok = present && h.value.Matches(v)
 	}
 	return ok != h.invert
 }
@@ -531,7 +456,7 @@ type metadataMatcher struct {
 
 type valueMatcher struct {
 	present bool
-	str     *stringMatcher
+	str     *match.String
 	// oneOf, set for a list_match, matches a list holding a matching element.
 	oneOf *valueMatcher
 }
@@ -604,7 +529,7 @@ func (m *valueMatcher) matches(v any) bool {
 		return true
 	case m.str != nil:
 		s, ok := v.(string)
-		return ok && m.str.matches(s)
+		return ok && m.str.Matches(s)
 	case m.oneOf != nil:
 		list, ok := v.([]any)
 		if !ok {
