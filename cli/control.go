@@ -58,5 +58,6 @@ xDS/Identity/Registry on --grpc-addr, the CLI's API on --api-addr and metrics on
 	f.StringVar(&cfg.CAKey, "ca-key", "", "external CA: PEM private key of --ca-cert")
 	f.StringVar(&cfg.CABundle, "ca-bundle", "", "external CA: PEM roots proxies trust, when --ca-cert does not end with its root")
 	f.DurationVar(&cfg.ScrapeInterval, "scrape-interval", 5*time.Second, "how often to read every proxy's metrics for weft stat and the dashboard")
+	f.StringVar(&cfg.VIPRange, "vip-range", "240.240.0.0/16", "IPv4 CIDR that Services' virtual IPs (transparent mode) are allocated from")
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,9 @@ type Config struct {
 	// ScrapeInterval is how often every proxy's /metrics is read for
 	// `weft stat` and the dashboard; zero means telemetry.DefaultInterval.
 	ScrapeInterval time.Duration
+	// VIPRange is the IPv4 CIDR Services' virtual IPs are allocated from
+	// (transparent mode); "" means vip.DefaultRange, 240.240.0.0/16.
+	VIPRange string
 }
 
 // DefaultDataDir is ~/.weft/control.
@@ -92,6 +96,11 @@ func (c *Config) Validate() error {
 	}
 	if c.ScrapeInterval != 0 && c.ScrapeInterval < time.Second {
 		errs = append(errs, fmt.Errorf("--scrape-interval %s: want at least 1s", c.ScrapeInterval))
+	}
+	if c.VIPRange != "" {
+		if p, err := netip.ParsePrefix(c.VIPRange); err != nil || !p.Addr().Is4() || p.Bits() > 30 {
+			errs = append(errs, fmt.Errorf("--vip-range %q: want an IPv4 CIDR of at least 4 addresses, like 240.240.0.0/16", c.VIPRange))
+		}
 	}
 	if c.CABundle != "" && c.CACert == "" {
 		errs = append(errs, errors.New("--ca-bundle needs --ca-cert and --ca-key"))

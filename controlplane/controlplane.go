@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,7 @@ import (
 	"github.com/weftmesh/weft/controlplane/telemetry"
 	"github.com/weftmesh/weft/controlplane/token"
 	"github.com/weftmesh/weft/controlplane/translate"
+	"github.com/weftmesh/weft/controlplane/vip"
 	"github.com/weftmesh/weft/controlplane/xds"
 )
 
@@ -145,6 +147,15 @@ func Run(ctx context.Context, cfg Config) error {
 		TrustDomain: authority.TrustDomain(), TrustBundlePEM: authority.TrustBundlePEM, Log: log,
 		OnChange: func(in *translate.Input) { mesh.Store(in); xdsServer.Update(in); rlService.Update(in) },
 	})
+	// Gives every Service its virtual IP for transparent mode.
+	var vipRange netip.Prefix
+	if cfg.VIPRange != "" {
+		vipRange = netip.MustParsePrefix(cfg.VIPRange) // checked by Validate
+	}
+	vips, err := vip.New(st.Client(), vip.Options{Range: vipRange, Log: log})
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
 	// Scrapes every registered proxy's /metrics and fans in their taps.
 	stats := telemetry.New(telemetry.Options{Workloads: st, Log: log, Interval: cfg.ScrapeInterval})
 	apiHandler := apiserver.New(apiserver.Options{
@@ -169,7 +180,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 7)
+	errc := make(chan error, 8)
 	goOwned := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -181,6 +192,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	goOwned("xds", func() error { return xdsServer.Run(ctx) })
 	goOwned("state", func() error { return state.Run(ctx) })
+	goOwned("vip", func() error { return vips.Run(ctx) })
 	goOwned("ca", func() error { return authority.Run(ctx) })
 	goOwned("telemetry", func() error { return stats.Run(ctx) })
 	goOwned("grpc", func() error { return grpcServer.Serve(lns[0]) })

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/api/xdsmeta"
+	"github.com/weftmesh/weft/proxy/dns"
 )
 
 // Options is the proxy's static bootstrap configuration: everything else
@@ -29,6 +30,17 @@ type Options struct {
 	App, Inbound, Admin string
 	Upstreams           []xdsmeta.Upstream
 	HTTPProxy           string
+	// Mode is how the proxy is deployed; "" is explicit. An ingress
+	// gateway has no App and no Inbound: it binds its Gateway listeners on
+	// ListenIP (default 0.0.0.0) and is known by its Admin address.
+	Mode     xdsmeta.ProxyMode
+	ListenIP string
+	// DNS is where the DNS resolver (proxy/dns) answers mesh names with
+	// their VIPs: dns.DefaultAddr in transparent mode, none otherwise;
+	// "off" turns it off. DNSUpstreams are where other names go (default:
+	// the nameservers of /etc/resolv.conf).
+	DNS          string
+	DNSUpstreams []string
 	// DrainDelay is how long a stopping proxy keeps serving after it has
 	// told the control plane it is leaving, so peers stop sending first.
 	DrainDelay time.Duration
@@ -51,6 +63,15 @@ func (o *Options) Default() {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	if o.Mode == xdsmeta.ModeIngress && o.ListenIP == "" {
+		o.ListenIP = "0.0.0.0"
+	}
+	switch {
+	case o.DNS == "" && o.Mode == xdsmeta.ModeTransparent:
+		o.DNS = dns.DefaultAddr
+	case o.DNS == "off":
+		o.DNS = ""
+	}
 }
 
 // Validate names every problem with the options.
@@ -72,10 +93,14 @@ func (o *Options) Validate() error {
 	need("service", o.Service)
 	need("control", o.Control)
 	need("ca-file", o.CAFile)
-	need("app", o.App)
-	need("inbound", o.Inbound)
+	if o.Mode == xdsmeta.ModeIngress {
+		errs = append(errs, o.validateIngress()...)
+	} else {
+		need("app", o.App)
+		need("inbound", o.Inbound)
+	}
 	need("admin", o.Admin)
-	for flag, v := range map[string]string{"control": o.Control, "app": o.App, "inbound": o.Inbound, "admin": o.Admin, "http-proxy": o.HTTPProxy} {
+	for flag, v := range map[string]string{"control": o.Control, "app": o.App, "inbound": o.Inbound, "admin": o.Admin, "http-proxy": o.HTTPProxy, "dns": o.DNS} {
 		addr(flag, v)
 	}
 	if (o.Token == "") == (o.TokenFile == "") {

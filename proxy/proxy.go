@@ -54,7 +54,7 @@ func Run(ctx context.Context, o Options) error {
 	p.id, err = identity.New(identity.Options{
 		Service: o.Service, Namespace: o.Namespace, Dial: dial, Log: log,
 		Token:      func() (string, error) { return readToken(o) },
-		WorkloadID: xdsmeta.WorkloadID(o.Service, o.Namespace, o.Inbound),
+		WorkloadID: o.workloadID(),
 	})
 	if err != nil {
 		return err
@@ -81,8 +81,9 @@ func Run(ctx context.Context, o Options) error {
 	defer p.rt.Close()
 
 	node := xdsmeta.Node{
-		ID: xdsmeta.WorkloadID(o.Service, o.Namespace, o.Inbound), Service: o.Service, Namespace: o.Namespace,
+		ID: o.workloadID(), Service: o.Service, Namespace: o.Namespace,
 		Version: o.Version, Inbound: o.Inbound, App: o.App, Admin: o.Admin, HTTPProxy: o.HTTPProxy, Upstreams: o.Upstreams,
+		Mode: o.Mode, ListenIP: o.ListenIP,
 	}
 	onEvent := func(e xdsclient.Event) {
 		m.xdsEvent(e)
@@ -98,10 +99,13 @@ func Run(ctx context.Context, o Options) error {
 	if o.Version != "" {
 		labels["version"] = o.Version
 	}
-	p.reg = registration.New(conn, &meshv1.Workload{
-		Id: node.ID, Service: o.Service, Namespace: o.Namespace, Version: o.Version, Labels: labels,
-		Address: o.Inbound, AppAddress: o.App, AdminAddress: o.Admin,
-	}, log)
+	// A gateway is no destination: it has no inbound address to register.
+	if o.Mode != xdsmeta.ModeIngress {
+		p.reg = registration.New(conn, &meshv1.Workload{
+			Id: node.ID, Service: o.Service, Namespace: o.Namespace, Version: o.Version, Labels: labels,
+			Address: o.Inbound, AppAddress: o.App, AdminAddress: o.Admin,
+		}, log)
+	}
 
 	adminLn, err := net.Listen("tcp", o.Admin)
 	if err != nil {
@@ -119,8 +123,19 @@ func Run(ctx context.Context, o Options) error {
 	goOwned(func() { _ = p.id.Run(bg) })
 	goOwned(func() { _ = p.xds.Run(bg) })
 	regCtx, stopReg := context.WithCancel(bg)
-	goOwned(func() { _ = p.reg.Run(regCtx) })
+	if p.reg != nil {
+		goOwned(func() { _ = p.reg.Run(regCtx) })
+	}
 	goOwned(func() { p.markReadyWhenSynced(bg, log) })
+	if o.DNS != "" {
+		resolver, err := listenDNS(o, p.rt, reg, log)
+		if err != nil {
+			stopReg()
+			return err
+		}
+		defer resolver.Close() // deferred after the wait for bg, so it runs first
+		goOwned(resolver.Serve)
+	}
 	log.Info("proxy started", "inbound", o.Inbound, "admin", o.Admin, "app", o.App, "upstreams", len(o.Upstreams), "control", o.Control)
 
 	select {
@@ -131,7 +146,9 @@ func Run(ctx context.Context, o Options) error {
 	// sending, finish what is in flight, then deregister for good.
 	log.Info("draining", "delay", o.DrainDelay, "timeout", o.DrainTimeout)
 	p.draining.Store(true)
-	p.reg.SetReady(false)
+	if p.reg != nil {
+		p.reg.SetReady(false)
+	}
 	time.Sleep(o.DrainDelay)
 	dctx, cancel := context.WithTimeout(context.Background(), o.DrainTimeout)
 	defer cancel()

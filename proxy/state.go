@@ -97,7 +97,9 @@ func (p *proxyState) markReadyWhenSynced(ctx context.Context, log *slog.Logger) 
 			return
 		case <-t.C:
 			if ok, _ := p.Ready(); ok {
-				p.reg.SetReady(true)
+				if p.reg != nil {
+					p.reg.SetReady(true)
+				}
 				log.Info("proxy ready")
 				return
 			}

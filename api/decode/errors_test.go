@@ -213,8 +213,8 @@ func TestDocumentsErrors(t *testing.T) {
 		},
 		{
 			name: "unknown kind",
-			in:   "apiVersion: weft.dev/v1alpha1\nkind: Gateway\nmetadata:\n  name: a\n",
-			want: `app.yaml: document 1 (Gateway a): kind: unknown kind "Gateway": must be one of ` + registeredKinds + ` (line 2)`,
+			in:   "apiVersion: weft.dev/v1alpha1\nkind: Widget\nmetadata:\n  name: a\n",
+			want: `app.yaml: document 1 (Widget a): kind: unknown kind "Widget": must be one of ` + registeredKinds + ` (line 2)`,
 		},
 		{
 			name: "kind that is not a string",

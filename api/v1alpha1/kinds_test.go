@@ -19,7 +19,7 @@ func TestLookup(t *testing.T) {
 		{name: "svc", wantKind: "Service"},
 		{name: "SVC", wantKind: "Service"},
 		{name: "", wantKind: ""},
-		{name: "Gateway", wantKind: ""},
+		{name: "Widget", wantKind: ""},
 		{name: "servic", wantKind: ""},
 	}
 	for _, tt := range tests {
@@ -40,6 +40,8 @@ func TestRegisteredKinds(t *testing.T) {
 	want := []string{
 		`AccessPolicy/accesspolicies/[ap]/true/""`,
 		`DestinationPolicy/destinationpolicies/[dp]/true/""`,
+		`ExternalService/externalservices/[extsvc se]/true/""`,
+		`Gateway/gateways/[gw]/true/""`,
 		`Mesh/meshes/[]/false/"default"`,
 		`RateLimit/ratelimits/[rl]/true/""`,
 		`RequestAuth/requestauths/[ra]/true/""`,
@@ -72,8 +74,8 @@ func TestRegisterPanics(t *testing.T) {
 		},
 		{
 			name:      "no spec",
-			kind:      Kind{Name: "Gateway"},
-			wantPanic: `v1alpha1: Register("Gateway"): a kind needs a Name and a NewSpec`,
+			kind:      Kind{Name: "Widget"},
+			wantPanic: `v1alpha1: Register("Widget"): a kind needs a Name and a NewSpec`,
 		},
 		{
 			name:      "duplicate name",

@@ -37,6 +37,10 @@ type MeshSpec struct {
 	// AccessLog configures the proxies' access logs; without it they log
 	// policy denials as JSON to stdout (accesslog.go).
 	AccessLog *AccessLog `json:"accessLog,omitempty"`
+	// OutboundTrafficPolicy says what a proxy does with a call to a host
+	// that is neither a mesh service nor an ExternalService
+	// (externalservice.go).
+	OutboundTrafficPolicy *OutboundTrafficPolicy `json:"outboundTrafficPolicy,omitempty"`
 }
 
 // MTLS configures mutual TLS between proxies.
@@ -76,6 +80,9 @@ func (s *MeshSpec) Default() {
 	if s.AccessLog != nil {
 		s.AccessLog.Default()
 	}
+	if s.OutboundTrafficPolicy != nil && s.OutboundTrafficPolicy.Mode == "" {
+		s.OutboundTrafficPolicy.Mode = OutboundAllowAny
+	}
 }
 
 // Validate checks a defaulted MeshSpec.
@@ -96,6 +103,9 @@ func (s *MeshSpec) Validate(path *Path) ErrorList {
 	}
 	if s.AccessLog != nil {
 		errs = append(errs, s.AccessLog.Validate(path.Child("accessLog"))...)
+	}
+	if m := s.OutboundMode(); !slices.Contains(outboundModes, m) {
+		errs = append(errs, NotSupported(path.Child("outboundTrafficPolicy").Child("mode"), m, outboundModes))
 	}
 	return errs
 }

@@ -56,8 +56,8 @@ func TestObjectDefault(t *testing.T) {
 		},
 		{
 			name: "unknown kind is left alone",
-			obj:  &Object{Kind: "Gateway", Metadata: ObjectMeta{Name: "r"}},
-			want: &Object{Kind: "Gateway", Metadata: ObjectMeta{Name: "r"}},
+			obj:  &Object{Kind: "Widget", Metadata: ObjectMeta{Name: "r"}},
+			want: &Object{Kind: "Widget", Metadata: ObjectMeta{Name: "r"}},
 		},
 	}
 	for _, tt := range tests {
@@ -91,10 +91,10 @@ func TestObjectValidate(t *testing.T) {
 		},
 		{
 			name: "envelope",
-			obj:  &Object{APIVersion: "weft.dev/v1", Kind: "Gateway", Metadata: ObjectMeta{Name: "r"}},
+			obj:  &Object{APIVersion: "weft.dev/v1", Kind: "Widget", Metadata: ObjectMeta{Name: "r"}},
 			want: []string{
 				`apiVersion: unsupported value "weft.dev/v1": must be "weft.dev/v1alpha1"`,
-				`kind: unknown kind "Gateway": must be one of ` + kindList(),
+				`kind: unknown kind "Widget": must be one of ` + kindList(),
 			},
 		},
 		{
@@ -201,7 +201,7 @@ func TestObjectRef(t *testing.T) {
 		{obj: &Object{Kind: "Service", Metadata: ObjectMeta{Name: "payments", Namespace: "shop"}}, want: "Service shop/payments"},
 		{obj: &Object{Kind: "Service", Metadata: ObjectMeta{Name: "payments"}}, want: "Service default/payments"},
 		{obj: &Object{Kind: "Mesh", Metadata: ObjectMeta{Name: "default"}}, want: "Mesh default"},
-		{obj: &Object{Kind: "Gateway", Metadata: ObjectMeta{Name: "r", Namespace: "x"}}, want: "Gateway r"},
+		{obj: &Object{Kind: "Widget", Metadata: ObjectMeta{Name: "r", Namespace: "x"}}, want: "Widget r"},
 		{obj: &Object{Kind: "Service"}, want: "Service"},
 		{obj: &Object{Metadata: ObjectMeta{Name: "a"}}, want: "a"},
 		{obj: &Object{}, want: ""},
@@ -283,8 +283,8 @@ func TestObjectUnmarshalJSON(t *testing.T) {
 		},
 		{
 			name:    "unknown kind",
-			in:      `{"kind":"Gateway"}`,
-			wantErr: `v1alpha1: decode object: unknown kind "Gateway" (known kinds: ` + kindList() + ")",
+			in:      `{"kind":"Widget"}`,
+			wantErr: `v1alpha1: decode object: unknown kind "Widget" (known kinds: ` + kindList() + ")",
 		},
 		{
 			name:    "bad spec",

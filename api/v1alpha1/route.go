@@ -52,9 +52,22 @@ type RouteSpec struct {
 	// in the Route's namespace. Backends and mirrors that name no service
 	// are this one.
 	Service string `json:"service"`
+	// Gateways, if set, attaches the Route to these Gateways (in the Route's
+	// namespace) instead of the mesh: it routes the north-south requests
+	// for Hosts that arrive at them, and leaves the service's mesh traffic
+	// alone, as an Istio VirtualService with gateways does.
+	Gateways []string `json:"gateways,omitempty"`
+	// Hosts are the host names, as the Gateways' listeners name them
+	// (exact, *.example.com or *), whose requests the Route takes. Required
+	// with gateways, not allowed without.
+	Hosts []string `json:"hosts,omitempty"`
 	// Rules are tried in order; the first that fits a request takes it.
 	Rules []RouteRule `json:"rules"`
 }
+
+// AttachesToGateways reports whether the Route routes gateway traffic
+// rather than the mesh traffic of its service.
+func (s *RouteSpec) AttachesToGateways() bool { return len(s.Gateways) > 0 }
 
 // RouteRule is one rule of a Route: which requests it takes and what
 // happens to them.
@@ -192,6 +205,7 @@ func (s *RouteSpec) Default() {
 func (s *RouteSpec) Validate(path *Path) ErrorList {
 	var errs ErrorList
 	errs = append(errs, validateServiceName(path.Child("service"), s.Service)...)
+	errs = append(errs, s.validateGatewayAttachment(path)...)
 	rules := path.Child("rules")
 	if len(s.Rules) == 0 {
 		return append(errs, Invalid(rules, "at least one rule is required"))

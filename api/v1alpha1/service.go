@@ -1,6 +1,9 @@
 package v1alpha1
 
-import "slices"
+import (
+	"net/netip"
+	"slices"
+)
 
 func init() {
 	Register(Kind{
@@ -19,6 +22,9 @@ type ServiceSpec struct {
 	// MTLS, if set, overrides the Mesh's mTLS mode for the service's
 	// inbound listeners, as Istio's PeerAuthentication does.
 	MTLS *MTLS `json:"mtls,omitempty"`
+	// VIP, if set, is the service's virtual IPv4 address in transparent
+	// mode; without it the control plane allocates one from its VIP range.
+	VIP string `json:"vip,omitempty"`
 }
 
 // ServicePort is one port of a service. In explicit mode a workload fronts one
@@ -91,6 +97,15 @@ func (s *ServiceSpec) Validate(path *Path) ErrorList {
 	if s.MTLS != nil && !slices.Contains(mtlsModes, s.MTLS.Mode) {
 		// An empty mode is refused too: leave mtls out to follow the Mesh.
 		errs = append(errs, NotSupported(path.Child("mtls").Child("mode"), s.MTLS.Mode, mtlsModes))
+	}
+	if s.VIP != "" {
+		ip, err := netip.ParseAddr(s.VIP)
+		switch {
+		case err != nil || !ip.Is4():
+			errs = append(errs, Invalid(path.Child("vip"), "%s is not an IPv4 address", quote(s.VIP)))
+		case ip.IsLoopback() || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLinkLocalUnicast():
+			errs = append(errs, Invalid(path.Child("vip"), "%s cannot be a virtual IP: use a unicast address outside loopback and link-local", s.VIP))
+		}
 	}
 	return errs
 }

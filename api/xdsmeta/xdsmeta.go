@@ -112,6 +112,10 @@ type Node struct {
 	// Proxyless marks a gRPC application that reads xDS itself (grpc-go's
 	// xds resolver and server) instead of a weft proxy; see proxyless.go.
 	Proxyless bool
+	// Mode is how the proxy is deployed (mode.go); "" is ModeExplicit.
+	Mode ProxyMode
+	// ListenIP is the IP an ingress gateway binds its Gateway listeners on.
+	ListenIP string
 }
 
 const (
@@ -124,6 +128,8 @@ const (
 	keyHTTPProxy = "http_proxy"
 	keyUpstreams = "upstreams"
 	keyProxyless = "proxyless"
+	keyMode      = "mode"
+	keyListenIP  = "listen_ip"
 )
 
 // ToProto encodes the node for the xDS stream.
@@ -144,6 +150,13 @@ func (n Node) ToProto() *corev3.Node {
 	if n.Proxyless {
 		md.Fields[keyProxyless] = structpb.NewStringValue(ProxylessGRPC)
 	}
+	// An explicit sidecar's metadata stays as it was before modes existed.
+	if n.Mode != "" && n.Mode != ModeExplicit {
+		md.Fields[keyMode] = structpb.NewStringValue(string(n.Mode))
+	}
+	if n.ListenIP != "" {
+		md.Fields[keyListenIP] = structpb.NewStringValue(n.ListenIP)
+	}
 	return &corev3.Node{Id: n.ID, Cluster: ServiceHost(n.Service, n.Namespace), Metadata: md}
 }
 
@@ -158,6 +171,14 @@ func NodeFromProto(p *corev3.Node) (Node, error) {
 		ID: p.GetId(), Service: str(keyService), Namespace: str(keyNamespace), Version: str(keyVersion),
 		Inbound: str(keyInbound), App: str(keyApp), Admin: str(keyAdmin), HTTPProxy: str(keyHTTPProxy),
 		Proxyless: str(keyProxyless) == ProxylessGRPC,
+		ListenIP:  str(keyListenIP),
+	}
+	if m := str(keyMode); m != "" {
+		mode, err := ParseProxyMode(m)
+		if err != nil {
+			return Node{}, fmt.Errorf("xds node %q: metadata.mode: %w", n.ID, err)
+		}
+		n.Mode = mode
 	}
 	switch {
 	case n.ID == "":

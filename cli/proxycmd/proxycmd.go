@@ -24,6 +24,7 @@ func Command() *cobra.Command {
 		upstreams   []string
 		logLevel    string
 		concurrency int
+		mode        string
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy --service S --control ADDR (--token T | --token-file F) --ca-file F --app ADDR --inbound ADDR --admin ADDR",
@@ -43,6 +44,9 @@ SIGTERM drains: the endpoint leaves the mesh, in-flight requests finish, then it
 				return err
 			}
 			o.Log = log
+			if o.Mode, err = xdsmeta.ParseProxyMode(mode); err != nil {
+				return fmt.Errorf("--mode: %w", err)
+			}
 			if o.Namespace == "" {
 				o.Namespace = "default"
 			}
@@ -63,6 +67,8 @@ SIGTERM drains: the endpoint leaves the mesh, in-flight requests finish, then it
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Service, "service", "", "service this workload belongs to")
+	f.StringVar(&mode, "mode", string(xdsmeta.ModeExplicit), "explicit (a sidecar), ingress (a gateway serving the Gateways that name --service), egress, or transparent (a sidecar whose pod's TCP 'weft proxy iptables' redirects to ports 15001/15006; --inbound is then the pod's IP:app port that peers dial)")
+	f.StringVar(&o.ListenIP, "listen-ip", "", "ingress mode: the IP the Gateway listeners bind (default 0.0.0.0)")
 	f.StringVar(&o.Namespace, "namespace", "default", "namespace of the service")
 	f.StringVar(&o.Version, "version", "", "version label of this workload (for example v1)")
 	f.StringVar(&o.Control, "control", "", "control plane gRPC address (host:port)")
@@ -74,10 +80,13 @@ SIGTERM drains: the endpoint leaves the mesh, in-flight requests finish, then it
 	f.StringVar(&o.Admin, "admin", "", "address of the admin endpoint")
 	f.StringArrayVar(&upstreams, "upstream", nil, "NAME=LOCALADDR: a local port for service NAME (repeatable)")
 	f.StringVar(&o.HTTPProxy, "http-proxy", "", "address of the explicit HTTP proxy listener")
+	f.StringVar(&o.DNS, "dns", "", "ADDR of the DNS resolver that answers mesh names (payments, payments.default, payments.default.svc.weft) with their VIPs and forwards the rest (default 127.0.0.1:15053 in transparent mode; \"off\" disables it)")
+	f.StringArrayVar(&o.DNSUpstreams, "dns-upstream", nil, "IP:PORT of a resolver that names outside the mesh go to (repeatable; default: the nameservers of /etc/resolv.conf)")
 	f.DurationVar(&o.DrainDelay, "drain-delay", 0, "how long to keep serving after leaving the endpoint set on shutdown (default 1s)")
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", 0, "how long in-flight requests may take to finish on shutdown (default 30s)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.IntVar(&concurrency, "concurrency", defaultConcurrency, "worker threads (0: one per CPU); the GOMAXPROCS environment variable, if set, wins")
+	cmd.AddCommand(iptablesCommand())
 	return cmd
 }
 

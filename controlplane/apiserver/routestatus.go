@@ -52,6 +52,14 @@ func (s *server) routeStatusList(ctx context.Context, namespace string) ([]clien
 			continue
 		}
 		st := client.RouteStatus{Namespace: o.Metadata.Namespace, Name: o.Metadata.Name, Service: spec.Service, Accepted: true}
+		if spec.AttachesToGateways() {
+			// A gateway Route leaves its service's mesh traffic alone.
+			if err := s.gatewayRouteStatus(ctx, o, spec, &st); err != nil {
+				return nil, err
+			}
+			items = append(items, st)
+			continue
+		}
 		key := serviceKey{o.Metadata.Namespace, spec.Service}
 		first, taken := governs[key]
 		invalid := o.Validate()

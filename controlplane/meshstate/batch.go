@@ -29,6 +29,9 @@ type batch struct {
 	ownRequestAuths bool
 	ownAccess       bool
 	ownRateLimits   bool
+	ownGateways     bool
+	ownVIPs         bool
+	ownExternal     bool
 	// ownSlices marks the workload slices already cloned by this batch.
 	ownSlices map[translate.ServiceKey]bool
 

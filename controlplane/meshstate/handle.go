@@ -67,6 +67,7 @@ func (w *Watcher) handleResource(b *batch, key string, value []byte, modRev int6
 		rk := objectName{namespace: namespace, name: name}
 		if deleted {
 			b.deleteRoute(rk)
+			b.deleteGatewayRoute(rk)
 			return
 		}
 		obj, err := store.DecodeObject(value, modRev)
@@ -74,9 +75,16 @@ func (w *Watcher) handleResource(b *batch, key string, value []byte, modRev int6
 		if err != nil || !ok {
 			w.warnOnce(key, "ignoring undecodable Route", "key", key, "err", err)
 			b.deleteRoute(rk)
+			b.deleteGatewayRoute(rk)
 			return
 		}
 		spec.Default()
+		if spec.AttachesToGateways() {
+			b.deleteRoute(rk)
+			b.putGatewayRoute(rk, spec)
+			return
+		}
+		b.deleteGatewayRoute(rk)
 		b.putRoute(rk, spec)
 
 	case kindDestinationPolicy:
@@ -103,6 +111,12 @@ func (w *Watcher) handleResource(b *batch, key string, value []byte, modRev int6
 
 	case kindRateLimit:
 		w.handleRateLimit(b, key, namespace, name, value, modRev, deleted)
+
+	case kindGateway:
+		w.handleGateway(b, key, namespace, name, value, modRev, deleted)
+
+	case kindExternalService:
+		w.handleExternalService(b, key, namespace, name, value, modRev, deleted)
 
 	default:
 		w.warnOnce("kind/"+kind, "ignoring resources of a kind that translation does not read", "kind", kind)

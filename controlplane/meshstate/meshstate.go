@@ -18,6 +18,7 @@ import (
 	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/controlplane/store"
 	"github.com/weftmesh/weft/controlplane/translate"
+	"github.com/weftmesh/weft/controlplane/vip"
 )
 
 // Options configure a Watcher.
@@ -138,11 +139,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 // load reads every resource and endpoint at one revision and hands out the
 // Input they make. It returns that revision.
 func (w *Watcher) load(ctx context.Context) (int64, error) {
-	// One transaction of two ranges reads both at one revision without
+	// One transaction of three ranges reads them at one revision without
 	// pulling in the CA's and tokens' keys.
 	resp, err := w.store.Client().Txn(ctx).Then(
 		clientv3.OpGet(store.PrefixResources, clientv3.WithPrefix()),
 		clientv3.OpGet(store.PrefixEndpoints, clientv3.WithPrefix()),
+		clientv3.OpGet(vip.PrefixByService, clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return 0, fmt.Errorf("meshstate: load: %w", err)
@@ -222,6 +224,8 @@ func (w *Watcher) handle(b *batch, key string, value []byte, modRev int64, delet
 		w.handleResource(b, key, value, modRev, deleted)
 	case strings.HasPrefix(key, store.PrefixEndpoints):
 		w.handleEndpoint(b, key, value, deleted)
+	case strings.HasPrefix(key, vip.Prefix):
+		w.handleVIP(b, key, value, deleted)
 	case strings.HasPrefix(key, store.PrefixCA),
 		strings.HasPrefix(key, store.PrefixTokens),
 		strings.HasPrefix(key, store.PrefixAdmin),

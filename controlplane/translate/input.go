@@ -5,6 +5,8 @@
 package translate
 
 import (
+	"net/netip"
+
 	"github.com/weftmesh/weft/api/meshv1"
 	"github.com/weftmesh/weft/api/v1alpha1"
 )
@@ -41,4 +43,19 @@ type Input struct {
 	// RequestAuths holds the RequestAuth of each service that has one,
 	// keyed by its service, whose name it bears (spec defaulted).
 	RequestAuths map[ServiceKey]*v1alpha1.RequestAuthSpec
+	// Gateways holds the Gateways by namespace and name (specs defaulted);
+	// an ingress proxy serves those of its namespace that name its service
+	// (gateway.go).
+	Gateways map[ServiceKey]*v1alpha1.GatewaySpec
+	// GatewayRoutes holds the Routes that attach to gateways, by the
+	// Route's namespace and name (specs defaulted). They are not in Routes:
+	// they leave their service's mesh traffic alone.
+	GatewayRoutes map[ServiceKey]*v1alpha1.RouteSpec
+	// ExternalServices holds the ExternalServices by namespace and name
+	// (specs defaulted); every proxy sees those of every namespace
+	// (egress.go).
+	ExternalServices map[ServiceKey]*v1alpha1.ExternalServiceSpec
+	// VIPs holds the virtual IP the control plane allocated to each
+	// Service (controlplane/vip); a Service's own spec.vip wins over it.
+	VIPs map[ServiceKey]netip.Addr
 }

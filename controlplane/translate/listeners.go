@@ -21,7 +21,7 @@ import (
 // inbound builds the listener that terminates mTLS from other proxies and
 // the static cluster of the local app behind it.
 func (t *translation) inbound(self ServiceKey) (*listenerv3.Listener, *clusterv3.Cluster, error) {
-	addr, err := socketAddress(t.node.Inbound)
+	addr, err := socketAddress(t.inboundListenAddress())
 	if err != nil {
 		return nil, nil, fmt.Errorf("inbound address: %w", err)
 	}
@@ -42,8 +42,12 @@ func (t *translation) inbound(self ServiceKey) (*listenerv3.Listener, *clusterv3
 	var alpn []string
 	if proto.IsHTTP() {
 		alpn = []string{alpnH2, alpnHTTP11}
+		route := t.inboundRoute(self, cluster)
+		if t.node.Mode == xdsmeta.ModeEgress {
+			route = t.egressGatewayRoute(self, route.Name)
+		}
 		filters = []*listenerv3.Filter{t.httpConnectionManager(xdsmeta.InboundListener,
-			inline(t.inboundRoute(self, cluster)), t.inboundHTTPFilters(self))}
+			inline(route), t.inboundHTTPFilters(self))}
 	} else {
 		alpn = []string{xdsmeta.ALPNTCP}
 		filters = append(t.inboundNetworkFilters(self), t.tcpProxy(xdsmeta.InboundListener, cluster))

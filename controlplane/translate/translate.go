@@ -77,6 +77,9 @@ type translation struct {
 	// encoded holds the encoding of those it handed out.
 	cache   *Cache
 	encoded map[types.Resource][]byte
+	// egressGateway holds, on an egress gateway, what its inbound route
+	// sends to (egress.go).
+	egressGateway *egressConfig
 }
 
 func (t *translation) resources() (*Resources, error) {
@@ -92,6 +95,14 @@ func (t *translation) resources() (*Resources, error) {
 		}
 		r.Listeners = append(r.Listeners, l)
 		r.Clusters = append(r.Clusters, c)
+		if e := t.egressGateway; e != nil {
+			for _, c := range e.clusters {
+				r.Clusters = append(r.Clusters, c)
+			}
+			for _, s := range e.secrets {
+				r.Secrets = append(r.Secrets, s)
+			}
+		}
 	}
 
 	// outbound holds the services this proxy can reach: a cluster and a
@@ -111,6 +122,20 @@ func (t *translation) resources() (*Resources, error) {
 			routed[key] = true
 		}
 	}
+	if t.transparent() {
+		l, passthrough, reachable, routedKeys, err := t.outboundCapture()
+		if err != nil {
+			return nil, err
+		}
+		r.Listeners = append(r.Listeners, l)
+		r.Clusters = append(r.Clusters, passthrough)
+		for _, key := range reachable {
+			outbound[key] = true
+		}
+		for _, key := range routedKeys {
+			routed[key] = true
+		}
+	}
 	if t.node.HTTPProxy != "" {
 		l, rc, reachable, err := t.httpProxy()
 		if err != nil {
@@ -118,6 +143,22 @@ func (t *translation) resources() (*Resources, error) {
 		}
 		r.Listeners = append(r.Listeners, l)
 		r.Routes = append(r.Routes, rc)
+		clusters, secrets, gateways := t.httpProxyEgress(rc)
+		for _, c := range clusters {
+			r.Clusters = append(r.Clusters, c)
+		}
+		for _, s := range secrets {
+			r.Secrets = append(r.Secrets, s)
+		}
+		for _, key := range append(reachable, gateways...) {
+			outbound[key] = true
+		}
+	}
+	if t.node.Ingress() {
+		reachable, err := t.ingress(r)
+		if err != nil {
+			return nil, err
+		}
 		for _, key := range reachable {
 			outbound[key] = true
 		}

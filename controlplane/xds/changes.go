@@ -2,6 +2,7 @@ package xds
 
 import (
 	"bytes"
+	"maps"
 	"reflect"
 
 	"github.com/weftmesh/weft/api/meshv1"
@@ -38,6 +39,12 @@ type changes struct {
 	limits map[translate.ServiceKey]bool
 	// budgets holds the services whose clusters a changed Route budgets.
 	budgets map[translate.ServiceKey]bool
+	// gateways is set when a Gateway or a gateway Route changed: only
+	// ingress proxies read them (changes_gateway.go).
+	gateways bool
+	// vips is set when a service's VIP was allocated or released: only
+	// transparent proxies read them (their capture listener).
+	vips bool
 	// next is the newer input, whose Routes say what a proxy reads.
 	next *translate.Input
 }
@@ -49,7 +56,7 @@ type changes struct {
 // recompute that finds the same versions and pushes nothing.
 func diffInputs(a, b *translate.Input) changes {
 	if a == nil || a.TrustDomain != b.TrustDomain || !bytes.Equal(a.TrustBundlePEM, b.TrustBundlePEM) ||
-		!reflect.DeepEqual(a.Mesh, b.Mesh) {
+		!reflect.DeepEqual(a.Mesh, b.Mesh) || !sameExternalServices(a, b) {
 		return changes{all: true}
 	}
 	c := changes{
@@ -60,6 +67,8 @@ func diffInputs(a, b *translate.Input) changes {
 		limits: map[translate.ServiceKey]bool{},
 	}
 	diffMap(a.Routes, b.Routes, c.routes)
+	c.gateways = !sameGateways(a, b)
+	c.vips = !maps.Equal(a.VIPs, b.VIPs)
 	diffAccessPolicies(a.AccessPolicies, b.AccessPolicies, c.access)
 	diffMap(a.Policies, b.Policies, c.policies)
 	diffMap(a.RequestAuths, b.RequestAuths, c.authn)
@@ -104,6 +113,21 @@ func diffInputs(a, b *translate.Input) changes {
 	return c
 }
 
+// sameExternalServices reports whether a and b hold the same
+// ExternalServices. Any change recomputes every proxy: every HTTP proxy
+// port routes every external host (translate/egress.go), and they are few.
+func sameExternalServices(a, b *translate.Input) bool {
+	if len(a.ExternalServices) != len(b.ExternalServices) {
+		return false
+	}
+	for k, v := range b.ExternalServices {
+		if a.ExternalServices[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
 // diffMap marks in changed the keys whose value is not the same pointer in
 // a and b.
 func diffMap[V comparable](a, b map[translate.ServiceKey]V, changed map[translate.ServiceKey]bool) {
@@ -145,13 +169,19 @@ func (c changes) affect(n xdsmeta.Node) bool {
 	if c.all {
 		return true
 	}
+	if n.Ingress() {
+		return c.affectIngress()
+	}
+	if n.Mode == xdsmeta.ModeTransparent && c.vips {
+		return true
+	}
 	if len(c.specs) == 0 && len(c.workloads) == 0 && len(c.routes) == 0 && len(c.policies) == 0 && len(c.access) == 0 &&
 		len(c.authn) == 0 && len(c.limits) == 0 {
 		return false
 	}
-	if n.HTTPProxy != "" || n.Proxyless {
-		// Its route (a proxyless node: its listeners) lists every HTTP
-		// service of the mesh.
+	if n.HTTPProxy != "" || n.Proxyless || n.Mode == xdsmeta.ModeTransparent {
+		// Its route (a proxyless node: its listeners; a transparent one:
+		// its capture listener) lists every service of the mesh.
 		return true
 	}
 	if self := (translate.ServiceKey{Namespace: n.Namespace, Name: n.Service}); c.specs[self] || c.access[self] || c.authn[self] || c.limits[self] {

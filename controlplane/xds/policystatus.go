@@ -82,7 +82,8 @@ type policyView struct {
 
 func policyStatusOf(namespace, service string, views []policyView) (want, applied int, nacks []string) {
 	for _, v := range views {
-		if v.meta.Service != service || v.meta.Namespace != namespace || v.meta.Inbound == "" {
+		// A gateway has no inbound listener but enforces its Gateways.
+		if v.meta.Service != service || v.meta.Namespace != namespace || (v.meta.Inbound == "" && !v.meta.Ingress()) {
 			continue
 		}
 		want++

@@ -123,6 +123,9 @@ func TestDiffInputsKnowsEveryField(t *testing.T) {
 		"Routes": true, "Policies": true, "AccessPolicies": true,
 		"RequestAuths": true,
 		"RateLimits":   true,
+		"Gateways":     true, "GatewayRoutes": true,
+		"ExternalServices": true,
+		"VIPs":             true,
 	}
 	for f := range reflect.TypeFor[translate.Input]().Fields() {
 		if !compared[f.Name] {

@@ -195,6 +195,12 @@ func (m *ConnectionManager) route(ex *exchange, w http.ResponseWriter, r *http.R
 		ex.rec.Flags |= observe.NoRoute
 		return ex.localReply(w, http.StatusNotFound, errRouteNotFound), false
 	}
+	if rt.Direct != nil {
+		return m.direct(ex, w, r, rt), false
+	}
+	if rt.Redirect != nil {
+		return m.redirect(ex, w, r, rt), false
+	}
 	_, up := rt.Pick()
 	ex.rec.Route, ex.rec.Cluster = rt.Name, up.Name
 	if m.cfg.Direction != observe.Inbound {

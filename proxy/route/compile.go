@@ -117,7 +117,13 @@ func compileRoute[T any](pr *routev3.Route, resolve func(string) T, path string)
 	}
 	action := pr.GetRoute()
 	if action == nil {
-		return r, fieldErr(path, "a route action is required (direct_response and redirect are not supported)")
+		if dr := pr.GetDirectResponse(); dr != nil {
+			return compileDirect(r, pr, dr, path)
+		}
+		if rd := pr.GetRedirect(); rd != nil {
+			return compileRedirect(r, pr, rd, path)
+		}
+		return r, fieldErr(path, "a route action or direct_response is required (or a redirect)")
 	}
 	apath := path + ".route"
 	switch cs := action.GetClusterSpecifier().(type) {

@@ -70,6 +70,12 @@ type Route[T any] struct {
 	// PerFilter holds typed_per_filter_config compiled by each filter,
 	// keyed by filter name.
 	PerFilter map[string]any
+	// Direct, when set, is the reply the proxy sends itself
+	// (direct_response); the route then has no cluster.
+	Direct *DirectResponse
+	// Redirect, when set, answers with a redirect (redirect.go); the route
+	// then has no cluster.
+	Redirect *Redirect
 
 	totalWeight uint64
 	match       pathMatch

@@ -177,9 +177,9 @@ func TestCompileErrors(t *testing.T) {
 		"no path specifier": {bad(func(rc *routev3.RouteConfiguration) {
 			rc.VirtualHosts[0].Routes[0].Match.PathSpecifier = nil
 		}), "virtual_hosts[0].routes[0].match: a path specifier"},
-		"redirect": {bad(func(rc *routev3.RouteConfiguration) {
-			rc.VirtualHosts[0].Routes[0].Action = &routev3.Route_Redirect{Redirect: &routev3.RedirectAction{}}
-		}), "virtual_hosts[0].routes[0]: a route action is required"},
+		"redirect to another host": {bad(func(rc *routev3.RouteConfiguration) {
+			rc.VirtualHosts[0].Routes[0].Action = &routev3.Route_Redirect{Redirect: &routev3.RedirectAction{HostRedirect: "elsewhere.test"}}
+		}), "virtual_hosts[0].routes[0].redirect.host_redirect: is not supported"},
 		"no domains": {bad(func(rc *routev3.RouteConfiguration) {
 			rc.VirtualHosts[0].Domains = nil
 		}), "virtual_hosts[0].domains: at least one domain"},

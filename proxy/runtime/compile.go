@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sort"
@@ -27,6 +28,8 @@ type snapshot struct {
 	listeners map[string]*listenerConfig
 	clusters  map[string]*clusterState
 	bundles   map[string]*tlsx.TrustBundle
+	// certs holds the TlsCertificate secrets (gateway_tls.go).
+	certs map[string]*tls.Certificate
 }
 
 // clusterState is a compiled cluster and what its pool was built from.
@@ -85,6 +88,12 @@ func (b *builder) secrets() {
 	for _, name := range sortedKeys(b.next.res.Secrets) {
 		s := b.next.res.Secrets[name]
 		if !b.check("secret", name, s.GetName(), s) {
+			continue
+		}
+		if s.GetTlsCertificate() != nil {
+			if err := b.certificateSecret(name, s); err != nil {
+				b.fail("secret", name, err)
+			}
 			continue
 		}
 		vc := s.GetValidationContext()
@@ -227,8 +236,10 @@ func (b *builder) cluster(c *clusterv3.Cluster) (*clusterState, error) {
 			claName = sn
 		}
 		specs = b.endpoints[claName]
+	case clusterv3.Cluster_ORIGINAL_DST:
+		return b.originalDstCluster(c) // capture.go
 	default:
-		return nil, pathErr("type", "%v is not supported (only STATIC and EDS)", c.GetType())
+		return nil, pathErr("type", "%v is not supported (only STATIC, EDS and ORIGINAL_DST)", c.GetType())
 	}
 
 	st.balancer = lbPolicies[c.GetLbPolicy()]

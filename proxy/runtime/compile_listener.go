@@ -37,6 +37,9 @@ type listenerConfig struct {
 	// is closed.
 	inspectTimeout  time.Duration
 	inspectContinue bool
+	// detect, when set, chooses the chain of each connection by what its
+	// first bytes say (detect_chains.go); filterChain is then its first.
+	detect *chainSelector
 }
 
 // bindKey identifies the socket a listener needs. Sockets are kept across

@@ -99,6 +99,7 @@ func (r *Runtime) newSocket(lc *listenerConfig, ln net.Listener) *socket {
 		IdleTimeout:       idleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return tcp.WithSessions(s.ctx, s.sessions) },
 		ConnState:         s.connState,
+		ConnContext:       connContext,
 		// Handshake failures of refused peers are expected: keep them at debug.
 		ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 	}
@@ -139,6 +140,10 @@ func (s *socket) accept() {
 		}
 		delay = 0
 		lc := s.current.Load()
+		if lc.detect != nil {
+			s.detect(lc.detect, c)
+			continue
+		}
 		if lc.plaintext != nil {
 			// Two chains: which one depends on the first byte.
 			s.inspect(lc, c)
@@ -232,7 +237,7 @@ func (s *socket) serveTCP(fc *filterChain, c net.Conn) {
 // ServeHTTP hands a request to the connection manager of the listener
 // configuration in service.
 func (s *socket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	fc := s.current.Load().chainFor(r.TLS != nil)
+	fc := s.requestChain(r)
 	if fc == nil || fc.http == nil {
 		// The listener became a TCP proxy under this connection, or no
 		// longer accepts its transport (PERMISSIVE became STRICT).

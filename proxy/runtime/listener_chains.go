@@ -6,7 +6,6 @@ import (
 	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	rbacnetworkv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -43,17 +42,27 @@ type filterChain struct {
 	// permissive marks the plaintext chain of a listener that also
 	// terminates mTLS.
 	permissive bool
+	// passthrough marks a default chain that connects each connection to
+	// its original destination, within connectTimeout (capture.go).
+	passthrough    bool
+	connectTimeout time.Duration
 }
 
 // filterChains compiles the listener's filter chains into lc.
 func (b *builder) filterChains(l *listenerv3.Listener, lc *listenerConfig) error {
-	inspector := false
-	for i, f := range l.GetListenerFilters() {
-		if err := unpackAny(f.GetTypedConfig(), &tlsinspectorv3.TlsInspector{}, fmt.Sprintf("listener_filters[%d].typed_config", i)); err != nil {
-			return err
-		}
-		inspector = true
+	in, err := listenerFilters(l)
+	if err != nil {
+		return err
 	}
+	if capturesConnections(l) {
+		// Chains chosen by original destination (capture.go).
+		return b.captureChains(l, lc, in)
+	}
+	if usesDetection(l, in) {
+		// Chains chosen by protocol detection (detect_chains.go).
+		return b.detectChains(l, lc, in)
+	}
+	inspector := in.tls
 	chains := l.GetFilterChains()
 	switch n := len(chains); {
 	case n == 0:

@@ -83,9 +83,9 @@ func TestSecurityConfig(t *testing.T) {
 			l := permissive(t, r)
 			l.FilterChains[1].FilterChainMatch.TransportProtocol = "tls"
 		}, `filter_chains[1].filter_chain_match.transport_protocol: "tls" does not fit the chain's transport socket`},
-		{"server names", func(t *testing.T, r *Resources) {
-			permissive(t, r).FilterChains[0].FilterChainMatch.ServerNames = []string{"a"}
-		}, `filter_chains[0].filter_chain_match.server_names: field is not supported by this proxy`},
+		{"source ports", func(t *testing.T, r *Resources) {
+			permissive(t, r).FilterChains[0].FilterChainMatch.SourcePorts = []uint32{1}
+		}, `filter_chains[0].filter_chain_match.source_ports: field is not supported by this proxy`},
 		{"shadow rules", func(t *testing.T, r *Resources) {
 			inboundHCM(t, r, func(h *hcmv3.HttpConnectionManager) {
 				withRBAC(allowAll())(h)

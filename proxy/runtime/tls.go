@@ -30,6 +30,9 @@ func (b *builder) downstreamTLS(ts *corev3.TransportSocket, path string) (*tls.C
 	path = join(path, "typed_config("+fullName(ctx)+")")
 	cpath := join(path, "common_tls_context")
 	common := ctx.GetCommonTlsContext()
+	if servesSecretCertificate(ctx) {
+		return b.gatewayTLS(ctx, path)
+	}
 	if err := checkTLSParams(common.GetTlsParams(), join(cpath, "tls_params")); err != nil {
 		return nil, err
 	}
@@ -168,8 +171,15 @@ func (b *builder) validator(common *tlsv3.CommonTlsContext, path string, usage x
 	v := &tlsx.PeerValidator{BundleName: name, Usage: usage, Bundle: func() *tlsx.TrustBundle { return b.rt.bundle(name) }}
 	for i, m := range defaults.GetMatchTypedSubjectAltNames() {
 		mpath := fmt.Sprintf("%s.match_typed_subject_alt_names[%d]", matchPath, i)
+		if m.GetSanType() == tlsv3.SubjectAltNameMatcher_DNS && usage == x509.ExtKeyUsageServerAuth {
+			// A server outside the mesh (allowlist_egress.go).
+			if err := dnsSANMatcher(v, m.GetMatcher(), join(mpath, "matcher")); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if m.GetSanType() != tlsv3.SubjectAltNameMatcher_URI {
-			return nil, pathErr(join(mpath, "san_type"), "SAN type %v is not supported (only URI: SPIFFE IDs)", m.GetSanType())
+			return nil, pathErr(join(mpath, "san_type"), "SAN type %v is not supported (only URI: SPIFFE IDs, and DNS for upstreams)", m.GetSanType())
 		}
 		sm, err := stringMatcher(m.GetMatcher(), join(mpath, "matcher"))
 		if err != nil {

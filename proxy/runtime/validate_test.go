@@ -145,7 +145,7 @@ func TestValidation(t *testing.T) {
 		{"three filter chains", func(t *testing.T, r *Resources) {
 			l := r.Listeners[grpcListener]
 			l.FilterChains = append(l.FilterChains, l.FilterChains[0], l.FilterChains[0])
-		}, `listener "` + grpcListener + `": filter_chains[2]: at most two filter chains are supported`},
+		}, `listener "` + grpcListener + `": filter_chains[1].filter_chain_match: matches the same connections as filter_chains[0]`},
 		{"TLS 1.2", func(t *testing.T, r *Resources) {
 			inboundTLS(t, r, func(c *tlsv3.DownstreamTlsContext) {
 				c.CommonTlsContext.TlsParams.TlsMinimumProtocolVersion = tlsv3.TlsParameters_TLSv1_2
@@ -188,7 +188,7 @@ func TestValidation(t *testing.T) {
 		}, hcmPath + `.upgrade_configs[0].upgrade_type: upgrade "CONNECT" is not supported`},
 		{"secret with a private key", func(t *testing.T, r *Resources) {
 			r.Secrets[xdsmeta.SecretRootCA].Type = &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{}}
-		}, `secret "ROOTCA": tls_certificate: field is not supported`},
+		}, `secret "ROOTCA": tls_certificate.certificate_chain: is required`},
 		{"secret without certificates", func(t *testing.T, r *Resources) {
 			r.Secrets[xdsmeta.SecretRootCA] = rootCA([]byte("not PEM"))
 		}, `secret "ROOTCA": validation_context.trusted_ca: tlsx: trust bundle: no PEM certificate found`},

@@ -21,6 +21,10 @@ type PeerValidator struct {
 	// URISANs are matched against the peer's URI SANs; one match on any SAN
 	// is enough. Empty accepts any chain the bundle verifies.
 	URISANs []StringMatcher
+	// DNSName, if set, is the host name the peer's certificate must be
+	// valid for (x509 hostname rules, wildcards included): a server outside
+	// the mesh, reached with TLS the mesh originates, has no SPIFFE ID.
+	DNSName string
 	// Usage is the extended key usage the peer's certificate must allow:
 	// ExtKeyUsageClientAuth on the server side, ExtKeyUsageServerAuth on the
 	// client side.
@@ -49,7 +53,7 @@ func (v *PeerValidator) Verify(cs tls.ConnectionState) error {
 		return fmt.Errorf("tlsx: trust bundle %q not received yet", v.BundleName)
 	}
 	leaf := cs.PeerCertificates[0]
-	opts := x509.VerifyOptions{Roots: bundle.pool, KeyUsages: []x509.ExtKeyUsage{v.Usage}}
+	opts := x509.VerifyOptions{Roots: bundle.pool, KeyUsages: []x509.ExtKeyUsage{v.Usage}, DNSName: v.DNSName}
 	if v.Now != nil {
 		opts.CurrentTime = v.Now()
 	}

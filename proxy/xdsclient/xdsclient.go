@@ -237,6 +237,15 @@ func (c *Client) handle(s sender, resp *discoveryv3.DiscoveryResponse) error {
 	if changed {
 		c.types[follow].names = names
 	}
+	// Secrets follow both: clusters and listeners name the validation
+	// contexts they verify peers with (secrets.go).
+	secretsChanged := false
+	if t == resource.ClusterType || t == resource.ListenerType {
+		if sds := sdsNames(candidate); !slices.Equal(c.types[resource.SecretType].names, sds) {
+			c.types[resource.SecretType].names = sds
+			secretsChanged = true
+		}
+	}
 	c.synced = c.allReceived()
 	c.mu.Unlock()
 	c.opts.Log.Debug("xDS update applied (ACK)", "type", shortType(t), "version", resp.GetVersionInfo(), "resources", len(resp.GetResources()))
@@ -245,7 +254,12 @@ func (c *Client) handle(s sender, resp *discoveryv3.DiscoveryResponse) error {
 		return err
 	}
 	if changed {
-		return c.send(s, follow, nil)
+		if err := c.send(s, follow, nil); err != nil {
+			return err
+		}
+	}
+	if secretsChanged {
+		return c.send(s, resource.SecretType, nil)
 	}
 	return nil
 }

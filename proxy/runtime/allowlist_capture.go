@@ -1,0 +1,14 @@
+package runtime
+
+import (
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+)
+
+// Transparent capture (capture.go): a listener that receives redirected
+// connections (use_original_dst), matches chains on the original
+// destination (prefix_ranges and destination_port, allowlist_detect.go)
+// and sends the rest to its default_filter_chain; ORIGINAL_DST clusters
+// (type and lb_policy CLUSTER_PROVIDED are checked by the cluster compiler).
+func init() {
+	allow(&listenerv3.Listener{}, "use_original_dst", "default_filter_chain")
+}

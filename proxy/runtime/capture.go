@@ -1,0 +1,179 @@
+package runtime
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/internal/ratelog"
+	"github.com/weftmesh/weft/proxy/cluster"
+	"github.com/weftmesh/weft/proxy/lb"
+	"github.com/weftmesh/weft/proxy/tcp"
+)
+
+// Transparent capture (the translator's capture.go): the outbound capture
+// listener has use_original_dst, chains matched on the original destination
+// (the chain selector of detect_chains.go) and a default_filter_chain for
+// every other destination, a TcpProxy to an ORIGINAL_DST cluster: the
+// connection goes where the app sent it (passthrough).
+
+// defaultChainName names the default filter chain when it has no name of its own.
+const defaultChainName = "default_filter_chain"
+
+// defaultPassthroughTimeout bounds a passthrough connect when the cluster
+// sets no connect_timeout.
+const defaultPassthroughTimeout = 10 * time.Second
+
+// capturesConnections reports whether a listener receives redirected
+// connections or has a default chain: both need the chain selector.
+func capturesConnections(l *listenerv3.Listener) bool {
+	return l.GetUseOriginalDst().GetValue() || l.GetDefaultFilterChain() != nil
+}
+
+// captureChains compiles a listener that chooses chains by original
+// destination, with an optional default chain.
+func (b *builder) captureChains(l *listenerv3.Listener, lc *listenerConfig, in inspectors) error {
+	if len(l.GetFilterChains()) > 0 {
+		if err := b.detectChains(l, lc, in); err != nil {
+			return err
+		}
+	} else {
+		if l.GetDefaultFilterChain() == nil {
+			return pathErr("filter_chains", "a filter chain or a default_filter_chain is required")
+		}
+		// No chain but the default one: nothing to tell apart.
+		lc.detect = &chainSelector{listener: l.GetName(), in: in, timeout: defaultInspectTimeout,
+			originalDst: l.GetUseOriginalDst().GetValue(),
+			fallbacks:   detectFallbacks(b.rt.opts.Metrics).MustCurryWith(prometheus.Labels{"listener": l.GetName()}),
+			log:         ratelog.New(b.rt.log, slog.LevelWarn, 5, 10*time.Second)}
+	}
+	cs := lc.detect
+	dfc := l.GetDefaultFilterChain()
+	if dfc == nil {
+		return nil
+	}
+	if dfc.GetFilterChainMatch() != nil {
+		return pathErr("default_filter_chain.filter_chain_match", "a default filter chain matches what no other chain does: it has no match of its own")
+	}
+	c, err := b.filterChain(dfc, lc.direction, "default_filter_chain")
+	if err != nil {
+		return err
+	}
+	if c.name == "" {
+		c.name = defaultChainName
+	}
+	if cs.chainNamed(c.name) != nil {
+		return pathErr("default_filter_chain.name", "%q is also the name of a filter chain", c.name)
+	}
+	if c.passthrough, c.connectTimeout = b.originalDstChain(dfc); c.passthrough {
+		switch {
+		case !cs.originalDst:
+			// It would connect to the listener itself.
+			return pathErr("default_filter_chain", "a TcpProxy to an ORIGINAL_DST cluster needs use_original_dst on the listener")
+		case c.tls != nil || len(c.rbac) > 0:
+			return pathErr("default_filter_chain", "a passthrough chain has no transport socket or RBAC filter")
+		}
+	}
+	cs.defaultChain = c
+	if len(cs.chains) == 0 {
+		lc.filterChain = *c
+	}
+	return nil
+}
+
+// originalDstChain reports whether a chain is one TcpProxy to an
+// ORIGINAL_DST cluster, and the cluster's connect timeout.
+func (b *builder) originalDstChain(fc *listenerv3.FilterChain) (bool, time.Duration) {
+	fs := fc.GetFilters()
+	if len(fs) != 1 {
+		return false, 0
+	}
+	tp := &tcpproxyv3.TcpProxy{}
+	if !fs[0].GetTypedConfig().MessageIs(tp) || fs[0].GetTypedConfig().UnmarshalTo(tp) != nil {
+		return false, 0
+	}
+	c := b.next.res.Clusters[tp.GetCluster()]
+	if c.GetType() != clusterv3.Cluster_ORIGINAL_DST {
+		return false, 0
+	}
+	d := c.GetConnectTimeout().AsDuration()
+	if d <= 0 {
+		d = defaultPassthroughTimeout
+	}
+	return true, d
+}
+
+// originalDstCluster compiles an ORIGINAL_DST cluster. It has no endpoints
+// of its own: a chain whose TcpProxy names it connects to each connection's
+// original destination (servePassthrough). Anything else that sends to it
+// finds no endpoint.
+func (b *builder) originalDstCluster(c *clusterv3.Cluster) (*clusterState, error) {
+	switch {
+	case c.GetLbPolicy() != clusterv3.Cluster_CLUSTER_PROVIDED:
+		return nil, pathErr("lb_policy", "an ORIGINAL_DST cluster needs CLUSTER_PROVIDED, not %v", c.GetLbPolicy())
+	case c.GetLoadAssignment() != nil:
+		return nil, pathErr("load_assignment", "an ORIGINAL_DST cluster has no endpoints of its own")
+	case c.GetTransportSocket() != nil:
+		return nil, pathErr("transport_socket", "is not supported on an ORIGINAL_DST cluster (destinations outside the mesh)")
+	case len(c.GetTypedExtensionProtocolOptions()) > 0:
+		return nil, pathErr("typed_extension_protocol_options", "are not supported on an ORIGINAL_DST cluster (it forwards bytes)")
+	case c.GetEdsClusterConfig() != nil:
+		return nil, pathErr("eds_cluster_config", "does not fit an ORIGINAL_DST cluster")
+	}
+	if err := c.GetConnectTimeout().CheckValid(); c.GetConnectTimeout() != nil && err != nil {
+		return nil, pathErr("connect_timeout", "invalid duration")
+	}
+	name := c.GetName()
+	st := &clusterState{kind: c.GetType().String(), balancer: "cluster_provided"}
+	st.key = proto.Clone(c).(*clusterv3.Cluster)
+	var pool *cluster.Pool
+	if old, ok := b.prev.clusters[name]; ok && proto.Equal(old.key, st.key) {
+		pool = old.c.Pool()
+	} else {
+		pool = cluster.NewPool(cluster.Settings{Name: name, ConnectTimeout: c.GetConnectTimeout().AsDuration(), Log: b.rt.log})
+	}
+	st.c = cluster.Build(cluster.Config{Name: name, Pool: pool, Balancer: lb.Get("round_robin")})
+	return st, nil
+}
+
+// servePassthrough connects c to its original destination dst and copies
+// both ways. It runs on the goroutine that chose the chain.
+func (s *socket) servePassthrough(fc *filterChain, c net.Conn, dst netip.AddrPort) {
+	if la, ok := c.LocalAddr().(*net.TCPAddr); !ok || la.AddrPort() == dst || !dst.IsValid() {
+		// Not redirected (someone connected to the capture port itself):
+		// passing it through would connect the listener to itself.
+		s.rt.log.Debug("passthrough: connection was not redirected: closed", "remote", c.RemoteAddr().String(), "local", c.LocalAddr().String())
+		c.Close()
+		return
+	}
+	done, ok := s.sessions.Add(c)
+	if !ok {
+		c.Close()
+		return
+	}
+	defer done()
+	s.active.Inc()
+	defer s.active.Dec()
+	d := net.Dialer{Timeout: fc.connectTimeout}
+	up, err := d.DialContext(s.ctx, "tcp", dst.String())
+	if err != nil {
+		s.rt.log.Debug("passthrough: connect failed", "destination", dst.String(), "err", err)
+		c.Close()
+		return
+	}
+	upDone, ok := s.sessions.Add(up)
+	if !ok {
+		up.Close()
+		c.Close()
+		return
+	}
+	defer upDone()
+	tcp.Pipe(c, up)
+}
