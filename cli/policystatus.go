@@ -36,17 +36,7 @@ func init() {
 // cannot tell is not an error: why goes to warn.
 func policyStatuses(ctx context.Context, c *client.Client, kind, namespace string, warn io.Writer) map[routeKey]*client.PolicyStatus {
 	items, err := c.PolicyStatuses(ctx, kind, namespace)
-	if err != nil {
-		if !client.IsNotFound(err) {
-			fmt.Fprintf(warn, "warning: policy status unavailable: %v\n", err)
-		}
-		return nil
-	}
-	out := make(map[routeKey]*client.PolicyStatus, len(items))
-	for i := range items {
-		out[routeKey{items[i].Namespace, items[i].Name}] = &items[i]
-	}
-	return out
+	return statusesByName(items, err, "policy", warn, func(s *client.PolicyStatus) routeKey { return routeKey{s.Namespace, s.Name} })
 }
 
 // policyStatusBlock is the status of a policy as `weft get -o yaml|json`

@@ -22,15 +22,21 @@ type routeKey struct{ namespace, name string }
 // error: the Routes are shown without status, and why goes to warn.
 func routeStatuses(ctx context.Context, c *client.Client, namespace string, warn io.Writer) map[routeKey]*client.RouteStatus {
 	items, err := c.RouteStatuses(ctx, namespace)
+	return statusesByName(items, err, "route", warn, func(s *client.RouteStatus) routeKey { return routeKey{s.Namespace, s.Name} })
+}
+
+// statusesByName indexes statuses by namespace and name; on err it warns
+// (unless the control plane has no such API) and returns nil.
+func statusesByName[S any](items []S, err error, what string, warn io.Writer, key func(*S) routeKey) map[routeKey]*S {
 	if err != nil {
 		if !client.IsNotFound(err) {
-			fmt.Fprintf(warn, "warning: route status unavailable: %v\n", err)
+			fmt.Fprintf(warn, "warning: %s status unavailable: %v\n", what, err)
 		}
 		return nil
 	}
-	out := make(map[routeKey]*client.RouteStatus, len(items))
+	out := make(map[routeKey]*S, len(items))
 	for i := range items {
-		out[routeKey{items[i].Namespace, items[i].Name}] = &items[i]
+		out[key(&items[i])] = &items[i]
 	}
 	return out
 }
