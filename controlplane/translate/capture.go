@@ -8,10 +8,13 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacconfigv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	rbacnetworkv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/api/xdsmeta"
 )
 
@@ -134,15 +137,37 @@ func (t *translation) outboundCapture() (l *listenerv3.Listener, passthrough *cl
 // passthroughChain serves connections to destinations outside the mesh:
 // they go where the app was sending them (outbound policy ALLOW_ANY).
 func (t *translation) passthroughChain() *listenerv3.FilterChain {
-	return &listenerv3.FilterChain{
-		Name: xdsmeta.PassthroughCluster,
-		Filters: []*listenerv3.Filter{{
-			Name: filterTCPProxy,
-			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(&tcpproxyv3.TcpProxy{
-				StatPrefix:       xdsmeta.PassthroughCluster,
-				ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: xdsmeta.PassthroughCluster},
-				AccessLog:        t.accessLogs(xdsmeta.PassthroughCluster, false),
+	var filters []*listenerv3.Filter
+	if t.in.Mesh.OutboundMode() == v1alpha1.OutboundRegistryOnly {
+		// REGISTRY_ONLY: a destination that is no mesh service is refused
+		// before the TCP proxy, by the same network RBAC that enforces
+		// AccessPolicies, so the refusal is logged and access-logged with
+		// its reason. (HTTP through the HTTP proxy port answers 502
+		// egress_denied instead: see egress.go.)
+		filters = append(filters, &listenerv3.Filter{
+			Name: filterRBACNetwork,
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(&rbacnetworkv3.RBAC{
+				StatPrefix: xdsmeta.PassthroughCluster + ".",
+				Rules: &rbacconfigv3.RBAC{Action: rbacconfigv3.RBAC_DENY, Policies: map[string]*rbacconfigv3.Policy{
+					egressDeniedPolicy: {
+						Permissions: []*rbacconfigv3.Permission{{Rule: &rbacconfigv3.Permission_Any{Any: true}}},
+						Principals:  []*rbacconfigv3.Principal{{Identifier: &rbacconfigv3.Principal_Any{Any: true}}},
+					},
+				}},
 			})},
-		}},
+		})
 	}
+	filters = append(filters, &listenerv3.Filter{
+		Name: filterTCPProxy,
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(&tcpproxyv3.TcpProxy{
+			StatPrefix:       xdsmeta.PassthroughCluster,
+			ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: xdsmeta.PassthroughCluster},
+			AccessLog:        t.accessLogs(xdsmeta.PassthroughCluster, false),
+		})},
+	})
+	return &listenerv3.FilterChain{Name: xdsmeta.PassthroughCluster, Filters: filters}
 }
+
+// egressDeniedPolicy names the refusal of a captured connection to a
+// destination outside the registry (REGISTRY_ONLY) in logs.
+const egressDeniedPolicy = "egress_denied: not a mesh service or ExternalService (outboundTrafficPolicy REGISTRY_ONLY)"

@@ -50,24 +50,28 @@ func transparentNode() xdsmeta.Node {
 }
 
 func TestCaptureGolden(t *testing.T) {
-	r, err := ForNode(captureInput(), transparentNode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := render(t, r)
-	path := filepath.Join("testdata", "capture.golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
+	registryOnly := captureInput()
+	registryOnly.Mesh.OutboundTrafficPolicy = &v1alpha1.OutboundTrafficPolicy{Mode: v1alpha1.OutboundRegistryOnly}
+	for file, in := range map[string]*Input{"capture.golden": captureInput(), "capture-registry-only.golden": registryOnly} {
+		r, err := ForNode(in, transparentNode())
+		if err != nil {
 			t.Fatal(err)
 		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
+		got := render(t, r)
+		path := filepath.Join("testdata", file)
+		if *update {
+			if err := os.WriteFile(path, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test -update to create it)", err)
+		}
+		if diff := cmp.Diff(string(want), string(got)); diff != "" {
+			t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
+		}
 	}
 }
 

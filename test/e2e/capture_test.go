@@ -413,6 +413,24 @@ spec:
 	if code, body, err := podGet(c, "http://"+m.hubIP+":9099/"); err != nil || code != http.StatusOK || body != "outside" {
 		t.Fatalf("passthrough: %d %q %v", code, body, err)
 	}
+
+	// REGISTRY_ONLY: the same destination is refused, and the client's
+	// proxy says why.
+	m.apply(t, "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: {name: default}\nspec:\n  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n")
+	eventually(t, 30*time.Second, "a destination outside the registry refused", func() error {
+		c.CloseIdleConnections()
+		if code, body, err := podGet(c, "http://"+m.hubIP+":9099/"); err == nil {
+			return fmt.Errorf("still passed through: %d %q", code, body)
+		}
+		return nil
+	})
+	eventually(t, 5*time.Second, "the refusal in the client's log", func() error {
+		return logged(client.proxy.output(), "connection refused", "egress_denied")
+	})
+	// Mesh services are still reached.
+	if code, _, err := podGet(c, "http://"+client.vipOf(t, "late.default")+":8080/x"); err != nil || code != http.StatusOK {
+		t.Fatalf("a mesh service under REGISTRY_ONLY: %d %v", code, err)
+	}
 }
 
 // echoIn runs a TCP echo server inside namespace ns until the test ends.
