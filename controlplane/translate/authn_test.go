@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/weftmesh/weft/api/decode"
 	"github.com/weftmesh/weft/api/meshv1"
@@ -45,21 +44,7 @@ func TestAuthnGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := render(t, r)
-	path := filepath.Join("testdata", "authn.golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
-	}
+	checkGolden(t, r, "authn.golden")
 }
 
 // TestAuthnReachesOnlyItsService: a RequestAuth changes the listeners of

@@ -2,8 +2,6 @@ package translate
 
 import (
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -57,21 +55,7 @@ func TestCaptureGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := render(t, r)
-		path := filepath.Join("testdata", file)
-		if *update {
-			if err := os.WriteFile(path, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run go test -update to create it)", err)
-		}
-		if diff := cmp.Diff(string(want), string(got)); diff != "" {
-			t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
-		}
+		checkGolden(t, r, file)
 	}
 }
 

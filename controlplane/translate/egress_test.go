@@ -72,21 +72,7 @@ func TestEgressGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := render(t, r)
-	path := filepath.Join("testdata", "egress.golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
-	}
+	checkGolden(t, r, "egress.golden")
 }
 
 func httpProxyRouteOf(t *testing.T, r *Resources) *routev3.RouteConfiguration {
@@ -209,17 +195,7 @@ func TestEgressGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := render(t, r)
-	path := filepath.Join("testdata", "egress-gateway.golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	} else if want, err := os.ReadFile(path); err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	} else if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
-	}
+	checkGolden(t, r, "egress-gateway.golden")
 	var vhosts []string
 	for _, res := range r.Listeners {
 		if !strings.Contains(string(mustJSON(t, res)), "external|gated.example") {
@@ -230,7 +206,7 @@ func TestEgressGateway(t *testing.T) {
 	if len(vhosts) != 1 {
 		t.Errorf("the gateway's inbound listener does not route gated.example")
 	}
-	if s := string(got); !strings.Contains(s, "outbound|gated.example:80") || strings.Contains(s, "outbound|api.payments.example:80") ||
+	if s := string(render(t, r)); !strings.Contains(s, "outbound|gated.example:80") || strings.Contains(s, "outbound|api.payments.example:80") ||
 		!strings.Contains(s, "egress_denied: the host is not an ExternalService sent through egress gateway egress.shop") {
 		t.Errorf("gateway output: want the gated cluster, no other external cluster, and the deny catch-all:\n%s", s)
 	}
