@@ -55,48 +55,16 @@ type policyStatusBlock struct {
 // column in tables, whose text says how many warnings there are (-o yaml
 // lists them), or a status field beside the spec.
 func printPolicies(w io.Writer, format outputFormat, kind v1alpha1.Kind, objs []*v1alpha1.Object, statuses map[routeKey]*client.PolicyStatus, single bool) error {
-	sortObjects(objs)
-	switch format {
-	case formatJSON, formatYAML:
-		items := make([]json.RawMessage, 0, len(objs))
-		for _, o := range objs {
-			var block any
-			if st := statuses[routeKey{o.Metadata.Namespace, o.Metadata.Name}]; st != nil {
-				block = policyStatusBlock{Phase: st.Phase, Accepted: st.Accepted, Reason: st.Reason,
-					Proxies: st.Proxies, Applied: st.Applied, Errors: st.Errors, Warnings: st.Warnings}
+	return printWithStatus(w, format, kind, objs, single,
+		func(o *v1alpha1.Object) any {
+			st := statuses[keyOf(o)]
+			if st == nil {
+				return nil
 			}
-			item, err := withStatusBlock(o, block)
-			if err != nil {
-				return err
-			}
-			items = append(items, item)
-		}
-		if format == formatJSON {
-			if single && len(items) == 1 {
-				return writeIndentedJSON(w, items[0])
-			}
-			return writeIndentedJSON(w, struct {
-				Items []json.RawMessage `json:"items"`
-			}{items})
-		}
-		for i, item := range items {
-			if i > 0 {
-				fmt.Fprintln(w, "---")
-			}
-			if err := writeYAML(w, item); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	cols := kindColumns[kind.Name]
-	tw := newTable(w)
-	writeRow(tw, append(append([]string{"NAMESPACE", "NAME"}, cols.headers...), "STATUS"))
-	for _, o := range objs {
-		row := append([]string{o.Metadata.Namespace, o.Metadata.Name}, cols.row(o)...)
-		writeRow(tw, append(row, policyStatusText(statuses[routeKey{o.Metadata.Namespace, o.Metadata.Name}])))
-	}
-	return tw.Flush()
+			return policyStatusBlock{Phase: st.Phase, Accepted: st.Accepted, Reason: st.Reason,
+				Proxies: st.Proxies, Applied: st.Applied, Errors: st.Errors, Warnings: st.Warnings}
+		},
+		func(o *v1alpha1.Object) string { return policyStatusText(statuses[keyOf(o)]) })
 }
 
 // withStatusBlock is the JSON of o with a status field, when block is set.

@@ -54,12 +54,31 @@ type routeStatusBlock struct {
 
 // printRoutes prints Routes with their status, when known.
 func printRoutes(w io.Writer, format outputFormat, objs []*v1alpha1.Object, statuses map[routeKey]*client.RouteStatus, single bool) error {
+	return printWithStatus(w, format, v1alpha1.RouteKind, objs, single,
+		func(o *v1alpha1.Object) any {
+			st := statuses[keyOf(o)]
+			if st == nil {
+				return nil
+			}
+			return routeStatusBlock{Phase: st.Phase, Accepted: st.Accepted, Reason: st.Reason,
+				Proxies: st.Proxies, Applied: st.Applied, Errors: st.Errors}
+		},
+		func(o *v1alpha1.Object) string { return routeStatusText(statuses[keyOf(o)]) })
+}
+
+func keyOf(o *v1alpha1.Object) routeKey { return routeKey{o.Metadata.Namespace, o.Metadata.Name} }
+
+// printWithStatus prints objects of kind with their status: a STATUS
+// column in tables, a status field beside the spec in YAML and JSON. block
+// is the status field of an object (nil when unknown), text its cell.
+func printWithStatus(w io.Writer, format outputFormat, kind v1alpha1.Kind, objs []*v1alpha1.Object, single bool,
+	block func(*v1alpha1.Object) any, text func(*v1alpha1.Object) string) error {
 	sortObjects(objs)
 	switch format {
 	case formatJSON, formatYAML:
 		items := make([]json.RawMessage, 0, len(objs))
 		for _, o := range objs {
-			item, err := withStatus(o, statuses[routeKey{o.Metadata.Namespace, o.Metadata.Name}])
+			item, err := withStatusBlock(o, block(o))
 			if err != nil {
 				return err
 			}
@@ -83,35 +102,14 @@ func printRoutes(w io.Writer, format outputFormat, objs []*v1alpha1.Object, stat
 		}
 		return nil
 	}
-	cols := kindColumns[v1alpha1.RouteKind.Name]
+	cols := kindColumns[kind.Name]
 	tw := newTable(w)
 	writeRow(tw, append(append([]string{"NAMESPACE", "NAME"}, cols.headers...), "STATUS"))
 	for _, o := range objs {
 		row := append([]string{o.Metadata.Namespace, o.Metadata.Name}, cols.row(o)...)
-		writeRow(tw, append(row, routeStatusText(statuses[routeKey{o.Metadata.Namespace, o.Metadata.Name}])))
+		writeRow(tw, append(row, text(o)))
 	}
 	return tw.Flush()
-}
-
-// withStatus is the JSON of o with a status field, when st is known.
-func withStatus(o *v1alpha1.Object, st *client.RouteStatus) (json.RawMessage, error) {
-	b, err := json.Marshal(o)
-	if err != nil || st == nil {
-		return b, err
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(b, &fields); err != nil {
-		return nil, fmt.Errorf("encode %s: %w", o.Ref(), err)
-	}
-	status, err := json.Marshal(routeStatusBlock{
-		Phase: st.Phase, Accepted: st.Accepted, Reason: st.Reason,
-		Proxies: st.Proxies, Applied: st.Applied, Errors: st.Errors,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", o.Ref(), err)
-	}
-	fields["status"] = status
-	return json.Marshal(fields)
 }
 
 // routeStatusText is the STATUS cell of a Route: "applied 3/3",
