@@ -1,9 +1,6 @@
 package stats
 
 import (
-	"sync"
-	"sync/atomic"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weftmesh/weft/proxy/observe"
@@ -13,8 +10,7 @@ import (
 type tcpMetrics struct {
 	opened, closed, sent, received *prometheus.CounterVec
 
-	series atomic.Pointer[map[connKey]*connSeries] // copied on write
-	mu     sync.Mutex
+	series seriesCache[connKey, *connSeries]
 }
 
 type connKey struct {
@@ -73,20 +69,10 @@ func (m *Metrics) ConnClosed(c *observe.Conn) {
 	}
 }
 
-func (t *tcpMetrics) get(k connKey) *connSeries {
-	if all := t.series.Load(); all != nil {
-		if s, ok := (*all)[k]; ok {
-			return s
-		}
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	old := t.series.Load()
-	if old != nil {
-		if s, ok := (*old)[k]; ok {
-			return s
-		}
-	}
+func (t *tcpMetrics) get(k connKey) *connSeries { return t.series.get(k, t.newSeries) }
+
+// newSeries makes the handles of one label set.
+func (t *tcpMetrics) newSeries(k connKey) *connSeries {
 	values := []string{label(string(k.direction)), label(k.srcService), label(k.srcNamespace),
 		label(k.dstService), label(k.dstNamespace), boolLabel(k.mtls)}
 	s := &connSeries{
@@ -95,15 +81,6 @@ func (t *tcpMetrics) get(k connKey) *connSeries {
 		sent:     t.sent.WithLabelValues(values...),
 		received: t.received.WithLabelValues(values...),
 	}
-	next := make(map[connKey]*connSeries, 1)
-	if old != nil {
-		next = make(map[connKey]*connSeries, len(*old)+1)
-		for key, v := range *old {
-			next[key] = v
-		}
-	}
-	next[k] = s
-	t.series.Store(&next)
 	return s
 }
 

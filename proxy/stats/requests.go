@@ -2,8 +2,6 @@ package stats
 
 import (
 	"strconv"
-	"sync"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -17,8 +15,7 @@ type httpMetrics struct {
 	reqBytes  *prometheus.CounterVec
 	respBytes *prometheus.CounterVec
 
-	series atomic.Pointer[map[httpKey]*httpSeries] // copied on write
-	mu     sync.Mutex
+	series seriesCache[httpKey, *httpSeries]
 }
 
 // httpKey is one label set; a comparable value, so that looking it up in
@@ -88,20 +85,10 @@ func (m *Metrics) Request(r *observe.Request) {
 	}
 }
 
-func (h *httpMetrics) get(k httpKey) *httpSeries {
-	if all := h.series.Load(); all != nil {
-		if s, ok := (*all)[k]; ok {
-			return s
-		}
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	old := h.series.Load()
-	if old != nil {
-		if s, ok := (*old)[k]; ok {
-			return s
-		}
-	}
+func (h *httpMetrics) get(k httpKey) *httpSeries { return h.series.get(k, h.newSeries) }
+
+// newSeries makes the handles of one label set.
+func (h *httpMetrics) newSeries(k httpKey) *httpSeries {
 	code := Unknown
 	if k.code > 0 {
 		code = strconv.Itoa(k.code)
@@ -118,15 +105,6 @@ func (h *httpMetrics) get(k httpKey) *httpSeries {
 		reqBytes:  h.reqBytes.WithLabelValues(values...),
 		respBytes: h.respBytes.WithLabelValues(values...),
 	}
-	next := make(map[httpKey]*httpSeries, 1)
-	if old != nil {
-		next = make(map[httpKey]*httpSeries, len(*old)+1)
-		for key, v := range *old {
-			next[key] = v
-		}
-	}
-	next[k] = s
-	h.series.Store(&next)
 	return s
 }
 

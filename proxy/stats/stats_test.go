@@ -197,3 +197,20 @@ func TestRetries(t *testing.T) {
 		t.Fatalf("%d series after Forget", n)
 	}
 }
+
+// Recording a request or a connection of a label set already seen
+// allocates nothing: the hot path only loads the cached handles.
+func TestRecordingDoesNotAllocate(t *testing.T) {
+	m := New(prometheus.NewRegistry())
+	r := &observe.Request{Direction: observe.Inbound, Status: 200, Duration: time.Millisecond,
+		Source: observe.Peer{Service: "web", Namespace: "shop"}, Destination: observe.Peer{Service: "catalog", Namespace: "shop", Version: "v1"}}
+	c := &observe.Conn{Direction: observe.Inbound, Source: observe.Peer{Service: "web", Namespace: "shop"}, Sent: 10, Received: 20}
+	m.Request(r)
+	m.ConnOpened(c)
+	if n := testing.AllocsPerRun(100, func() { m.Request(r) }); n != 0 {
+		t.Errorf("%v allocations per request", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { m.ConnOpened(c); m.ConnClosed(c) }); n != 0 {
+		t.Errorf("%v allocations per connection", n)
+	}
+}
