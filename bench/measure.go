@@ -19,11 +19,13 @@ type sample struct {
 	failed   int64      // calls without the expected answer
 	lat      [3]float64 // p50, p90, p99 in seconds
 	// cpu is each proxy's CPU seconds per 1000 requests (client, server);
-	// rss each proxy's peak resident set during the run, in bytes.
-	// Both are zero for direct.
-	cpu [2]float64
-	rss [2]int64
-	err string // why the run did not count
+	// rss each proxy's peak resident set during the run, and anon its
+	// anonymous part at the end of the run, in bytes. All are zero for
+	// direct.
+	cpu  [2]float64
+	rss  [2]int64
+	anon [2]int64
+	err  string // why the run did not count
 }
 
 // ok says whether the run carried traffic without a single failure.
@@ -35,8 +37,8 @@ func (s sample) summary() string {
 	}
 	out := fmt.Sprintf("p50 %.3f p90 %.3f p99 %.3f ms, %.0f qps", s.lat[0]*1e3, s.lat[1]*1e3, s.lat[2]*1e3, s.qps)
 	if s.cpu != [2]float64{} || s.rss != [2]int64{} {
-		out += fmt.Sprintf(", CPU/1k req %.3f/%.3f s, RSS %.1f/%.1f MiB",
-			s.cpu[0], s.cpu[1], mib(s.rss[0]), mib(s.rss[1]))
+		out += fmt.Sprintf(", CPU/1k req %.3f/%.3f s, RSS %.1f/%.1f MiB (anonymous %.1f/%.1f)",
+			s.cpu[0], s.cpu[1], mib(s.rss[0]), mib(s.rss[1]), mib(s.anon[0]), mib(s.anon[1]))
 	}
 	if s.failed > 0 {
 		out += fmt.Sprintf(", %d FAILED", s.failed)
@@ -85,6 +87,7 @@ func (e *env) measureLatency(ctx context.Context, rc *running, proto protocol, c
 			s.cpu[i] = (cpuSeconds(pr.pgid()) - before[i]) / (float64(s.requests) / 1000)
 		}
 		s.rss[i] = peakRSS(pr.pgid())
+		s.anon[i] = anonRSS(pr.pgid())
 	}
 	if s.requests == 0 {
 		s.err = "no request completed"

@@ -70,7 +70,17 @@ func cpuSeconds(pgid int) float64 {
 
 // peakRSS is the sum of VmHWM (peak resident set) over a group's processes,
 // in bytes. For nginx that is master plus worker.
-func peakRSS(pgid int) int64 {
+func peakRSS(pgid int) int64 { return statusBytes(pgid, "VmHWM:") }
+
+// anonRSS is the sum of RssAnon (resident anonymous memory: heap, stacks,
+// buffers) over a group's processes, in bytes, now. The rest of the RSS is
+// pages of the binary and its libraries, which the kernel maps around every
+// page touched (fault-around) and can drop and share; the anonymous part
+// is what the proxy itself allocated.
+func anonRSS(pgid int) int64 { return statusBytes(pgid, "RssAnon:") }
+
+// statusBytes sums a "<field> N kB" line of /proc/PID/status over a group.
+func statusBytes(pgid int, field string) int64 {
 	var total int64
 	for _, pid := range groupPIDs(pgid) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -78,7 +88,7 @@ func peakRSS(pgid int) int64 {
 			continue
 		}
 		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			if v, ok := strings.CutPrefix(line, field); ok {
 				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 				total += kb * 1024
 			}

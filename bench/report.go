@@ -57,6 +57,7 @@ type row struct {
 	added    [3]float64 // minus direct, seconds; NaN without direct
 	cpu      [2]float64 // CPU seconds per 1000 requests, client and server
 	rss      [2]float64 // peak RSS, bytes
+	anon     [2]float64 // anonymous RSS at the end of the run, bytes
 	qps      float64
 	proxied  bool // has proxies (not direct)
 	measured bool // at least one clean repeat
@@ -76,7 +77,7 @@ func (r *report) rows(c cell) []row {
 	for _, name := range r.configs {
 		w := row{config: name, proxied: name != "direct"}
 		var lat, added [3][]float64
-		var cpu, rss [2][]float64
+		var cpu, rss, anon [2][]float64
 		var qps []float64
 		for _, s := range r.samples {
 			if s.config != name || s.proto != c.proto || s.conns != c.conns {
@@ -99,6 +100,7 @@ func (r *report) rows(c cell) []row {
 			for i := range 2 {
 				cpu[i] = append(cpu[i], s.cpu[i])
 				rss[i] = append(rss[i], float64(s.rss[i]))
+				anon[i] = append(anon[i], float64(s.anon[i]))
 			}
 		}
 		w.measured = w.runs > 0
@@ -106,7 +108,7 @@ func (r *report) rows(c cell) []row {
 			w.lat[i], w.added[i] = median(lat[i]), median(added[i])
 		}
 		for i := range 2 {
-			w.cpu[i], w.rss[i] = median(cpu[i]), median(rss[i])
+			w.cpu[i], w.rss[i], w.anon[i] = median(cpu[i]), median(rss[i]), median(anon[i])
 		}
 		w.qps = median(qps)
 		out = append(out, w)

@@ -249,7 +249,7 @@ spec:
 	resolver := startPodResolver(t, dnsNS, dnsIP, map[string]netip.Addr{
 		"external.example.": netip.MustParseAddr("192.0.2.77"),
 	})
-	serveGreeter(t, dnsNS, dnsIP+":3307")
+	serveGreeter(t, dnsNS, dnsIP+":3306")
 
 	greeter := m.startCapturedPod(t, "gr", "greeter", "v1", nil)
 	serveGreeter(t, greeter.ns, "0.0.0.0:8080")
@@ -295,13 +295,14 @@ spec:
 		t.Errorf("a name the resolver does not know resolved")
 	}
 
-	// Server-first TCP: through the mesh (a port declared tcp) and to a
-	// destination outside it (passthrough), the greeting comes at once.
+	// Server-first TCP on a port a Service declares tcp, through the mesh
+	// and to a destination outside it (passthrough): the greeting comes at
+	// once, protocol detection never waits for it.
 	eventually(t, 20*time.Second, "greeter reached through its VIP", func() error {
 		_, err := greet(client.ns, greeterVIP+":3306")
 		return err
 	})
-	for _, addr := range []string{greeterVIP + ":3306", dnsIP + ":3307"} {
+	for _, addr := range []string{greeterVIP + ":3306", dnsIP + ":3306"} {
 		took, err := greet(client.ns, addr)
 		if err != nil {
 			t.Fatal(err)
