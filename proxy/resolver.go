@@ -13,8 +13,9 @@ import (
 )
 
 // listenDNS opens the sidecar's DNS resolver on o.DNS: mesh names resolve
-// to the VIPs of the configuration in service, other names go to
-// o.DNSUpstreams or the pod's resolv.conf nameservers.
+// to the VIPs of the configuration in service, ExternalService hosts to
+// their static endpoints, other names go to o.DNSUpstreams or the pod's
+// resolv.conf nameservers.
 func listenDNS(o Options, rt *runtime.Runtime, reg prometheus.Registerer, log *slog.Logger) (*dns.Server, error) {
 	upstreams := o.DNSUpstreams
 	if len(upstreams) == 0 {
@@ -28,7 +29,7 @@ func listenDNS(o Options, rt *runtime.Runtime, reg prometheus.Registerer, log *s
 	}
 	srv, err := dns.Listen(dns.Options{
 		Addr: o.DNS, Upstreams: upstreams, Namespace: o.Namespace,
-		Table: dns.TableFunc(rt.ServiceVIP), Metrics: reg, Log: log,
+		Table: dns.TableFunc(rt.ServiceVIP), Hosts: dns.HostTableFunc(rt.ExternalHostAddrs), Metrics: reg, Log: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)

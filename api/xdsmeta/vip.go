@@ -35,14 +35,24 @@ var (
 
 const (
 	// OutboundCaptureListener receives every outbound TCP connection of a
-	// transparent pod: one filter chain per mesh service VIP and port, and a
-	// default chain to PassthroughCluster. (The inbound capture listener keeps
-	// the name InboundListener, so that inbound policy and metrics do not
-	// care how traffic arrived.)
+	// transparent pod: one filter chain per mesh service VIP and port, the
+	// passthrough chains for other destinations (detected HTTP, TLS to
+	// ExternalService hosts, TCP to ExternalService endpoints), and a
+	// default chain to PassthroughCluster. (The inbound capture listener
+	// keeps the name InboundListener, so that inbound policy and metrics do
+	// not care how traffic arrived.)
 	OutboundCaptureListener = "outbound_capture"
 	// PassthroughCluster is the ORIGINAL_DST cluster of destinations outside
-	// the mesh: it connects to where the app was connecting.
+	// the mesh: it connects to where the app was connecting. Requests sent
+	// through it are counted with destination_service PassthroughCluster,
+	// as Istio's destination_service_name.
 	PassthroughCluster = "PassthroughCluster"
+	// PassthroughRoute names the RouteConfiguration (RDS) of the outbound
+	// capture listener's chains for HTTP detected on a connection to a
+	// destination that is no mesh VIP: the ExternalServices' virtual hosts,
+	// then a catch-all to PassthroughCluster (ALLOW_ANY) or answering 502
+	// egress_denied (REGISTRY_ONLY).
+	PassthroughRoute = "outbound_passthrough"
 	// VIPMetadataNamespace is the filter_metadata key of the VIP table on
 	// the outbound capture listener: a Struct from ServiceHost to the VIP.
 	VIPMetadataNamespace = "weft.vips"

@@ -17,9 +17,9 @@ import (
 // the mesh, a port no Service declares), the http_inspector peeks at its
 // first bytes and a chain matching application_protocols
 // HTTPDetectedProtocols serves it as HTTP, a chain without a match as TCP.
-// Ports a Service declares tcp are never inspected (filter_disabled):
-// server-first protocols (MySQL, SMTP) send nothing until the server
-// speaks, and must not wait for the detection timeout.
+// Ports a Service or ExternalService declares tcp are never inspected
+// (filter_disabled): server-first protocols (MySQL, SMTP) send nothing
+// until the server speaks, and must not wait for the detection timeout.
 
 // ProtocolDetectionTimeout bounds the wait for a connection's first bytes;
 // a connection that sends nothing in time is served as TCP, and the proxy
@@ -103,13 +103,20 @@ func portsPredicate(ports []uint32) *listenerv3.ListenerFilterChainMatchPredicat
 	}}
 }
 
-// tcpPorts are the ports some Service declares tcp: the http_inspector
-// skips them.
+// tcpPorts are the ports some Service or ExternalService declares tcp:
+// the inspectors skip them.
 func (in *Input) tcpPorts() []uint32 {
 	var out []uint32
 	for _, spec := range in.Services {
 		for _, p := range spec.Ports {
 			if p.Protocol == v1alpha1.ProtocolTCP && p.Port > 0 {
+				out = append(out, uint32(p.Port))
+			}
+		}
+	}
+	for _, es := range in.ExternalServices {
+		for _, p := range es.Ports {
+			if p.Protocol == v1alpha1.ExternalTCP && p.Port > 0 {
 				out = append(out, uint32(p.Port))
 			}
 		}

@@ -23,6 +23,13 @@ func TestProtocolDetection(t *testing.T) {
 	if got, want := in.tcpPorts(), []uint32{3306, 5432, 5433}; !cmp.Equal(got, want) {
 		t.Fatalf("tcpPorts = %v, want %v", got, want)
 	}
+	// An ExternalService's tcp ports count too; its other ports do not.
+	withExternal := &Input{Services: in.Services, ExternalServices: map[ServiceKey]*v1alpha1.ExternalServiceSpec{
+		{Namespace: "default", Name: "smtp"}: {Ports: []v1alpha1.ExternalPort{{Port: 25, Protocol: v1alpha1.ExternalTCP}, {Port: 443, Protocol: v1alpha1.ExternalTLSProtocol}}},
+	}}
+	if got, want := withExternal.tcpPorts(), []uint32{25, 3306, 5432, 5433}; !cmp.Equal(got, want) {
+		t.Fatalf("tcpPorts with an ExternalService = %v, want %v", got, want)
+	}
 
 	tr := &translation{in: in}
 	// Every chain's protocol declared: no inspector, no delay.

@@ -50,8 +50,14 @@ import (
 // reason in the body.
 //
 // The transparent-capture listener (15001) shares these rules through
-// egressHosts: its HTTP chain's route takes the same virtual hosts and
-// clusters, after the mesh services' own.
+// egressHosts: the route of its detected-HTTP passthrough chains
+// (outbound_passthrough, capture.go) takes the same virtual hosts and
+// clusters, then under ALLOW_ANY a catch-all to PassthroughCluster. There,
+// too, TLS whose SNI is a host of an ExternalService with a tls or https
+// port passes through (externalTLSHosts), TCP to the static endpoints of
+// its tcp ports goes to its cluster (externalTCPChains, capture.go), and
+// the sidecar's DNS answers its exact hosts with those endpoints
+// (externalHostTable).
 
 const (
 	// EgressDeniedRoute names the route that refuses unregistered hosts.
@@ -176,10 +182,10 @@ func (t *translation) egressHostsAt(taken map[string]bool, gateway *ServiceKey) 
 }
 
 // httpProxyEgress adds the egress virtual hosts to the HTTP proxy's route
-// and returns the clusters they send to, the CA secrets those verify
-// external servers with and the egress gateways whose mesh clusters the
-// proxy needs.
-func (t *translation) httpProxyEgress(rc *routev3.RouteConfiguration) ([]*clusterv3.Cluster, []*tlsv3.Secret, []ServiceKey) {
+// and returns what they need: the clusters they send to, the CA secrets
+// those verify external servers with and the egress gateways whose mesh
+// clusters the proxy needs.
+func (t *translation) httpProxyEgress(rc *routev3.RouteConfiguration) egressConfig {
 	taken := map[string]bool{}
 	for _, vh := range rc.VirtualHosts {
 		for _, d := range vh.Domains {
@@ -188,7 +194,93 @@ func (t *translation) httpProxyEgress(rc *routev3.RouteConfiguration) ([]*cluste
 	}
 	e := t.egressHosts(taken)
 	rc.VirtualHosts = append(rc.VirtualHosts, e.vhosts...)
-	return e.clusters, e.secrets, e.gateways
+	return e
+}
+
+// addEgress adds to r the clusters and CA secrets e needs that r does not
+// hold yet (the HTTP proxy port and the capture listener share them: the
+// same ExternalService gives both the same resource), and marks e's egress
+// gateways reachable in outbound.
+func addEgress(r *Resources, outbound map[ServiceKey]bool, e egressConfig) {
+	have := map[string]bool{}
+	for _, res := range r.Clusters {
+		have[resourceName(res)] = true
+	}
+	for _, res := range r.Secrets {
+		have["secret/"+resourceName(res)] = true
+	}
+	for _, c := range e.clusters {
+		if !have[c.GetName()] {
+			have[c.GetName()] = true
+			r.Clusters = append(r.Clusters, c)
+		}
+	}
+	for _, s := range e.secrets {
+		if !have["secret/"+s.GetName()] {
+			have["secret/"+s.GetName()] = true
+			r.Secrets = append(r.Secrets, s)
+		}
+	}
+	for _, key := range e.gateways {
+		outbound[key] = true
+	}
+}
+
+// externalTLSHosts maps each port that an ExternalService declares tls or
+// https to the hosts (sorted, each once) whose TLS a transparent proxy
+// lets through to its original destination by SNI. ExternalServices sent
+// through an egress gateway are left out: their traffic must leave through
+// the gateway, which serves HTTP only.
+func (in *Input) externalTLSHosts() map[uint32][]string {
+	out := map[uint32][]string{}
+	for _, es := range in.ExternalServices {
+		if es.EgressGateway != "" {
+			continue
+		}
+		for _, p := range es.Ports {
+			if p.Protocol == v1alpha1.ExternalTLSProtocol || p.Protocol == v1alpha1.ExternalHTTPS {
+				out[uint32(p.Port)] = append(out[uint32(p.Port)], es.Hosts...)
+			}
+		}
+	}
+	for port, hosts := range out {
+		slices.Sort(hosts)
+		out[port] = slices.Compact(hosts)
+	}
+	return out
+}
+
+// externalHostTable is what the sidecar's DNS answers for ExternalService
+// hosts in a transparent pod: each exact host of a STATIC ExternalService,
+// its endpoint addresses (in the spec's order), also when it leaves
+// through an egress gateway (its HTTP is routed by Host, wherever the app
+// connects). A host two ExternalServices list is the first's, by namespace
+// then name, as for virtual hosts. Wildcard hosts have no name to answer,
+// and DNS resolution is the pod's own resolver's job.
+func (in *Input) externalHostTable() xdsmeta.ExternalHostTable {
+	table := xdsmeta.ExternalHostTable{}
+	for _, key := range slices.SortedFunc(maps.Keys(in.ExternalServices), compareKeys) {
+		es := in.ExternalServices[key]
+		if es.Resolution == v1alpha1.ResolutionDNS {
+			continue
+		}
+		var addrs []netip.Addr
+		for _, ep := range es.Endpoints {
+			if a, err := netip.ParseAddr(ep.Address); err == nil && !slices.Contains(addrs, a.Unmap()) {
+				addrs = append(addrs, a.Unmap())
+			}
+		}
+		if len(addrs) == 0 {
+			continue
+		}
+		for _, h := range es.Hosts {
+			if _, dup := table[h]; dup || strings.HasPrefix(h, "*") {
+				continue
+			}
+			table[h] = addrs
+		}
+	}
+	return table
 }
 
 // egressGatewayRoute is the inbound route of an egress gateway (a proxy
@@ -232,29 +324,8 @@ func unsupportedEgress(es *v1alpha1.ExternalServiceSpec) string {
 // certificate, the server's certificate verified against the
 // ExternalService's CA (its own SDS secret) and valid for the SNI.
 func (t *translation) externalCluster(name string, key ServiceKey, es *v1alpha1.ExternalServiceSpec, port v1alpha1.ExternalPort) *clusterv3.Cluster {
-	var lbs []*endpointv3.LbEndpoint
-	for _, ep := range es.Endpoints {
-		addr, err := netip.ParseAddr(ep.Address)
-		if err != nil {
-			// Validation refuses it; one bad object must not cost every
-			// proxy its configuration.
-			continue
-		}
-		lbs = append(lbs, &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-				Protocol:      corev3.SocketAddress_TCP,
-				Address:       addr.String(),
-				PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(ep.EndpointPort(port))},
-			}}},
-		}}})
-	}
-	c := &clusterv3.Cluster{
-		Name:                          name,
-		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
-		LbPolicy:                      clusterv3.Cluster_ROUND_ROBIN,
-		LoadAssignment:                &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lbs}}},
-		TypedExtensionProtocolOptions: t.httpProtocolOptions(false),
-	}
+	c := externalStaticCluster(name, es, port)
+	c.TypedExtensionProtocolOptions = t.httpProtocolOptions(false)
 	if es.TLS != nil {
 		c.TransportSocket = &corev3.TransportSocket{
 			Name: transportSocketTLS,
@@ -278,6 +349,35 @@ func (t *translation) externalCluster(name string, key ServiceKey, es *v1alpha1.
 		}
 	}
 	return c
+}
+
+// externalStaticCluster is a round-robin STATIC cluster over the spec's
+// addresses, each on the port it maps port to. As it is, it is the cluster
+// of a tcp port, which the capture listener sends plain bytes to (TLS
+// origination is for http ports only).
+func externalStaticCluster(name string, es *v1alpha1.ExternalServiceSpec, port v1alpha1.ExternalPort) *clusterv3.Cluster {
+	var lbs []*endpointv3.LbEndpoint
+	for _, ep := range es.Endpoints {
+		addr, err := netip.ParseAddr(ep.Address)
+		if err != nil {
+			// Validation refuses it; one bad object must not cost every
+			// proxy its configuration.
+			continue
+		}
+		lbs = append(lbs, &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+				Protocol:      corev3.SocketAddress_TCP,
+				Address:       addr.String(),
+				PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(ep.EndpointPort(port))},
+			}}},
+		}}})
+	}
+	return &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+		LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
+		LoadAssignment:       &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lbs}}},
+	}
 }
 
 // externalCA is the SDS validation context holding an ExternalService's CA.

@@ -123,16 +123,18 @@ func (t *translation) resources() (*Resources, error) {
 		}
 	}
 	if t.transparent() {
-		l, passthrough, reachable, routedKeys, err := t.outboundCapture()
+		c, err := t.outboundCapture()
 		if err != nil {
 			return nil, err
 		}
-		r.Listeners = append(r.Listeners, l)
-		r.Clusters = append(r.Clusters, passthrough)
-		for _, key := range reachable {
+		r.Listeners = append(r.Listeners, c.listener)
+		r.Routes = append(r.Routes, c.route)
+		r.Clusters = append(r.Clusters, c.passthrough)
+		addEgress(r, outbound, c.egress)
+		for _, key := range c.reachable {
 			outbound[key] = true
 		}
-		for _, key := range routedKeys {
+		for _, key := range c.routed {
 			routed[key] = true
 		}
 	}
@@ -143,14 +145,8 @@ func (t *translation) resources() (*Resources, error) {
 		}
 		r.Listeners = append(r.Listeners, l)
 		r.Routes = append(r.Routes, rc)
-		clusters, secrets, gateways := t.httpProxyEgress(rc)
-		for _, c := range clusters {
-			r.Clusters = append(r.Clusters, c)
-		}
-		for _, s := range secrets {
-			r.Secrets = append(r.Secrets, s)
-		}
-		for _, key := range append(reachable, gateways...) {
+		addEgress(r, outbound, t.httpProxyEgress(rc))
+		for _, key := range reachable {
 			outbound[key] = true
 		}
 	}

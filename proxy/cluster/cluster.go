@@ -8,8 +8,11 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -116,6 +119,9 @@ type Cluster struct {
 	picker     atomic.Pointer[pickerRef]
 	limits     Thresholds
 	onOverflow func(kind string)
+	// originalDst, set for an ORIGINAL_DST cluster, holds the endpoints
+	// made for the original destinations its requests went to.
+	originalDst *originalDsts
 }
 
 // Config is what a Cluster is built from.
@@ -130,6 +136,10 @@ type Config struct {
 	// OnOverflow, if set, is told of every request or retry a circuit
 	// breaker refuses, with the kind of limit hit.
 	OnOverflow func(kind string)
+	// OriginalDst makes an ORIGINAL_DST cluster (Envoy's CLUSTER_PROVIDED
+	// balancing): it has no Endpoints, and PickFor sends each request to
+	// the original destination of its downstream connection.
+	OriginalDst bool
 }
 
 // New builds a cluster over endpoints, picking with the given balancer and
@@ -146,6 +156,9 @@ func Build(cfg Config) *Cluster {
 	}
 	if cfg.Thresholds != nil {
 		c.limits = *cfg.Thresholds
+	}
+	if cfg.OriginalDst {
+		c.originalDst = &originalDsts{eps: map[netip.AddrPort]*Endpoint{}}
 	}
 	for _, s := range cfg.Endpoints {
 		c.endpoints = append(c.endpoints, &Endpoint{
@@ -204,6 +217,17 @@ func (c *Cluster) Pick(info lb.PickInfo) (*Endpoint, error) {
 		return nil, err
 	}
 	return e.(*Endpoint), nil
+}
+
+// PickFor chooses the endpoint for a request whose context is ctx: Pick's
+// choice, or for an ORIGINAL_DST cluster the original destination of the
+// request's downstream connection (WithOriginalDestination), failing with
+// ErrNoOriginalDestination when it has none.
+func (c *Cluster) PickFor(ctx context.Context, info lb.PickInfo) (*Endpoint, error) {
+	if c.originalDst != nil {
+		return c.originalDstEndpoint(ctx)
+	}
+	return c.Pick(info)
 }
 
 // RoundTrip sends req to ep over the cluster's pooled connections. It sets
@@ -267,4 +291,87 @@ func (c *Cluster) DialUpgrade(ctx context.Context, ep *Endpoint) (net.Conn, erro
 		c.overflow(OverflowConnections)
 	}
 	return conn, err
+}
+
+// ORIGINAL_DST clusters. Envoy's ORIGINAL_DST cluster sends a request to
+// the restored local address of its downstream connection: where the app
+// was connecting before iptables redirected it to the proxy. The listener
+// that accepted the connection puts that address in the requests' context;
+// the cluster makes an endpoint of it on first use, so requests to one
+// destination share its pooled connections and its counters, and forgets
+// idle ones once it holds many, as Envoy cleans up unused hosts.
+
+// ErrNoOriginalDestination is PickFor's error for a request to an
+// ORIGINAL_DST cluster whose downstream connection was not redirected:
+// sending it to the listener's own address would loop.
+var ErrNoOriginalDestination = fmt.Errorf("%w: the downstream connection has no original destination", lb.ErrNoEndpoint)
+
+// maxIdleOriginalDsts is how many destinations an ORIGINAL_DST cluster
+// remembers before it forgets those without connections or requests.
+const maxIdleOriginalDsts = 1024
+
+type originalDstKey struct{}
+
+// WithOriginalDestination returns ctx carrying dst, the original
+// destination of the downstream connection its requests came on.
+func WithOriginalDestination(ctx context.Context, dst netip.AddrPort) context.Context {
+	return context.WithValue(ctx, originalDstKey{}, dst)
+}
+
+// OriginalDestination returns the original destination ctx carries.
+func OriginalDestination(ctx context.Context) (netip.AddrPort, bool) {
+	dst, ok := ctx.Value(originalDstKey{}).(netip.AddrPort)
+	return dst, ok && dst.IsValid()
+}
+
+// originalDsts are the endpoints of an ORIGINAL_DST cluster, by address.
+type originalDsts struct {
+	mu  sync.RWMutex
+	eps map[netip.AddrPort]*Endpoint
+}
+
+// originalDstEndpoint is the endpoint of the original destination ctx
+// carries.
+func (c *Cluster) originalDstEndpoint(ctx context.Context) (*Endpoint, error) {
+	dst, ok := OriginalDestination(ctx)
+	if !ok {
+		return nil, ErrNoOriginalDestination
+	}
+	o := c.originalDst
+	o.mu.RLock()
+	e := o.eps[dst]
+	o.mu.RUnlock()
+	if e != nil {
+		return e, nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if e := o.eps[dst]; e != nil {
+		return e, nil
+	}
+	if len(o.eps) >= maxIdleOriginalDsts {
+		c.forgetIdleOriginalDsts()
+	}
+	addr := dst.String()
+	e = &Endpoint{addr: addr, healthy: true, host: c.pool.host(addr), cluster: c}
+	o.eps[dst] = e
+	return e, nil
+}
+
+// forgetIdleOriginalDsts drops the destinations without open connections
+// or requests, and their counters in the pool. The caller holds
+// c.originalDst.mu.
+func (c *Cluster) forgetIdleOriginalDsts() {
+	p := c.pool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for dst, e := range c.originalDst.eps {
+		if e.host.cxActive.Load() > 0 || e.host.rqActive.Load() > 0 {
+			continue
+		}
+		delete(c.originalDst.eps, dst)
+		if p.hosts[e.addr] == e.host {
+			delete(p.hosts, e.addr)
+		}
+	}
 }

@@ -1,7 +1,9 @@
 // Package dns is the sidecar's DNS proxy: it answers A (and, empty, AAAA)
 // queries for mesh service names with the service's virtual IP from the
-// live xDS configuration, and forwards every other query, untouched and
-// uncached, to the pod's own resolvers over the transport it came on.
+// live xDS configuration, A and AAAA queries for the exact hosts of
+// ExternalServices with static endpoints with those endpoints' addresses,
+// and forwards every other query, untouched and uncached, to the pod's own
+// resolvers over the transport it came on.
 package dns
 
 import (
@@ -13,7 +15,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +56,21 @@ type TableFunc func(service, namespace string) (netip.Addr, bool)
 // VIP calls f.
 func (f TableFunc) VIP(service, namespace string) (netip.Addr, bool) { return f(service, namespace) }
 
+// HostTable resolves an ExternalService host to its static endpoint
+// addresses. It is read on every query that is no mesh name.
+type HostTable interface {
+	// HostAddrs returns the addresses of name (lowercase, without the
+	// root dot), or none when the name is not an ExternalService host the
+	// proxy answers.
+	HostAddrs(name string) []netip.Addr
+}
+
+// HostTableFunc adapts a function to HostTable.
+type HostTableFunc func(name string) []netip.Addr
+
+// HostAddrs calls f.
+func (f HostTableFunc) HostAddrs(name string) []netip.Addr { return f(name) }
+
 // Options configure a Server.
 type Options struct {
 	// Addr is the UDP and TCP address to listen on (DefaultAddr).
@@ -66,6 +85,9 @@ type Options struct {
 	Domain string
 	// Table maps services to VIPs.
 	Table Table
+	// Hosts, if set, maps ExternalService hosts to their addresses;
+	// without it those names are forwarded like any other.
+	Hosts HostTable
 	// Timeout bounds one attempt at one upstream (DefaultTimeout).
 	Timeout time.Duration
 	// Metrics, when set, receives weft_dns_queries_total.
@@ -146,15 +168,9 @@ func Listen(o Options) (*Server, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	pc, err := net.ListenPacket("udp", o.Addr)
+	pc, ln, err := listenBoth(o.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("dns: listen udp %s: %w", o.Addr, err)
-	}
-	// Port 0 picks a UDP port; TCP takes the same one.
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("dns: listen tcp %s: %w", o.Addr, err)
+		return nil, err
 	}
 	s := &Server{
 		opts: o, udp: pc, tcp: ln,
@@ -168,6 +184,28 @@ func Listen(o Options) (*Server, error) {
 		o.Log.Warn("dns: no upstream resolver (none in resolv.conf and no --dns-upstream): only mesh names will resolve", "address", s.Addr())
 	}
 	return s, nil
+}
+
+// listenBoth opens UDP and TCP sockets on one address. Port 0 picks a UDP
+// port and TCP takes the same one; when another process holds that TCP
+// port, another pair is tried.
+func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+	const attempts = 5
+	anyPort := strings.HasSuffix(addr, ":0")
+	for i := 0; ; i++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dns: listen udp %s: %w", addr, err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if !anyPort || i == attempts-1 || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("dns: listen tcp %s: %w", addr, err)
+		}
+	}
 }
 
 // Addr is the address the server answers on (UDP and TCP).
@@ -278,7 +316,7 @@ func (s *Server) serveConn(c net.Conn) {
 // upstream. It returns nil when the query is not worth an answer (not
 // even a header to echo).
 func (s *Server) handle(q []byte, overTCP bool) []byte {
-	resp, local, err := answerLocal(q, s.opts.Namespace, s.opts.Domain, s.opts.Table)
+	resp, local, err := answerLocal(q, s.opts.Namespace, s.opts.Domain, s.opts.Table, s.opts.Hosts)
 	switch {
 	case err != nil:
 		s.metrics.failed.Inc()
@@ -443,7 +481,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	v := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "weft_dns_queries_total",
-		Help: "DNS queries the proxy received, by result: answered locally (a mesh name), forwarded to an upstream resolver, or failed (malformed, dropped, or no upstream answered).",
+		Help: "DNS queries the proxy received, by result: answered locally (a mesh name or an ExternalService host), forwarded to an upstream resolver, or failed (malformed, dropped, or no upstream answered).",
 	}, []string{"result"})
 	if reg != nil {
 		reg.MustRegister(v)

@@ -178,6 +178,18 @@ var vips = TableFunc(func(svc, ns string) (netip.Addr, bool) {
 	return netip.Addr{}, false
 })
 
+// externalHosts answers two ExternalService hosts: one with two IPv4
+// endpoints, one dual-stack.
+var externalHosts = HostTableFunc(func(name string) []netip.Addr {
+	switch name {
+	case "api.partner.example":
+		return []netip.Addr{netip.MustParseAddr("192.0.2.20"), netip.MustParseAddr("192.0.2.21")}
+	case "dual.partner.example":
+		return []netip.Addr{netip.MustParseAddr("192.0.2.22"), netip.MustParseAddr("2001:db8::22")}
+	}
+	return nil
+})
+
 func startProxy(t *testing.T, o Options) (*Server, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -243,6 +255,66 @@ func TestMeshNamesAnsweredLocally(t *testing.T) {
 	}
 	if got := count(t, reg, "local"); got != 40 {
 		t.Fatalf("local answers counted %v, want 40", got)
+	}
+}
+
+// TestExternalHostsAnsweredLocally: an ExternalService host with static
+// endpoints resolves to them in the sidecar, by its exact name, over both
+// transports; the other address family gets an empty NOERROR; other names,
+// the search-path forms of the host included, still go upstream.
+func TestExternalHostsAnsweredLocally(t *testing.T) {
+	up := startResolver(t, "127.0.0.58:0", map[string]netip.Addr{"example.com.": netip.MustParseAddr("192.0.2.7")})
+	s, reg := startProxy(t, Options{Upstreams: []string{up.addr}, Namespace: "default", Hosts: externalHosts})
+	addrs := func(m dnsmessage.Message) []string {
+		var out []string
+		for _, a := range m.Answers {
+			switch b := a.Body.(type) {
+			case *dnsmessage.AResource:
+				out = append(out, netip.AddrFrom4(b.A).String())
+			case *dnsmessage.AAAAResource:
+				out = append(out, netip.AddrFrom16(b.AAAA).String())
+			}
+			if a.Header.TTL != meshTTL {
+				t.Errorf("TTL %d, want %d", a.Header.TTL, meshTTL)
+			}
+		}
+		return out
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, tc := range []struct {
+			name string
+			typ  dnsmessage.Type
+			want string
+		}{
+			{"api.partner.example.", dnsmessage.TypeA, "192.0.2.20,192.0.2.21"},
+			{"API.Partner.Example.", dnsmessage.TypeA, "192.0.2.20,192.0.2.21"},
+			{"api.partner.example.", dnsmessage.TypeAAAA, ""},
+			{"dual.partner.example.", dnsmessage.TypeA, "192.0.2.22"},
+			{"dual.partner.example.", dnsmessage.TypeAAAA, "2001:db8::22"},
+			// A mesh name still wins, and is not looked up as a host.
+			{"payments.default.", dnsmessage.TypeA, "10.96.0.10"},
+		} {
+			m := ask(t, network, s.Addr(), tc.name, tc.typ)
+			if got := strings.Join(addrs(m), ","); m.RCode != dnsmessage.RCodeSuccess || got != tc.want || !m.Authoritative {
+				t.Errorf("%s %s over %s: rcode %v, answers %q, want %q", tc.name, tc.typ, network, m.RCode, got, tc.want)
+			}
+		}
+	}
+	if up.udpSeen.Load()+up.tcpSeen.Load() != 0 {
+		t.Fatalf("ExternalService hosts reached the upstream resolver")
+	}
+	if got := count(t, reg, "local"); got != 12 {
+		t.Errorf("local answers counted %v, want 12", got)
+	}
+	// Not an exact host: upstream.
+	for _, name := range []string{"api.partner.example.default.svc.weft.", "other.partner.example.", "example.com."} {
+		m := ask(t, "udp", s.Addr(), name, dnsmessage.TypeA)
+		if name == "example.com." && len(m.Answers) != 1 || name != "example.com." && m.RCode != dnsmessage.RCodeNameError {
+			t.Errorf("%s: rcode %v, %d answers: want the upstream's answer", name, m.RCode, len(m.Answers))
+		}
+	}
+	if got := up.udpSeen.Load(); got != 3 {
+		t.Errorf("upstream saw %d queries, want 3", got)
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 // without an upstream: it must never panic, and whatever it answers must be
 // a well-formed response to the query it got.
 func FuzzAnswerLocal(f *testing.F) {
-	for _, name := range []string{"payments.", "payments.default.svc.weft.", "example.com.", "ledger.finance.default.svc.weft."} {
+	for _, name := range []string{"payments.", "payments.default.svc.weft.", "example.com.", "ledger.finance.default.svc.weft.", "api.partner.example."} {
 		for _, typ := range []dnsmessage.Type{dnsmessage.TypeA, dnsmessage.TypeAAAA, dnsmessage.TypeMX} {
 			m := dnsmessage.Message{Header: dnsmessage.Header{ID: 7, RecursionDesired: true},
 				Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName(name), Type: typ, Class: dnsmessage.ClassINET}}}
@@ -20,7 +20,7 @@ func FuzzAnswerLocal(f *testing.F) {
 	}
 	f.Add([]byte{0, 1, 2})
 	f.Fuzz(func(t *testing.T, q []byte) {
-		resp, local, err := answerLocal(q, "default", DefaultDomain, vips)
+		resp, local, err := answerLocal(q, "default", DefaultDomain, vips, externalHosts)
 		if resp == nil {
 			if local {
 				t.Fatal("answered locally without a response")

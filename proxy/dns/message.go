@@ -3,17 +3,21 @@ package dns
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 
 	"golang.org/x/net/dns/dnsmessage"
 )
 
-// answerLocal answers q when it asks for a mesh name the table knows: A
-// with the VIP (AAAA with it when the VIP is IPv6), and an empty NOERROR
-// for the other address family, so that a dual-stack client uses the VIP
-// rather than waiting or falling back to an upstream. local is false when
-// the query must go upstream. A malformed query is an error, with a
-// FORMERR response when its header could be read.
-func answerLocal(q []byte, podNS, domain string, t Table) (resp []byte, local bool, err error) {
+// answerLocal answers q when it asks for a mesh name the table knows, or
+// for an ExternalService host hosts knows: A with the VIP or the host's
+// IPv4 addresses (AAAA with the IPv6 ones), and an empty NOERROR for the
+// other address family when it has none, so that a dual-stack client uses
+// what the capture listener routes rather than waiting or falling back to
+// an upstream. local is false when the query must go upstream. A
+// malformed query is an error, with a FORMERR response when its header
+// could be read.
+func answerLocal(q []byte, podNS, domain string, t Table, hosts HostTable) (resp []byte, local bool, err error) {
 	var p dnsmessage.Parser
 	h, err := p.Start(q)
 	if err != nil {
@@ -37,15 +41,10 @@ func answerLocal(q []byte, podNS, domain string, t Table) (resp []byte, local bo
 	if question.Class != dnsmessage.ClassINET || (question.Type != dnsmessage.TypeA && question.Type != dnsmessage.TypeAAAA) {
 		return nil, false, nil
 	}
-	svc, ns, ok := meshName(question.Name.String(), podNS, domain)
-	if !ok {
+	addrs := localAddrs(question.Name.String(), podNS, domain, t, hosts)
+	if len(addrs) == 0 {
 		return nil, false, nil
 	}
-	vip, ok := t.VIP(svc, ns)
-	if !ok || !vip.IsValid() {
-		return nil, false, nil
-	}
-	vip = vip.Unmap()
 	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{
 		ID: h.ID, Response: true, Authoritative: true,
 		RecursionDesired: h.RecursionDesired, RecursionAvailable: true,
@@ -61,20 +60,49 @@ func answerLocal(q []byte, podNS, domain string, t Table) (resp []byte, local bo
 		return nil, false, err
 	}
 	rh := dnsmessage.ResourceHeader{Name: question.Name, Class: dnsmessage.ClassINET, TTL: meshTTL}
-	switch {
-	case question.Type == dnsmessage.TypeA && vip.Is4():
-		err = b.AResource(rh, dnsmessage.AResource{A: vip.As4()})
-	case question.Type == dnsmessage.TypeAAAA && vip.Is6():
-		err = b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: vip.As16()})
-	}
-	if err != nil {
-		return nil, false, err
+	for _, a := range addrs {
+		switch {
+		case question.Type == dnsmessage.TypeA && a.Is4():
+			err = b.AResource(rh, dnsmessage.AResource{A: a.As4()})
+		case question.Type == dnsmessage.TypeAAAA && a.Is6():
+			err = b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: a.As16()})
+		}
+		if err != nil {
+			return nil, false, err
+		}
 	}
 	out, err := b.Finish()
 	if err != nil {
 		return nil, false, err
 	}
 	return out, true, nil
+}
+
+// localAddrs are the addresses the proxy answers name with: a mesh
+// service's VIP, else an ExternalService host's addresses (an exact host
+// name: the search-path forms a stub resolver tries first go upstream and
+// fail there, as they would without the proxy). None means the name is
+// not the proxy's to answer.
+func localAddrs(name, podNS, domain string, t Table, hosts HostTable) []netip.Addr {
+	if svc, ns, ok := meshName(name, podNS, domain); ok {
+		if vip, ok := t.VIP(svc, ns); ok && vip.IsValid() {
+			return []netip.Addr{vip.Unmap()}
+		}
+	}
+	if hosts == nil {
+		return nil
+	}
+	host := strings.ToLower(strings.TrimSuffix(name, "."))
+	if host == "" {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range hosts.HostAddrs(host) {
+		if a.IsValid() {
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
 }
 
 // failure is a response to q with rcode and q's question, or nil when q

@@ -226,7 +226,7 @@ func (m *ConnectionManager) serve(ex *exchange, w http.ResponseWriter, r *http.R
 	if len(rt.HashPolicy) > 0 {
 		info.Hash, _, setCookie = requestHash(rt.HashPolicy, r)
 	}
-	ep, err := up.Cluster.Pick(info)
+	ep, err := up.Cluster.PickFor(r.Context(), info)
 	if err != nil {
 		ex.rec.Flags |= observe.NoHealthyUpstream
 		return ex.localReply(w, http.StatusServiceUnavailable, errNoHealthyUpstream), false
@@ -364,7 +364,7 @@ func (m *ConnectionManager) forward(ex *exchange, w http.ResponseWriter, r *http
 		var next *cluster.Endpoint
 		var release func()
 		if canRetry {
-			next, _ = c.Pick(info)
+			next, _ = c.PickFor(r.Context(), info)
 			ok := false
 			if next != nil {
 				release, ok = acquireRetry(c)

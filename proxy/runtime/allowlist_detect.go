@@ -7,9 +7,10 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 )
 
-// Protocol detection fields: the http_inspector (disabled on the ports of
-// server-first protocols) and the filter_chain_match criteria the chain
-// selector honours (detect_chains.go checks their values).
+// Protocol detection fields: the http_inspector and the tls_inspector
+// (each disabled on the ports of server-first protocols) and the
+// filter_chain_match criteria the chain selector honours (detect_chains.go
+// checks their values).
 func init() {
 	allow(&httpinspectorv3.HttpInspector{})
 	allow(&listenerv3.ListenerFilter{}, "filter_disabled")

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -12,17 +13,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/internal/ratelog"
 	"github.com/weftmesh/weft/proxy/cluster"
+	"github.com/weftmesh/weft/proxy/hcm"
 	"github.com/weftmesh/weft/proxy/lb"
+	"github.com/weftmesh/weft/proxy/observe"
+	"github.com/weftmesh/weft/proxy/stats"
 	"github.com/weftmesh/weft/proxy/tcp"
 )
 
 // Transparent capture (the translator's capture.go): the outbound capture
 // listener has use_original_dst, chains matched on the original destination
 // (the chain selector of detect_chains.go) and a default_filter_chain for
-// every other destination, a TcpProxy to an ORIGINAL_DST cluster: the
-// connection goes where the app sent it (passthrough).
+// every other destination. A chain that is one TcpProxy to an ORIGINAL_DST
+// cluster (the default chain, a TLS chain chosen by SNI) connects the
+// connection where the app sent it (passthrough). An HCM route to an
+// ORIGINAL_DST cluster sends each request to its connection's original
+// destination: the chain selector hands it to the requests with the
+// connection (detectedConn), and the cluster picks it (cluster.PickFor).
 
 // defaultChainName names the default filter chain when it has no name of its own.
 const defaultChainName = "default_filter_chain"
@@ -40,6 +49,9 @@ func capturesConnections(l *listenerv3.Listener) bool {
 // captureChains compiles a listener that chooses chains by original
 // destination, with an optional default chain.
 func (b *builder) captureChains(l *listenerv3.Listener, lc *listenerConfig, in inspectors) error {
+	if err := captureMetadata(l); err != nil {
+		return err
+	}
 	if len(l.GetFilterChains()) > 0 {
 		if err := b.detectChains(l, lc, in); err != nil {
 			return err
@@ -72,18 +84,43 @@ func (b *builder) captureChains(l *listenerv3.Listener, lc *listenerConfig, in i
 	if cs.chainNamed(c.name) != nil {
 		return pathErr("default_filter_chain.name", "%q is also the name of a filter chain", c.name)
 	}
-	if c.passthrough, c.connectTimeout = b.originalDstChain(dfc); c.passthrough {
-		switch {
-		case !cs.originalDst:
-			// It would connect to the listener itself.
-			return pathErr("default_filter_chain", "a TcpProxy to an ORIGINAL_DST cluster needs use_original_dst on the listener")
-		case c.tls != nil || len(c.rbac) > 0:
-			return pathErr("default_filter_chain", "a passthrough chain has no transport socket or RBAC filter")
-		}
+	if err := b.passthroughChain(dfc, c, cs.originalDst, "default_filter_chain"); err != nil {
+		return err
 	}
 	cs.defaultChain = c
 	if len(cs.chains) == 0 {
 		lc.filterChain = *c
+	}
+	return nil
+}
+
+// passthroughChain marks c, compiled from fc, as a passthrough chain when
+// it is one TcpProxy to an ORIGINAL_DST cluster, and checks that it can be
+// one.
+func (b *builder) passthroughChain(fc *listenerv3.FilterChain, c *filterChain, originalDst bool, path string) error {
+	if c.passthrough, c.connectTimeout = b.originalDstChain(fc); !c.passthrough {
+		return nil
+	}
+	switch {
+	case !originalDst:
+		// It would connect to the listener itself.
+		return pathErr(path, "a TcpProxy to an ORIGINAL_DST cluster needs use_original_dst on the listener")
+	case c.tls != nil || len(c.rbac) > 0:
+		return pathErr(path, "a passthrough chain has no transport socket or RBAC filter")
+	}
+	return nil
+}
+
+// captureMetadata checks the tables a capture listener carries for the
+// sidecar's DNS resolver (xdsmeta.VIPTable, xdsmeta.ExternalHostTable):
+// the resolver reads them on every query, so a malformed one is refused
+// here, with the rest of the listener.
+func captureMetadata(l *listenerv3.Listener) error {
+	if _, err := xdsmeta.VIPTableFromListener(l); err != nil {
+		return pathErr("metadata.filter_metadata["+strconv.Quote(xdsmeta.VIPMetadataNamespace)+"]", "%v", err)
+	}
+	if _, err := xdsmeta.ExternalHostTableFromListener(l); err != nil {
+		return pathErr("metadata.filter_metadata["+strconv.Quote(xdsmeta.ExternalHostsMetadataNamespace)+"]", "%v", err)
 	}
 	return nil
 }
@@ -112,8 +149,14 @@ func (b *builder) originalDstChain(fc *listenerv3.FilterChain) (bool, time.Durat
 
 // originalDstCluster compiles an ORIGINAL_DST cluster. It has no endpoints
 // of its own: a chain whose TcpProxy names it connects to each connection's
-// original destination (servePassthrough). Anything else that sends to it
-// finds no endpoint.
+// original destination (servePassthrough), and a route to it sends each
+// request to its connection's original destination, in the protocol the
+// request came in (HTTP/1.1 or h2c), as Envoy does. A request whose
+// connection has none (it was not redirected) finds no endpoint: 503,
+// never a connection to the listener itself. Such requests are counted
+// with destination_service set to the cluster's name, as Istio counts
+// PassthroughCluster: they reach no mesh service, and their destinations
+// are too many for a label.
 func (b *builder) originalDstCluster(c *clusterv3.Cluster) (*clusterState, error) {
 	switch {
 	case c.GetLbPolicy() != clusterv3.Cluster_CLUSTER_PROVIDED:
@@ -137,16 +180,20 @@ func (b *builder) originalDstCluster(c *clusterv3.Cluster) (*clusterState, error
 	if old, ok := b.prev.clusters[name]; ok && proto.Equal(old.key, st.key) {
 		pool = old.c.Pool()
 	} else {
-		pool = cluster.NewPool(cluster.Settings{Name: name, ConnectTimeout: c.GetConnectTimeout().AsDuration(), Log: b.rt.log})
+		pool = cluster.NewPool(cluster.Settings{Name: name, ConnectTimeout: c.GetConnectTimeout().AsDuration(),
+			Protocol: cluster.Downstream, Log: b.rt.log})
 	}
-	st.c = cluster.Build(cluster.Config{Name: name, Pool: pool, Balancer: lb.Get("round_robin")})
+	st.c = cluster.Build(cluster.Config{Name: name, Pool: pool, Balancer: lb.Get("round_robin"), OriginalDst: true})
+	for _, direction := range []string{stats.Outbound, stats.Inbound} {
+		b.upstreams[[2]string{direction, name}] = &hcm.Upstream{Name: name, Cluster: st.c, Destination: observe.Peer{Service: name}}
+	}
 	return st, nil
 }
 
 // servePassthrough connects c to its original destination dst and copies
 // both ways. It runs on the goroutine that chose the chain.
 func (s *socket) servePassthrough(fc *filterChain, c net.Conn, dst netip.AddrPort) {
-	if la, ok := c.LocalAddr().(*net.TCPAddr); !ok || la.AddrPort() == dst || !dst.IsValid() {
+	if !redirected(c, dst) {
 		// Not redirected (someone connected to the capture port itself):
 		// passing it through would connect the listener to itself.
 		s.rt.log.Debug("passthrough: connection was not redirected: closed", "remote", c.RemoteAddr().String(), "local", c.LocalAddr().String())
@@ -176,4 +223,11 @@ func (s *socket) servePassthrough(fc *filterChain, c net.Conn, dst netip.AddrPor
 	}
 	defer upDone()
 	tcp.Pipe(c, up)
+}
+
+// redirected reports whether dst, where connection c was going, is an
+// original destination other than the listener's own address.
+func redirected(c net.Conn, dst netip.AddrPort) bool {
+	la, ok := c.LocalAddr().(*net.TCPAddr)
+	return ok && dst.IsValid() && la.AddrPort() != dst
 }

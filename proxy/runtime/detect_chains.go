@@ -39,43 +39,60 @@ import (
 // inspectors are a listener's listener filters.
 type inspectors struct {
 	tls, http bool
-	// httpDisabled are the destination ports the http_inspector skips
-	// (filter_disabled): server-first protocols must never wait for it.
-	httpDisabled []portRange
+	// httpDisabled and tlsDisabled are the destination ports the
+	// http_inspector and the tls_inspector skip (filter_disabled):
+	// server-first protocols must never wait for them.
+	httpDisabled, tlsDisabled []portRange
 }
 
 type portRange struct{ start, end uint32 } // [start, end)
 
 // listenerFilters reads a listener's listener filters: tls_inspector and
-// http_inspector, the latter optionally disabled on destination ports.
+// http_inspector, each optionally disabled on destination ports. A
+// tls_inspector is disabled only on a listener whose chains are chosen per
+// connection (capture or detection): the PERMISSIVE tls/raw_buffer pair
+// always peeks.
 func listenerFilters(l *listenerv3.Listener) (inspectors, error) {
 	var in inspectors
+	tlsDisabledAt := ""
 	for i, f := range l.GetListenerFilters() {
 		path := fmt.Sprintf("listener_filters[%d]", i)
 		a := f.GetTypedConfig()
+		var disabled *[]portRange
 		if a.MessageIs(&httpinspectorv3.HttpInspector{}) {
 			if err := unpackAny(a, &httpinspectorv3.HttpInspector{}, path+".typed_config"); err != nil {
 				return in, err
 			}
-			in.http = true
-			if d := f.GetFilterDisabled(); d != nil {
-				ranges, err := disabledPorts(d, path+".filter_disabled")
-				if err != nil {
-					return in, err
-				}
-				in.httpDisabled = ranges
+			in.http, disabled = true, &in.httpDisabled
+		} else {
+			if err := unpackAny(a, &tlsinspectorv3.TlsInspector{}, path+".typed_config"); err != nil {
+				return in, err
 			}
-			continue
+			in.tls, disabled = true, &in.tlsDisabled
+			if f.GetFilterDisabled() != nil {
+				tlsDisabledAt = path + ".filter_disabled"
+			}
 		}
-		if err := unpackAny(a, &tlsinspectorv3.TlsInspector{}, path+".typed_config"); err != nil {
-			return in, err
+		if d := f.GetFilterDisabled(); d != nil {
+			ranges, err := disabledPorts(d, path+".filter_disabled")
+			if err != nil {
+				return in, err
+			}
+			*disabled = ranges
 		}
-		if f.GetFilterDisabled() != nil {
-			return in, pathErr(path+".filter_disabled", "is supported on the http_inspector only")
-		}
-		in.tls = true
+	}
+	if tlsDisabledAt != "" && !capturesConnections(l) && !usesDetection(l, in) {
+		return in, pathErr(tlsDisabledAt, "is supported on a tls_inspector only where chains are chosen per connection (protocol detection, original destination)")
 	}
 	return in, nil
+}
+
+// enabled reports whether an inspector disabled on ranges runs for a
+// connection to port.
+func enabled(on bool, ranges []portRange, port uint16) bool {
+	return on && !slices.ContainsFunc(ranges, func(r portRange) bool {
+		return uint32(port) >= r.start && uint32(port) < r.end
+	})
 }
 
 // disabledPorts reads a filter_disabled predicate: a destination port
@@ -181,6 +198,9 @@ func (b *builder) detectChains(l *listenerv3.Listener, lc *listenerConfig, in in
 		key := m.String()
 		if j, dup := seen[key]; dup {
 			return pathErr(path+".filter_chain_match", "matches the same connections as filter_chains[%d]", j)
+		}
+		if err := b.passthroughChain(fc, c, cs.originalDst, path); err != nil {
+			return err
 		}
 		seen[key] = i
 		cs.chains, cs.matches = append(cs.chains, c), append(cs.matches, m)
@@ -339,12 +359,16 @@ func (cs *chainSelector) chainNamed(name string) *filterChain {
 	return nil
 }
 
+// lookupOriginalDst reads where a redirected connection was going
+// (SO_ORIGINAL_DST). Tests stand in for iptables by replacing it.
+var lookupOriginalDst = capture.OriginalDst
+
 // destination is where the connection was going: its original destination
 // when the listener receives redirected connections, else its local
 // address.
 func (cs *chainSelector) destination(c net.Conn) netip.AddrPort {
 	if cs.originalDst {
-		if ap, err := capture.OriginalDst(c); err == nil {
+		if ap, err := lookupOriginalDst(c); err == nil {
 			return ap
 		}
 	}
@@ -383,8 +407,16 @@ func (s *socket) detect(cs *chainSelector, c net.Conn) {
 		}
 		if fc.http != nil {
 			// The connection's requests are served by this chain of the
-			// configuration current at each request (requestChain).
-			c = &detectedConn{Conn: c, chain: fc.name}
+			// configuration current at each request (requestChain), and
+			// a route to an ORIGINAL_DST cluster sends them where the
+			// connection was going. A connection that was not redirected
+			// has no original destination: such a route must not send
+			// its requests to the listener itself.
+			dc := &detectedConn{Conn: c, chain: fc.name}
+			if cs.originalDst && redirected(c, dst) {
+				dc.originalDst = dst
+			}
+			c = dc
 		}
 		s.serve(fc, c)
 	}()
@@ -394,10 +426,9 @@ func (s *socket) detect(cs *chainSelector, c net.Conn) {
 // connection must be closed (it failed, or timed out without
 // continue_on_listener_filters_timeout).
 func (s *socket) inspectConn(cs *chainSelector, c net.Conn, dst netip.AddrPort) (d detection, ok bool) {
-	httpOn := cs.in.http && !slices.ContainsFunc(cs.in.httpDisabled, func(r portRange) bool {
-		return uint32(dst.Port()) >= r.start && uint32(dst.Port()) < r.end
-	})
-	if !httpOn && !cs.in.tls {
+	httpOn := enabled(cs.in.http, cs.in.httpDisabled, dst.Port())
+	tlsOn := enabled(cs.in.tls, cs.in.tlsDisabled, dst.Port())
+	if !httpOn && !tlsOn {
 		// Nothing to inspect (a tcp port): never wait for the client.
 		return detection{transport: transportRaw}, true
 	}
@@ -425,15 +456,15 @@ func (s *socket) inspectConn(cs *chainSelector, c net.Conn, dst netip.AddrPort) 
 			have = n
 			d, v := classify(buf[:have], have == len(buf))
 			if v == decided {
-				return cs.filterDetection(d, httpOn), true
+				return cs.filterDetection(d, httpOn, tlsOn), true
 			}
 			continue
 		case errors.Is(err, io.EOF):
 			d, _ := classify(buf[:have], true)
-			return cs.filterDetection(d, httpOn), true
+			return cs.filterDetection(d, httpOn, tlsOn), true
 		case errors.Is(err, os.ErrDeadlineExceeded) && cs.continueOnTimeout:
 			d, _ := classify(buf[:have], true)
-			d = cs.filterDetection(d, httpOn)
+			d = cs.filterDetection(d, httpOn, tlsOn)
 			reason := "timeout"
 			if have > 0 {
 				reason = "incomplete"
@@ -460,9 +491,10 @@ func (s *socket) inspectConn(cs *chainSelector, c net.Conn, dst netip.AddrPort) 
 // SNI and ALPN it returns are copies).
 var detectBufs = sync.Pool{New: func() any { b := make([]byte, maxDetectBytes); return &b }}
 
-// filterDetection keeps what the listener's inspectors would have seen.
-func (cs *chainSelector) filterDetection(d detection, httpOn bool) detection {
-	if d.transport == transportTLS && !cs.in.tls {
+// filterDetection keeps what the listener's inspectors, as enabled for
+// the connection's port, would have seen.
+func (cs *chainSelector) filterDetection(d detection, httpOn, tlsOn bool) detection {
+	if d.transport == transportTLS && !tlsOn {
 		return detection{transport: transportRaw}
 	}
 	if d.transport == transportRaw && !httpOn {
@@ -472,10 +504,13 @@ func (cs *chainSelector) filterDetection(d detection, httpOn bool) detection {
 }
 
 // detectedConn carries the name of the chain chosen for a connection to
-// the socket's HTTP server (requestChain).
+// the socket's HTTP server (requestChain), and the connection's original
+// destination, if it was redirected, to the clusters its requests are
+// routed to (an ORIGINAL_DST cluster sends them there).
 type detectedConn struct {
 	net.Conn
-	chain string
+	chain       string
+	originalDst netip.AddrPort
 }
 
 // NetConn is the connection underneath, as tls.Conn names it.
@@ -485,7 +520,7 @@ func (c *detectedConn) NetConn() net.Conn { return c.Conn }
 type detectedChainKey struct{}
 
 // connContext is the socket's HTTP server's ConnContext: it remembers the
-// chain a detected connection was given.
+// chain a detected connection was given, and its original destination.
 func connContext(ctx context.Context, c net.Conn) context.Context {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
@@ -493,10 +528,14 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	if cc, ok := c.(*cluster.CoalescingConn); ok {
 		c = cc.Conn
 	}
-	if dc, ok := c.(*detectedConn); ok {
-		return context.WithValue(ctx, detectedChainKey{}, dc.chain)
+	dc, ok := c.(*detectedConn)
+	if !ok {
+		return ctx
 	}
-	return ctx
+	if dc.originalDst.IsValid() {
+		ctx = cluster.WithOriginalDestination(ctx, dc.originalDst)
+	}
+	return context.WithValue(ctx, detectedChainKey{}, dc.chain)
 }
 
 // requestChain is the chain that serves r, in the configuration current

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +25,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftmesh/weft/api/xdsmeta"
+	"github.com/weftmesh/weft/internal/testpki"
 )
 
 // clientHello captures the first TLS record a real crypto/tls client sends.
@@ -339,6 +344,13 @@ func TestDetectConfig(t *testing.T) {
 		{"unsupported predicate", func(t *testing.T, l *listenerv3.Listener) {
 			l.ListenerFilters[0].FilterDisabled = &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_AnyMatch{AnyMatch: true}}
 		}, "any_match"},
+		{"tls_inspector disabled on a port", func(t *testing.T, l *listenerv3.Listener) {
+			l.ListenerFilters = append([]*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.tls_inspector",
+				ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(t, &tlsinspectorv3.TlsInspector{})},
+				FilterDisabled: &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_DestinationPortRange{
+					DestinationPortRange: &typev3.Int32Range{Start: 3306, End: 3307}}},
+			}}, l.ListenerFilters...)
+		}, ""},
 		{"destination port 0", func(t *testing.T, l *listenerv3.Listener) {
 			l.FilterChains[1].FilterChainMatch = &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(0)}
 		}, "DestinationPort: value must be inside range [1, 65535]"},
@@ -446,5 +458,118 @@ func TestDetectTLSBySNI(t *testing.T) {
 	exchange(other, "hello"+string(other))
 	if res, body := get(t, h1Client(t), "http://"+addr+"/"); res.StatusCode != 200 || body != "GET " {
 		t.Fatalf("HTTP/1.1 beside TLS detection: %d %q", res.StatusCode, body)
+	}
+}
+
+// TestPickCaptureChains: the translator's capture listener (REGISTRY_ONLY,
+// with ExternalServices) picks its chains as intended, port first as in
+// Envoy: a destination outside the mesh on a port some VIP or
+// ExternalService uses sees only that port's chains, which repeat the
+// passthrough ones; other ports get the port-less passthrough chain; what
+// no chain takes goes to the default chain (nil here).
+func TestPickCaptureChains(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(translatorGoldens, "capture-egress.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := parseGolden(t, string(b))
+	for _, sec := range res.Secrets {
+		if vc := sec.GetValidationContext(); vc != nil {
+			vc.TrustedCa = rootCA(testpki.NewCA(t, "root").PEM()).GetValidationContext().GetTrustedCa()
+		}
+	}
+	rt := New(Options{})
+	snap, err := rt.build(res, rt.cur.Load())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := snap.listeners[xdsmeta.OutboundCaptureListener].detect
+	if cs == nil || cs.defaultChain == nil {
+		t.Fatal("the capture listener has no chain selector or default chain")
+	}
+	h1 := detection{transport: transportRaw, protocols: []string{protoHTTP11}}
+	raw := detection{transport: transportRaw}
+	tlsTo := func(sni string) detection {
+		return detection{transport: transportTLS, serverName: sni, protocols: []string{"h2", "http/1.1"}}
+	}
+	for _, tc := range []struct {
+		dst  string
+		d    detection
+		want string // "" for the default chain
+	}{
+		{"240.240.0.1:8080", h1, "outbound|web.shop|240.240.0.1:8080"},
+		{"240.240.0.1:8080", raw, "outbound|web.shop|240.240.0.1:8080"},
+		{"10.96.0.10:5432", raw, "outbound|db.data|10.96.0.10:5432"},
+		// Another address on a VIP's port: that port's passthrough chains.
+		{"203.0.113.9:8080", h1, "outbound_passthrough|8080"},
+		{"203.0.113.9:8080", raw, ""},
+		{"203.0.113.9:5432", raw, ""},
+		// A VIP on a port it does not serve is no mesh destination either.
+		{"240.240.0.1:443", h1, "outbound_passthrough|443"},
+		{"240.240.0.1:5432", raw, ""},
+		// A port no chain names.
+		{"203.0.113.9:8081", h1, "outbound_passthrough"},
+		{"203.0.113.9:8081", detection{transport: transportRaw, protocols: []string{protoH2C}}, "outbound_passthrough"},
+		{"203.0.113.9:8081", raw, ""},
+		{"203.0.113.9:8081", tlsTo("secure.partner.example"), ""},
+		// TLS by SNI on the ExternalService's port, exact and wildcard;
+		// ALPN http/1.1 over TLS is not plaintext HTTP.
+		{"203.0.113.9:443", tlsTo("secure.partner.example"), "PassthroughCluster|tls|443"},
+		{"203.0.113.9:443", tlsTo("www.secure.example"), "PassthroughCluster|tls|443"},
+		{"203.0.113.9:443", tlsTo("other.world.example"), ""},
+		{"203.0.113.9:443", tlsTo(""), ""},
+		{"203.0.113.9:443", h1, "outbound_passthrough|443"},
+		// An ExternalService's tcp endpoints; its other addresses are not.
+		{"192.0.2.12:3306", raw, "outbound|db.partner.example:3306|192.0.2.12:3306"},
+		{"192.0.2.13:3306", raw, "outbound|db.partner.example:3306|192.0.2.13:3306"},
+		{"192.0.2.99:3306", raw, ""},
+		// Sent through an egress gateway: no way out but the gateway.
+		{"192.0.2.14:5000", raw, ""},
+		{"203.0.113.9:8443", tlsTo("gated.partner.example"), ""},
+	} {
+		fc := cs.pick(netip.MustParseAddrPort(tc.dst), tc.d)
+		got := ""
+		if fc != nil {
+			got = fc.name
+		}
+		if got != tc.want {
+			t.Errorf("%s %+v: chain %q, want %q", tc.dst, tc.d, got, tc.want)
+		}
+	}
+	// Which chains pass bytes through to the original destination.
+	for _, name := range []string{"PassthroughCluster|tls|443", "PassthroughCluster|tls|9443"} {
+		if fc := cs.chainNamed(name); fc == nil || !fc.passthrough {
+			t.Errorf("%s is not a passthrough chain", name)
+		}
+	}
+	if cs.defaultChain.passthrough {
+		t.Errorf("under REGISTRY_ONLY the default chain passes through")
+	}
+	// Neither inspector waits on a tcp port.
+	for _, port := range []uint16{3306, 5000, 5432} {
+		if enabled(cs.in.http, cs.in.httpDisabled, port) || enabled(cs.in.tls, cs.in.tlsDisabled, port) {
+			t.Errorf("an inspector runs on tcp port %d", port)
+		}
+	}
+	if !enabled(cs.in.http, cs.in.httpDisabled, 8081) || !enabled(cs.in.tls, cs.in.tlsDisabled, 443) {
+		t.Errorf("inspectors off where they should run")
+	}
+	if cs.timeout != 100*time.Millisecond || !cs.continueOnTimeout {
+		t.Errorf("detection timeout %v, continue %v", cs.timeout, cs.continueOnTimeout)
+	}
+}
+
+// TestTLSInspectorDisabledNeedsChainSelection: the PERMISSIVE tls and
+// raw_buffer pair always peeks, so a tls_inspector disabled on ports there
+// would be silently ignored: it is refused.
+func TestTLSInspectorDisabledNeedsChainSelection(t *testing.T) {
+	r := fullConfig(t)
+	l := permissive(t, r)
+	l.ListenerFilters[0].FilterDisabled = &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_DestinationPortRange{
+		DestinationPortRange: &typev3.Int32Range{Start: 3306, End: 3307}}}
+	rt := New(Options{})
+	_, err := rt.build(r, rt.cur.Load())
+	if want := "listener_filters[0].filter_disabled: is supported on a tls_inspector only where chains are chosen per connection"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err %v, want %q", err, want)
 	}
 }

@@ -414,18 +414,19 @@ spec:
 		t.Fatalf("passthrough: %d %q %v", code, body, err)
 	}
 
-	// REGISTRY_ONLY: the same destination is refused, and the client's
-	// proxy says why.
+	// REGISTRY_ONLY: the same destination is refused (the request was
+	// detected as HTTP: 502 egress_denied), and the client's proxy says why.
+	// capture_egress_test.go covers TLS and TCP.
 	m.apply(t, "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: {name: default}\nspec:\n  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n")
 	eventually(t, 30*time.Second, "a destination outside the registry refused", func() error {
 		c.CloseIdleConnections()
-		if code, body, err := podGet(c, "http://"+m.hubIP+":9099/"); err == nil {
-			return fmt.Errorf("still passed through: %d %q", code, body)
+		if code, body, err := podGet(c, "http://"+m.hubIP+":9099/"); err != nil || code != http.StatusBadGateway {
+			return fmt.Errorf("still passed through: %d %q %v", code, body, err)
 		}
 		return nil
 	})
 	eventually(t, 5*time.Second, "the refusal in the client's log", func() error {
-		return logged(client.proxy.output(), "connection refused", "egress_denied")
+		return logged(client.proxy.output(), "request refused", "egress_denied", m.hubIP+":9099")
 	})
 	// Mesh services are still reached.
 	if code, _, err := podGet(c, "http://"+client.vipOf(t, "late.default")+":8080/x"); err != nil || code != http.StatusOK {
