@@ -20,7 +20,6 @@ import (
 	"github.com/weftmesh/weft/proxy/lb"
 	"github.com/weftmesh/weft/proxy/observe"
 	"github.com/weftmesh/weft/proxy/stats"
-	"github.com/weftmesh/weft/proxy/tcp"
 )
 
 // Transparent capture (the translator's capture.go): the outbound capture
@@ -98,7 +97,7 @@ func (b *builder) captureChains(l *listenerv3.Listener, lc *listenerConfig, in i
 // it is one TcpProxy to an ORIGINAL_DST cluster, and checks that it can be
 // one.
 func (b *builder) passthroughChain(fc *listenerv3.FilterChain, c *filterChain, originalDst bool, path string) error {
-	if c.passthrough, c.connectTimeout = b.originalDstChain(fc); !c.passthrough {
+	if c.passthrough = b.originalDstChain(fc); !c.passthrough {
 		return nil
 	}
 	switch {
@@ -126,25 +125,17 @@ func captureMetadata(l *listenerv3.Listener) error {
 }
 
 // originalDstChain reports whether a chain is one TcpProxy to an
-// ORIGINAL_DST cluster, and the cluster's connect timeout.
-func (b *builder) originalDstChain(fc *listenerv3.FilterChain) (bool, time.Duration) {
+// ORIGINAL_DST cluster.
+func (b *builder) originalDstChain(fc *listenerv3.FilterChain) bool {
 	fs := fc.GetFilters()
 	if len(fs) != 1 {
-		return false, 0
+		return false
 	}
 	tp := &tcpproxyv3.TcpProxy{}
 	if !fs[0].GetTypedConfig().MessageIs(tp) || fs[0].GetTypedConfig().UnmarshalTo(tp) != nil {
-		return false, 0
+		return false
 	}
-	c := b.next.res.Clusters[tp.GetCluster()]
-	if c.GetType() != clusterv3.Cluster_ORIGINAL_DST {
-		return false, 0
-	}
-	d := c.GetConnectTimeout().AsDuration()
-	if d <= 0 {
-		d = defaultPassthroughTimeout
-	}
-	return true, d
+	return b.next.res.Clusters[tp.GetCluster()].GetType() == clusterv3.Cluster_ORIGINAL_DST
 }
 
 // originalDstCluster compiles an ORIGINAL_DST cluster. It has no endpoints
@@ -180,8 +171,11 @@ func (b *builder) originalDstCluster(c *clusterv3.Cluster) (*clusterState, error
 	if old, ok := b.prev.clusters[name]; ok && proto.Equal(old.key, st.key) {
 		pool = old.c.Pool()
 	} else {
-		pool = cluster.NewPool(cluster.Settings{Name: name, ConnectTimeout: c.GetConnectTimeout().AsDuration(),
-			Protocol: cluster.Downstream, Log: b.rt.log})
+		timeout := c.GetConnectTimeout().AsDuration()
+		if timeout <= 0 {
+			timeout = defaultPassthroughTimeout
+		}
+		pool = cluster.NewPool(cluster.Settings{Name: name, ConnectTimeout: timeout, Protocol: cluster.Downstream, Log: b.rt.log})
 	}
 	st.c = cluster.Build(cluster.Config{Name: name, Pool: pool, Balancer: lb.Get("round_robin"), OriginalDst: true})
 	for _, direction := range []string{stats.Outbound, stats.Inbound} {
@@ -190,8 +184,11 @@ func (b *builder) originalDstCluster(c *clusterv3.Cluster) (*clusterState, error
 	return st, nil
 }
 
-// servePassthrough connects c to its original destination dst and copies
-// both ways. It runs on the goroutine that chose the chain.
+// servePassthrough serves c with its chain's TcpProxy to the ORIGINAL_DST
+// cluster, which connects to dst, where the app was sending it; the
+// connection is counted and access-logged as any TCP proxy's is, with
+// destination PassthroughCluster. It runs on the goroutine that chose the
+// chain.
 func (s *socket) servePassthrough(fc *filterChain, c net.Conn, dst netip.AddrPort) {
 	if !redirected(c, dst) {
 		// Not redirected (someone connected to the capture port itself):
@@ -208,21 +205,7 @@ func (s *socket) servePassthrough(fc *filterChain, c net.Conn, dst netip.AddrPor
 	defer done()
 	s.active.Inc()
 	defer s.active.Dec()
-	d := net.Dialer{Timeout: fc.connectTimeout}
-	up, err := d.DialContext(s.ctx, "tcp", dst.String())
-	if err != nil {
-		s.rt.log.Debug("passthrough: connect failed", "destination", dst.String(), "err", err)
-		c.Close()
-		return
-	}
-	upDone, ok := s.sessions.Add(up)
-	if !ok {
-		up.Close()
-		c.Close()
-		return
-	}
-	defer upDone()
-	tcp.Pipe(c, up)
+	fc.tcp.Serve(cluster.WithOriginalDestination(s.ctx, dst), c)
 }
 
 // redirected reports whether dst, where connection c was going, is an

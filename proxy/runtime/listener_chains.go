@@ -42,10 +42,9 @@ type filterChain struct {
 	// permissive marks the plaintext chain of a listener that also
 	// terminates mTLS.
 	permissive bool
-	// passthrough marks a default chain that connects each connection to
-	// its original destination, within connectTimeout (capture.go).
-	passthrough    bool
-	connectTimeout time.Duration
+	// passthrough marks a chain whose TcpProxy connects each connection to
+	// its original destination (capture.go).
+	passthrough bool
 }
 
 // filterChains compiles the listener's filter chains into lc.

@@ -73,7 +73,9 @@ func (p *Proxy) Serve(ctx context.Context, down net.Conn) {
 		p.log().Debug("tcp proxy: cluster not found", "cluster", b.Name)
 		return
 	}
-	ep, err := b.Cluster.Pick(lb.PickInfo{})
+	// PickFor: an ORIGINAL_DST cluster's endpoint is the destination ctx
+	// carries (a captured connection's).
+	ep, err := b.Cluster.PickFor(ctx, lb.PickInfo{})
 	if err != nil {
 		p.log().Debug("tcp proxy: no healthy upstream", "cluster", b.Name)
 		return

@@ -307,6 +307,15 @@ spec:
 	if err := logged(client.proxy.output(), "protocol detection timed out", w.ip+":3307"); err != nil {
 		t.Errorf("the fallback is not logged: %v", err)
 	}
+	// TCP that passes through is counted like any TCP proxy's.
+	eventually(t, 10*time.Second, "passthrough TCP counted", func() error {
+		if v := metricValue(client.adminGet(t, "/metrics"), "weft_tcp_connections_closed_total",
+			`destination_service="PassthroughCluster"`); v < 2 {
+			return fmt.Errorf("%v closed PassthroughCluster connections, want the two greetings:\n%s", v,
+				grepLines(client.adminGet(t, "/metrics"), "weft_tcp_connections"))
+		}
+		return nil
+	})
 
 	// REGISTRY_ONLY.
 	m.apply(t, "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: {name: default}\nspec:\n  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n")
