@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/weftmesh/weft/internal/podnet"
 )
 
 // process is one child the demo started. Each runs in its own process group
@@ -34,18 +36,31 @@ type supervisor struct {
 
 // start runs bin with args, its output going to logDir/name.log (and to tee, if set).
 func (s *supervisor) start(name string, tee io.Writer, args ...string) (*process, error) {
+	return s.launch(name, tee, exec.Command(s.bin, args...))
+}
+
+// startIn is start inside a pod. A gid other than 0 runs the process with
+// that group, which the pod's capture rules exclude (the sidecar's).
+func (s *supervisor) startIn(pod *podnet.Pod, gid uint32, name string, tee io.Writer, args ...string) (*process, error) {
+	return s.launch(name, tee, pod.Command(gid, s.bin, args...))
+}
+
+func (s *supervisor) launch(name string, tee io.Writer, cmd *exec.Cmd) (*process, error) {
 	logPath := filepath.Join(s.logDir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("demo: %s log: %w", name, err)
 	}
-	cmd := exec.Command(s.bin, args...)
 	var out io.Writer = f
 	if tee != nil {
 		out = io.MultiWriter(f, tee)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("demo: start %s: %w", name, err)

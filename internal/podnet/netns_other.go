@@ -1,0 +1,15 @@
+//go:build !linux
+
+package podnet
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"runtime"
+)
+
+// DialContext needs Linux network namespaces.
+func (p *Pod) DialContext(context.Context, string, string) (net.Conn, error) {
+	return nil, fmt.Errorf("podnet: %w (this is %s)", ErrNotLinux, runtime.GOOS)
+}
