@@ -1,7 +1,12 @@
 package v1alpha1
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -94,7 +99,9 @@ type GatewayCertificate struct {
 	Hosts []string `json:"hosts,omitempty"`
 	// CertificatePEM is the leaf certificate, then any intermediates.
 	CertificatePEM string `json:"certificatePEM"`
-	// PrivateKeyPEM is the certificate's private key.
+	// PrivateKeyPEM is the certificate's private key. The API never returns
+	// it: reads show a marker, `<redacted: 1 private key, sha256:…>`, and
+	// an apply that carries the marker keeps the stored key it names.
 	PrivateKeyPEM string `json:"privateKeyPEM"`
 }
 
@@ -250,6 +257,11 @@ func (c *GatewayCertificate) validatePair(path *Path) ErrorList {
 	if errs != nil {
 		return errs
 	}
+	if IsRedactedKey(c.PrivateKeyPEM) {
+		// The marker `weft get` shows in place of a stored key: the API
+		// server puts that key back (RestoreKeys) and validates again.
+		return nil
+	}
 	if _, err := tls.X509KeyPair([]byte(c.CertificatePEM), []byte(c.PrivateKeyPEM)); err != nil {
 		// The error names what is wrong (no PEM block, key mismatch) but
 		// never echoes the key.
@@ -296,4 +308,119 @@ func GatewayHostMatches(pattern, host string) bool {
 		return strings.HasSuffix(host, pattern[1:]) && len(host) > len(pattern)-1
 	}
 	return pattern == host
+}
+
+// Private keys never leave the API server: reads show a marker in their place
+// (RedactKeys), and an apply that carries the marker back keeps the stored
+// key it stands for (RestoreKeys), so a file from `weft get -o yaml` can be
+// edited and re-applied as it is.
+
+// redactedKeyRE matches the marker RedactKey writes.
+var redactedKeyRE = regexp.MustCompile(`^<redacted: [0-9]+ private keys?, sha256:([0-9a-f]{16})>$`)
+
+// RedactKey returns the marker shown instead of a private key's PEM: how
+// many keys it holds and the start of the PEM's SHA-256, so a reader sees
+// that a key is there and whether it changed, and an apply can name it.
+func RedactKey(keyPEM string) string {
+	if keyPEM == "" || IsRedactedKey(keyPEM) {
+		return keyPEM
+	}
+	n, rest := 0, []byte(keyPEM)
+	for {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if strings.HasSuffix(b.Type, "PRIVATE KEY") {
+			n++
+		}
+	}
+	noun := "private keys"
+	if n == 1 {
+		noun = "private key"
+	}
+	sum := sha256.Sum256([]byte(keyPEM))
+	return fmt.Sprintf("<redacted: %d %s, sha256:%s>", n, noun, hex.EncodeToString(sum[:8]))
+}
+
+// IsRedactedKey tells whether s is a marker RedactKey wrote.
+func IsRedactedKey(s string) bool { return redactedKeyRE.MatchString(strings.TrimSpace(s)) }
+
+// redactedKeyHash is the hash a marker names.
+func redactedKeyHash(s string) string {
+	if m := redactedKeyRE.FindStringSubmatch(strings.TrimSpace(s)); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// RedactKeys replaces every private key of the Gateway with its marker.
+func (s *GatewaySpec) RedactKeys() {
+	for i := range s.Listeners {
+		if t := s.Listeners[i].TLS; t != nil {
+			for j := range t.Certificates {
+				t.Certificates[j].PrivateKeyPEM = RedactKey(t.Certificates[j].PrivateKeyPEM)
+			}
+		}
+	}
+}
+
+// HasRedactedKeys tells whether any private key of the Gateway is a marker.
+func (s *GatewaySpec) HasRedactedKeys() bool {
+	for _, l := range s.Listeners {
+		if l.TLS != nil {
+			for _, c := range l.TLS.Certificates {
+				if IsRedactedKey(c.PrivateKeyPEM) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// RestoreKeys puts back, for every marker in s, the key of stored (the
+// Gateway as it is stored, nil if there is none) that the marker names, on
+// whatever listener or certificate it is. A marker that names no stored key
+// is an error at its field: the key it stood for is gone (rotated, or the
+// file came from another Gateway), so only the PEM itself can say which key
+// to serve. path is the spec's path.
+func (s *GatewaySpec) RestoreKeys(path *Path, ref string, stored *GatewaySpec) ErrorList {
+	keys := map[string]string{}
+	if stored != nil {
+		for _, l := range stored.Listeners {
+			if l.TLS != nil {
+				for _, c := range l.TLS.Certificates {
+					if c.PrivateKeyPEM != "" && !IsRedactedKey(c.PrivateKeyPEM) {
+						keys[redactedKeyHash(RedactKey(c.PrivateKeyPEM))] = c.PrivateKeyPEM
+					}
+				}
+			}
+		}
+	}
+	var errs ErrorList
+	for i := range s.Listeners {
+		t := s.Listeners[i].TLS
+		if t == nil {
+			continue
+		}
+		for j := range t.Certificates {
+			c := &t.Certificates[j]
+			if !IsRedactedKey(c.PrivateKeyPEM) {
+				continue
+			}
+			at := path.Child("listeners").Index(i).Child("tls").Child("certificates").Index(j).Child("privateKeyPEM")
+			hash := redactedKeyHash(c.PrivateKeyPEM)
+			key, ok := keys[hash]
+			switch {
+			case ok:
+				c.PrivateKeyPEM = key
+			case stored == nil:
+				errs = append(errs, Invalid(at, "is the marker `weft get` shows in place of a private key, and %s is not stored yet: put the PEM private key here", ref))
+			default:
+				errs = append(errs, Invalid(at, "is the marker of a private key (sha256:%s) that %s no longer holds: put the PEM private key here", hash, ref))
+			}
+		}
+	}
+	return errs
 }

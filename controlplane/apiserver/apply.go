@@ -70,7 +70,19 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	details, err := s.checkReferences(r.Context(), objs)
+	details, err := s.restoreSecrets(r.Context(), objs)
+	if err != nil {
+		writeError(w, statusOf(err), source+": nothing applied: "+err.Error())
+		return
+	}
+	if len(details) > 0 {
+		writeJSON(w, http.StatusBadRequest, client.ErrorResponse{
+			Error:   rejectedMessage(source, len(details)),
+			Details: details,
+		})
+		return
+	}
+	details, err = s.checkReferences(r.Context(), objs)
 	if err != nil {
 		writeError(w, statusOf(err), source+": nothing applied: "+err.Error())
 		return
@@ -249,7 +261,7 @@ func decodeDetails(err error) []client.ErrorDetail {
 func appliedItems(changes []store.Change) ([]client.AuditItem, error) {
 	items := make([]client.AuditItem, 0, len(changes))
 	for _, c := range changes {
-		diff, err := audit.Diff(resultRef(c.ApplyResult), c.Before, c.After)
+		diff, err := audit.Diff(resultRef(c.ApplyResult), redactStored(c.Before), redactStored(c.After))
 		if err != nil {
 			return nil, err
 		}

@@ -36,6 +36,7 @@ func (s *server) listAudit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusOf(err), "read the audit log: "+err.Error())
 		return
 	}
+	redactAuditEntries(entries)
 	writeJSON(w, http.StatusOK, client.AuditList{Items: entries})
 }
 

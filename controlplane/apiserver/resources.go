@@ -81,6 +81,9 @@ func (s *server) getResources(w http.ResponseWriter, r *http.Request) {
 		if items == nil {
 			items = []*v1alpha1.Object{}
 		}
+		for _, o := range items {
+			redactObject(o)
+		}
 		writeJSON(w, http.StatusOK, client.ObjectList{Items: items})
 		return
 	}
@@ -89,6 +92,7 @@ func (s *server) getResources(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusOf(err), notFoundOr(ref, err))
 		return
 	}
+	redactObject(obj)
 	writeJSON(w, http.StatusOK, obj)
 }
 
@@ -106,7 +110,7 @@ func (s *server) deleteResource(w http.ResponseWriter, r *http.Request) {
 	err = s.Store.DeleteRecorded(r.Context(), ref.kind.Name, ref.namespace, ref.name,
 		auditHook(s, entry, func(before []byte) ([]client.AuditItem, error) {
 			res := store.ApplyResult{Kind: ref.kind.Name, Namespace: ref.namespace, Name: ref.name}
-			diff, err := audit.Diff(resultRef(res), before, nil)
+			diff, err := audit.Diff(resultRef(res), redactStored(before), nil)
 			if err != nil {
 				return nil, err
 			}
