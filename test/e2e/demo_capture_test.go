@@ -77,7 +77,7 @@ func TestDemoCapture(t *testing.T) {
 	})
 
 	dir := t.TempDir()
-	p := startProc(t, "demo", "demo", "--capture", "--dir", dir, "--rps", "20", "--duration", "60s")
+	p := startProc(t, "demo", "demo", "--capture", "--dir", dir, "--rps", "20", "--duration", "120s")
 	okLine := regexp.MustCompile(`traffic │ .*?(\d+) ok, (\d+) failed`)
 	eventually(t, 180*time.Second, "demo traffic flowing through captured pods", func() error {
 		if p.exited() {
@@ -190,11 +190,12 @@ func TestDemoCapture(t *testing.T) {
 		return fmt.Errorf("no frontend → catalog edge with requests, all mTLS: %.600s", body)
 	})
 
-	// --duration ends it by itself; everything it made goes with it.
+	// Ctrl-C ends it; everything it made goes with it.
+	p.signal(syscall.SIGINT)
 	select {
 	case <-p.done:
-	case <-time.After(150 * time.Second):
-		t.Fatal("demo did not stop after its --duration")
+	case <-time.After(60 * time.Second):
+		t.Fatal("demo did not stop after Ctrl-C")
 	}
 	if p.err != nil {
 		t.Errorf("demo exited with %v\n%s", p.err, p.output())
