@@ -9,12 +9,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inNamespace runs f on an OS thread that has entered network namespace ns:
-// the sockets f opens live in ns and keep working from any goroutine. The
-// thread returns to its own namespace afterwards and goes back to the
-// scheduler; if it cannot, it stays locked, and the runtime ends it with
-// the goroutine rather than run anything else in ns.
-func inNamespace(ns string, f func() error) error {
+// InNamespace runs f on an OS thread that has entered the network
+// namespace ns (a name under /run/netns): the sockets f opens live in ns
+// and keep working from any goroutine. The thread returns to its own
+// namespace afterwards and goes back to the scheduler; if it cannot, it
+// stays locked, and the runtime ends it with the goroutine rather than run
+// anything else in ns. (The thread must not end otherwise: children it
+// forked with Pdeathsig would die with it.)
+func InNamespace(ns string, f func() error) error {
 	runtime.LockOSThread()
 	own, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -44,7 +46,7 @@ func inNamespace(ns string, f func() error) error {
 // processes would (its iptables rules apply).
 //
 // The dial runs on a goroutine of its own, so the caller's goroutine is
-// never left locked to a thread, whatever happens in inNamespace.
+// never left locked to a thread, whatever happens in InNamespace.
 func (p *Pod) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	type result struct {
 		c   net.Conn
@@ -53,7 +55,7 @@ func (p *Pod) DialContext(ctx context.Context, network, addr string) (net.Conn, 
 	ch := make(chan result, 1)
 	go func() {
 		var r result
-		r.err = inNamespace(p.NS, func() error {
+		r.err = InNamespace(p.NS, func() error {
 			var d net.Dialer
 			var err error
 			r.c, err = d.DialContext(ctx, network, addr)

@@ -100,19 +100,7 @@ func (m *meshNet) startEgressPod(t *testing.T, name, service string) *capturedPo
 	t.Helper()
 	ns, ip := m.createPod(t, name)
 	p := &capturedPod{ns: ns, ip: ip, service: service, admin: httpClientIn(ns)}
-	tok, err := m.weft("token", "create", "--service", service)
-	if err != nil {
-		t.Fatalf("token: %v", err)
-	}
-	p.proxy = startProcIn(t, ns, name+"-proxy", proxyGID, "proxy", "--mode", "egress", "--service", service,
-		"--control", m.grpc, "--token", strings.TrimSpace(tok), "--ca-file", filepath.Join(m.dataDir, "ca.crt"),
-		"--app", "127.0.0.1:8080", "--inbound", ip+":15443", "--admin", "127.0.0.1:15000", "--drain-delay", "100ms")
-	eventually(t, 30*time.Second, name+" proxy ready", func() error {
-		if p.proxy.exited() {
-			t.Fatalf("%s proxy exited: %v\n%s", name, p.proxy.err, p.proxy.output())
-		}
-		return clientGetOK(p.admin, "http://127.0.0.1:15000/ready")
-	})
+	m.runProxy(t, p, name, "--mode", "egress", "--app", "127.0.0.1:8080", "--inbound", ip+":15443")
 	return p
 }
 

@@ -105,24 +105,33 @@ func (m *meshNet) startPodWith(t *testing.T, name, service, version string, app 
 	if out, err := runIn(ns, weftBin, "proxy", "iptables", "--proxy-gid", fmt.Sprint(proxyGID), "--exclude-inbound-ports", "15000"); err != nil {
 		t.Fatalf("weft proxy iptables in %s: %v\n%s", ns, err, out)
 	}
-	tok, err := m.weft("token", "create", "--service", service)
-	if err != nil {
-		t.Fatalf("token: %v", err)
-	}
-	args := []string{"proxy", "--mode", "transparent", "--service", service, "--control", m.grpc,
-		"--token", strings.TrimSpace(tok), "--ca-file", filepath.Join(m.dataDir, "ca.crt"),
-		"--app", fmt.Sprintf("127.0.0.1:%d", app.port), "--inbound", fmt.Sprintf("%s:%d", ip, app.port), "--admin", "127.0.0.1:15000", "--drain-delay", "100ms"}
+	args := []string{"--mode", "transparent", "--app", fmt.Sprintf("127.0.0.1:%d", app.port), "--inbound", fmt.Sprintf("%s:%d", ip, app.port)}
 	if version != "" {
 		args = append(args, "--version", version)
 	}
-	p.proxy = startProcIn(t, ns, name+"-proxy", proxyGID, args...)
+	m.runProxy(t, p, name, args...)
+	return p
+}
+
+// runProxy starts p's proxy in its pod, as group proxyGID (the capture
+// rules exclude it), with a fresh join token for p.service, the mesh CA
+// and its admin port on 127.0.0.1:15000, plus args; it waits until the
+// proxy is ready.
+func (m *meshNet) runProxy(t *testing.T, p *capturedPod, name string, args ...string) {
+	t.Helper()
+	tok, err := m.weft("token", "create", "--service", p.service)
+	if err != nil {
+		t.Fatalf("token: %v", err)
+	}
+	all := append([]string{"proxy", "--service", p.service, "--control", m.grpc, "--token", strings.TrimSpace(tok),
+		"--ca-file", filepath.Join(m.dataDir, "ca.crt"), "--admin", "127.0.0.1:15000", "--drain-delay", "100ms"}, args...)
+	p.proxy = startProcIn(t, p.ns, name+"-proxy", proxyGID, all...)
 	eventually(t, 30*time.Second, name+" proxy ready", func() error {
 		if p.proxy.exited() {
 			t.Fatalf("%s proxy exited: %v\n%s", name, p.proxy.err, p.proxy.output())
 		}
 		return clientGetOK(p.admin, "http://127.0.0.1:15000/ready")
 	})
-	return p
 }
 
 func (p *capturedPod) adminGet(t *testing.T, path string) string {

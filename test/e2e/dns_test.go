@@ -182,19 +182,7 @@ func (m *meshNet) startDNSPod(t *testing.T, name, service, nameserver string) *c
 		"--exclude-inbound-ports", "15000", "--capture-dns"); err != nil {
 		t.Fatalf("weft proxy iptables in %s: %v\n%s", ns, err, out)
 	}
-	tok, err := m.weft("token", "create", "--service", service)
-	if err != nil {
-		t.Fatalf("token: %v", err)
-	}
-	p.proxy = startProcIn(t, ns, name+"-proxy", proxyGID, "proxy", "--mode", "transparent", "--service", service,
-		"--control", m.grpc, "--token", strings.TrimSpace(tok), "--ca-file", filepath.Join(m.dataDir, "ca.crt"),
-		"--app", "127.0.0.1:8080", "--inbound", ip+":8080", "--admin", "127.0.0.1:15000", "--drain-delay", "100ms")
-	eventually(t, 30*time.Second, name+" proxy ready", func() error {
-		if p.proxy.exited() {
-			t.Fatalf("%s proxy exited: %v\n%s", name, p.proxy.err, p.proxy.output())
-		}
-		return clientGetOK(p.admin, "http://127.0.0.1:15000/ready")
-	})
+	m.runProxy(t, p, name, "--mode", "transparent", "--app", "127.0.0.1:8080", "--inbound", ip+":8080")
 	return p
 }
 

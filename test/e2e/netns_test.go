@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/weftmesh/weft/internal/podnet"
 )
 
 // netnsTools are the binaries the pod helpers shell out to.
@@ -194,37 +193,9 @@ func outputIn(ns string, args ...string) (string, error) {
 }
 
 // inNetns runs f on an OS thread that has entered namespace ns: the sockets
-// f opens live in ns, and keep working from any goroutine afterwards. The
-// thread returns to its own namespace afterwards. It must not end instead:
-// the children it started (startProc sets Pdeathsig, which follows the
-// thread that forked) would be killed with it.
-func inNetns(ns string, f func() error) error {
-	goruntime.LockOSThread()
-	own, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		goruntime.UnlockOSThread()
-		return fmt.Errorf("open own netns: %w", err)
-	}
-	defer unix.Close(own)
-	target, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		goruntime.UnlockOSThread()
-		return fmt.Errorf("open netns %s: %w", ns, err)
-	}
-	defer unix.Close(target)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		goruntime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", ns, err)
-	}
-	ferr := f()
-	if err := unix.Setns(own, unix.CLONE_NEWNET); err != nil {
-		// Stay locked: the thread ends with its goroutine rather than
-		// running anything else in ns.
-		return fmt.Errorf("setns back from %s: %w", ns, err)
-	}
-	goruntime.UnlockOSThread()
-	return ferr
-}
+// f opens live in ns, and keep working from any goroutine afterwards
+// (podnet.InNamespace, which the demo's pods use too).
+func inNetns(ns string, f func() error) error { return podnet.InNamespace(ns, f) }
 
 // dialIn returns a dial function whose connections start in namespace ns:
 // a client there, subject to that namespace's iptables like any process.
