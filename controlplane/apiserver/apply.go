@@ -63,36 +63,18 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if details := s.crossCheck(objs); len(details) > 0 {
-		writeJSON(w, http.StatusBadRequest, client.ErrorResponse{
-			Error:   rejectedMessage(source, len(details)),
-			Details: details,
-		})
+	// Checks in order, each refusing the whole apply: the objects against
+	// each other, then stored Gateway keys put back where a redacted
+	// marker stands, then references to what is stored.
+	if refused(w, source, s.crossCheck(objs), nil) {
 		return
 	}
-	details, err := s.restoreSecrets(r.Context(), objs)
-	if err != nil {
-		writeError(w, statusOf(err), source+": nothing applied: "+err.Error())
-		return
-	}
-	if len(details) > 0 {
-		writeJSON(w, http.StatusBadRequest, client.ErrorResponse{
-			Error:   rejectedMessage(source, len(details)),
-			Details: details,
-		})
-		return
-	}
-	details, err = s.checkReferences(r.Context(), objs)
-	if err != nil {
-		writeError(w, statusOf(err), source+": nothing applied: "+err.Error())
-		return
-	}
-	if len(details) > 0 {
-		writeJSON(w, http.StatusBadRequest, client.ErrorResponse{
-			Error:   rejectedMessage(source, len(details)),
-			Details: details,
-		})
-		return
+	for _, check := range []func(context.Context, []*v1alpha1.Object) ([]client.ErrorDetail, error){
+		s.restoreSecrets, s.checkReferences,
+	} {
+		if details, err := check(r.Context(), objs); refused(w, source, details, err) {
+			return
+		}
 	}
 	entry := auditEntry(r, client.AuditApply)
 	results, err := s.Store.ApplyRecorded(r.Context(), objs, auditHook(s, entry, appliedItems))
@@ -213,6 +195,23 @@ func objectRef(o *v1alpha1.Object) string {
 		return o.Kind + " " + o.Metadata.Name
 	}
 	return o.Kind + " " + o.Metadata.Namespace + "/" + o.Metadata.Name
+}
+
+// refused answers an apply that a check refused, with its error (500 or
+// what statusOf says) or its problems (400), and reports whether it did.
+func refused(w http.ResponseWriter, source string, details []client.ErrorDetail, err error) bool {
+	switch {
+	case err != nil:
+		writeError(w, statusOf(err), source+": nothing applied: "+err.Error())
+	case len(details) > 0:
+		writeJSON(w, http.StatusBadRequest, client.ErrorResponse{
+			Error:   rejectedMessage(source, len(details)),
+			Details: details,
+		})
+	default:
+		return false
+	}
+	return true
 }
 
 func rejectedMessage(source string, problems int) string {

@@ -5,46 +5,23 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/weftmesh/weft/api/spiffe"
 	"github.com/weftmesh/weft/api/v1alpha1"
+	"github.com/weftmesh/weft/internal/testpki"
 )
 
-// certPair is a self-signed certificate for host and its key, PEM.
+// certPair is a certificate for host and its key, PEM.
 func certPair(t *testing.T, host string) (certPEM, keyPEM string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: host},
-		DNSNames:     []string{host},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+	return testpki.EncodePEM(t, testpki.NewCA(t, "gateway-ca").Issue(t, spiffe.ID{}, testpki.Options{DNSNames: []string{host}}))
 }
 
 // gatewayDoc is a Gateway with one HTTPS listener and a certificate per host.

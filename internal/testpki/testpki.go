@@ -102,3 +102,18 @@ func (ca *CA) Issue(t testing.TB, id spiffe.ID, opts Options) tls.Certificate {
 	leaf, _ := x509.ParseCertificate(der)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
+
+// EncodePEM returns an issued certificate (leaf first) and its private key
+// as PEM, as an operator pastes them into a resource.
+func EncodePEM(t testing.TB, c tls.Certificate) (certPEM, keyPEM string) {
+	t.Helper()
+	var certs []byte
+	for _, der := range c.Certificate {
+		certs = append(certs, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(certs), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+}

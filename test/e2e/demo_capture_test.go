@@ -78,24 +78,7 @@ func TestDemoCapture(t *testing.T) {
 
 	dir := t.TempDir()
 	p := startProc(t, "demo", "demo", "--capture", "--dir", dir, "--rps", "20", "--duration", "120s")
-	okLine := regexp.MustCompile(`traffic │ .*?(\d+) ok, (\d+) failed`)
-	eventually(t, 180*time.Second, "demo traffic flowing through captured pods", func() error {
-		if p.exited() {
-			t.Fatalf("demo exited early: %v\n%s", p.err, p.output())
-		}
-		out := p.output()
-		if !strings.Contains(out, "mesh ready") {
-			return errorf("not ready yet")
-		}
-		m := okLine.FindAllStringSubmatch(out, -1)
-		if len(m) == 0 {
-			return errorf("no traffic report yet")
-		}
-		if ok, _ := strconv.Atoi(m[len(m)-1][1]); ok < 20 {
-			return errorf("only %d ok in the last report", ok)
-		}
-		return nil
-	})
+	waitDemoTraffic(t, p, 180*time.Second, 20)
 	out := p.output()
 	for _, want := range []string{
 		"removing what an earlier weft demo --capture left behind",
@@ -206,7 +189,7 @@ func TestDemoCapture(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, final)
 		}
 	}
-	if m := okLine.FindAllStringSubmatch(final, -1); len(m) > 0 {
+	if m := demoOKLine.FindAllStringSubmatch(final, -1); len(m) > 0 {
 		for _, r := range m {
 			if failed, _ := strconv.Atoi(r[2]); failed > 0 {
 				t.Logf("a traffic report counted failures: %s", r[0])

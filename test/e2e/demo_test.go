@@ -12,15 +12,14 @@ import (
 	"time"
 )
 
-// TestDemo runs `weft demo` as a user would, waits for traffic to flow
-// through the mesh, presses Ctrl-C, and checks that no process it started
-// is left behind.
-func TestDemo(t *testing.T) {
-	dir := t.TempDir()
-	p := startProc(t, "demo", "demo", "--dir", dir, "--rps", "20")
-	okLine := regexp.MustCompile(`traffic │ .*?(\d+) ok, (\d+) failed`)
-	var okCount int
-	eventually(t, 120*time.Second, "demo traffic flowing", func() error {
+// demoOKLine is the demo's traffic report: requests that succeeded and failed.
+var demoOKLine = regexp.MustCompile(`traffic │ .*?(\d+) ok, (\d+) failed`)
+
+// waitDemoTraffic waits until the demo p says its mesh is ready and its
+// latest traffic report counts at least ok successful requests.
+func waitDemoTraffic(t *testing.T, p *proc, within time.Duration, ok int) {
+	t.Helper()
+	eventually(t, within, "demo traffic flowing", func() error {
 		if p.exited() {
 			t.Fatalf("demo exited early: %v\n%s", p.err, p.output())
 		}
@@ -28,16 +27,24 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(out, "mesh ready") {
 			return errorf("not ready yet")
 		}
-		m := okLine.FindAllStringSubmatch(out, -1)
+		m := demoOKLine.FindAllStringSubmatch(out, -1)
 		if len(m) == 0 {
 			return errorf("no traffic report yet")
 		}
-		okCount, _ = strconv.Atoi(m[len(m)-1][1])
-		if okCount < 50 {
-			return errorf("only %d ok so far", okCount)
+		if n, _ := strconv.Atoi(m[len(m)-1][1]); n < ok {
+			return errorf("only %d ok in the last report", n)
 		}
 		return nil
 	})
+}
+
+// TestDemo runs `weft demo` as a user would, waits for traffic to flow
+// through the mesh, presses Ctrl-C, and checks that no process it started
+// is left behind.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	p := startProc(t, "demo", "demo", "--dir", dir, "--rps", "20")
+	waitDemoTraffic(t, p, 120*time.Second, 50)
 	out := p.output()
 	for _, want := range []string{"control plane up", "catalog-v1", "catalog-v2", "ledger", "cache", "frontend", "Press Ctrl-C"} {
 		if !strings.Contains(out, want) {
