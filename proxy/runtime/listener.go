@@ -16,10 +16,11 @@ import (
 
 	"github.com/weftmesh/weft/internal/ratelog"
 	"github.com/weftmesh/weft/proxy/cluster"
+	"github.com/weftmesh/weft/proxy/h1server"
 	"github.com/weftmesh/weft/proxy/tcp"
 )
 
-// Server limits of every listener's HTTP server.
+// Server limits of every listener's HTTP servers.
 const (
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 5 * time.Minute
@@ -39,8 +40,12 @@ type socket struct {
 	current atomic.Pointer[listenerConfig]
 	active  prometheus.Gauge
 
+	// HTTP/1.x connections are served by h1 (proxy/h1server), HTTP/2 ones
+	// (ALPN h2, or h2c with prior knowledge) by net/http's server; httpConn
+	// tells them apart.
 	http     *http.Server
-	httpConn *connQueue
+	h1       *h1server.Server
+	httpConn *httpConns
 	sessions *tcp.Sessions
 	// plain tracks, besides sessions, the plaintext TCP sessions of a
 	// PERMISSIVE listener, closed when it becomes STRICT (see use).
@@ -80,13 +85,31 @@ func (r *Runtime) newSocket(lc *listenerConfig, ln net.Listener) *socket {
 	s := &socket{
 		rt: r, key: lc.bindKey(), addr: ln.Addr().String(), ln: ln,
 		active:    r.metrics.Active(lc.direction),
-		httpConn:  newConnQueue(ln.Addr()),
 		sessions:  tcp.NewSessions(),
 		accepting: make(chan struct{}),
 		refusals:  newRefusalLog(r.log),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.plain.Store(tcp.NewSessions())
+	h2 := newConnQueue(ln.Addr())
+	base := tcp.WithSessions(s.ctx, s.sessions)
+	s.h1 = &h1server.Server{
+		Handler:           s,
+		BaseContext:       base,
+		ConnContext:       httpConnContext,
+		ConnState:         s.connState,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		// h2c with prior knowledge.
+		Fallback: func(c net.Conn) {
+			if !h2.deliver(c) {
+				c.Close()
+			}
+		},
+		// Handler panics other than http.ErrAbortHandler.
+		Log: r.log.With("address", s.addr),
+	}
+	s.httpConn = &httpConns{h1: s.h1, h2: h2}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
@@ -97,9 +120,9 @@ func (r *Runtime) newSocket(lc *listenerConfig, ln net.Listener) *socket {
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: maxConcurrentStreams},
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
-		BaseContext:       func(net.Listener) context.Context { return tcp.WithSessions(s.ctx, s.sessions) },
+		BaseContext:       func(net.Listener) context.Context { return base },
 		ConnState:         s.connState,
-		ConnContext:       connContext,
+		ConnContext:       httpConnContext,
 		// Handshake failures of refused peers are expected: keep them at debug.
 		ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 	}
@@ -111,7 +134,7 @@ func (s *socket) start() {
 	s.rt.bg.Add(2)
 	go func() {
 		defer s.rt.bg.Done()
-		_ = s.http.Serve(s.httpConn)
+		_ = s.http.Serve(s.httpConn.h2)
 	}()
 	go func() {
 		defer s.rt.bg.Done()
@@ -165,9 +188,13 @@ func (s *socket) serve(fc *filterChain, c net.Conn) {
 			s.authorizeHTTP(fc, c)
 			return
 		}
-		if !s.httpConn.deliver(c) {
-			c.Close()
-		}
+		s.rt.bg.Add(1)
+		go func() {
+			defer s.rt.bg.Done()
+			if !s.httpConn.deliver(c) {
+				c.Close()
+			}
+		}()
 	case fc.tls != nil:
 		s.serveTCP(fc, tls.Server(c, fc.tls))
 	default:
@@ -175,7 +202,7 @@ func (s *socket) serve(fc *filterChain, c net.Conn) {
 	}
 }
 
-// handshakeHTTP completes a TLS handshake before the HTTP server sees the
+// handshakeHTTP completes a TLS handshake before the HTTP servers see the
 // connection: a failed handshake then just closes it (net/http would answer
 // a plaintext request with a plaintext 400).
 func (s *socket) handshakeHTTP(fc *filterChain, c *tls.Conn) {
@@ -274,8 +301,13 @@ func (s *socket) drain(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	// Shutdown closes idle connections, sends HTTP/2 GOAWAY, and waits for
-	// requests in flight.
+	// requests in flight; both servers at once.
+	h1Done := make(chan error, 1)
+	go func() { h1Done <- s.h1.Shutdown(ctx) }()
 	err := s.http.Shutdown(ctx)
+	if e := <-h1Done; err == nil {
+		err = e
+	}
 	if e := s.sessions.Wait(ctx); err == nil {
 		err = e
 	}
@@ -290,11 +322,36 @@ func (s *socket) forceClose() {
 	s.stopAccepting()
 	s.cancel()
 	s.http.Close()
+	s.h1.Close()
 	s.sessions.CloseAll()
 }
 
-// connQueue is the net.Listener of a socket's HTTP server: the accept loop
-// hands it the connections that the listener's configuration serves as HTTP.
+// httpConnContext is connContext for the HTTP servers' connections: one
+// that h1server handed over (h2c) carries the bytes it read in front.
+func httpConnContext(ctx context.Context, c net.Conn) context.Context {
+	return connContext(ctx, h1server.Unwrap(c))
+}
+
+// httpConns hands a socket's HTTP connections to its servers.
+type httpConns struct {
+	h1 *h1server.Server
+	h2 *connQueue
+}
+
+// deliver serves c: a TLS connection that negotiated h2 goes to net/http's
+// server (and deliver returns at once), any other to the HTTP/1.x server
+// on the caller's goroutine, until the connection ends. It returns false
+// when the socket no longer serves (c is the caller's to close).
+func (q *httpConns) deliver(c net.Conn) bool {
+	if tc, ok := c.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+		return q.h2.deliver(c)
+	}
+	q.h1.ServeConn(c)
+	return true
+}
+
+// connQueue is the net.Listener of a socket's net/http server: the
+// connections it serves (HTTP/2) are handed to it.
 type connQueue struct {
 	addr  net.Addr
 	conns chan net.Conn
