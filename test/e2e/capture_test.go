@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -446,6 +447,14 @@ spec:
 // echoIn runs a TCP echo server inside namespace ns until the test ends.
 func echoIn(t *testing.T, ns, addr string) {
 	t.Helper()
+	serveTCPIn(t, ns, addr, func(c net.Conn) { _, _ = io.Copy(c, c) })
+}
+
+// serveTCPIn serves each connection to addr inside namespace ns with
+// handle, on a goroutine of its own that may last 30 s, until the test
+// ends; it closes the connection after handle.
+func serveTCPIn(t *testing.T, ns, addr string, handle func(net.Conn)) {
+	t.Helper()
 	ln, err := listenIn(ns, addr)
 	if err != nil {
 		t.Fatalf("listen in %s on %s: %v", ns, addr, err)
@@ -463,7 +472,8 @@ func echoIn(t *testing.T, ns, addr string) {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				_, _ = io.Copy(c, c)
+				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+				handle(c)
 			}()
 		}
 	}()

@@ -127,30 +127,10 @@ func (r *podResolver) asked(name string) bool {
 // before reading anything, then echoes.
 func serveGreeter(t *testing.T, ns, addr string) {
 	t.Helper()
-	ln, err := listenIn(ns, addr)
-	if err != nil {
-		t.Fatalf("listen in %s on %s: %v", ns, addr, err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				_, _ = io.WriteString(c, "hello")
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	serveTCPIn(t, ns, addr, func(c net.Conn) {
+		_, _ = io.WriteString(c, "hello")
+		_, _ = io.Copy(c, c)
+	})
 }
 
 // netnsResolvConf gives namespace ns its own resolv.conf: `ip netns exec`

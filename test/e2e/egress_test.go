@@ -46,6 +46,46 @@ func (o *outside) seen() (hosts, peers []string) {
 	return append([]string(nil), o.hosts...), append([]string(nil), o.peers...)
 }
 
+// tlsOutside is an HTTPS server outside the mesh, on its own loopback
+// address, with a certificate from ca for host. It answers "<banner> <host>
+// <path>" and records how each request arrived: "tls:<SNI>" or "plaintext".
+type tlsOutside struct {
+	addr string
+	mu   sync.Mutex
+	seen []string
+}
+
+func startTLSOutside(t *testing.T, ca *testpki.CA, host, banner string) *tlsOutside {
+	t.Helper()
+	o := &tlsOutside{}
+	cert := ca.Issue(t, spiffe.ID{}, testpki.Options{DNSNames: []string{host}})
+	ln, err := net.Listen("tcp", nextIP()+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.addr = ln.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrival := "plaintext"
+		if r.TLS != nil {
+			arrival = "tls:" + r.TLS.ServerName
+		}
+		o.mu.Lock()
+		o.seen = append(o.seen, arrival)
+		o.mu.Unlock()
+		fmt.Fprintf(w, "%s %s %s", banner, r.Host, r.URL.Path)
+	}), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	return o
+}
+
+// arrivals lists how the requests so far arrived.
+func (o *tlsOutside) arrivals() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.seen...)
+}
+
 // proxyClient sends every request through the sidecar's HTTP proxy port,
 // as an app with HTTP_PROXY set does.
 func proxyClient(s *sidecar) *http.Client {
@@ -157,26 +197,8 @@ spec:
 // plaintext.
 func TestEgressTLSOrigination(t *testing.T) {
 	ca := testpki.NewCA(t, "partner-ca")
-	cert := ca.Issue(t, spiffe.ID{}, testpki.Options{DNSNames: []string{"secure.partner.example"}})
-	ln, err := net.Listen("tcp", nextIP()+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var seen []string
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		if r.TLS == nil {
-			seen = append(seen, "plaintext")
-		} else {
-			seen = append(seen, "tls:"+r.TLS.ServerName)
-		}
-		mu.Unlock()
-		fmt.Fprintf(w, "secure %s %s", r.Host, r.URL.Path)
-	}), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
-	go srv.ServeTLS(ln, "", "")
-	t.Cleanup(func() { srv.Close() })
-	ip, port, _ := net.SplitHostPort(ln.Addr().String())
+	world := startTLSOutside(t, ca, "secure.partner.example", "secure")
+	ip, port, _ := net.SplitHostPort(world.addr)
 
 	cp := startMeshControl(t)
 	app := startMeshSidecar(t, cp, sidecarOpts{service: "app", httpProxy: true}).waitReady(t)
@@ -214,9 +236,7 @@ spec:
 		}
 		return nil
 	})
-	mu.Lock()
-	got := append([]string(nil), seen...)
-	mu.Unlock()
+	got := world.arrivals()
 	for _, s := range got {
 		if s != "tls:secure.partner.example" {
 			t.Errorf("the outside server saw a request %s, want TLS with SNI secure.partner.example (all: %v)", s, got)
@@ -228,9 +248,7 @@ spec:
 	if code != http.StatusServiceUnavailable {
 		t.Errorf("server certificate not valid for the SNI: %d %q %v, want 503", code, body, h)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(seen) != len(got) {
+	if seen := world.arrivals(); len(seen) != len(got) {
 		t.Errorf("the outside server served a request for other.partner.example: %v", seen[len(got):])
 	}
 }
@@ -245,26 +263,8 @@ spec:
 // (403 default-deny for another mesh service).
 func TestEgressGatewayOriginatesTLS(t *testing.T) {
 	ca := testpki.NewCA(t, "partner-ca")
-	cert := ca.Issue(t, spiffe.ID{}, testpki.Options{DNSNames: []string{"gated.partner.example"}})
-	ln, err := net.Listen("tcp", nextIP()+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var seen []string
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		if r.TLS == nil {
-			seen = append(seen, "plaintext")
-		} else {
-			seen = append(seen, "tls:"+r.TLS.ServerName)
-		}
-		mu.Unlock()
-		fmt.Fprintf(w, "gated %s %s", r.Host, r.URL.Path)
-	}), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
-	go srv.ServeTLS(ln, "", "")
-	t.Cleanup(func() { srv.Close() })
-	ip, port, _ := net.SplitHostPort(ln.Addr().String())
+	world := startTLSOutside(t, ca, "gated.partner.example", "gated")
+	ip, port, _ := net.SplitHostPort(world.addr)
 
 	cp := startMeshControl(t)
 	gw := startMeshSidecar(t, cp, sidecarOpts{service: "egress", extra: []string{"--mode", "egress"}}).waitReady(t)
@@ -292,20 +292,19 @@ spec:
 		}
 		return nil
 	})
-	mu.Lock()
+	seen := world.arrivals()
 	for _, s := range seen {
 		if s != "tls:gated.partner.example" {
 			t.Errorf("the outside server saw a request %s, want TLS with SNI gated.partner.example (all: %v)", s, seen)
 		}
 	}
-	mu.Unlock()
 
 	const external = "outbound|gated.partner.example:80"
 	if cl := app.adminGet(t, "/clusters"); strings.Contains(cl, external) || !strings.Contains(cl, "outbound|egress.default") {
 		t.Errorf("app sidecar clusters: want outbound|egress.default and no %s:\n%s", external, cl)
 	}
-	if cl := gw.adminGet(t, "/clusters"); !strings.Contains(cl, external) || !strings.Contains(cl, ln.Addr().String()) {
-		t.Errorf("gateway clusters: want %s with %s:\n%s", external, ln.Addr(), cl)
+	if cl := gw.adminGet(t, "/clusters"); !strings.Contains(cl, external) || !strings.Contains(cl, world.addr) {
+		t.Errorf("gateway clusters: want %s with %s:\n%s", external, world.addr, cl)
 	}
 	inboundFromApp := false
 	for line := range strings.SplitSeq(gw.adminGet(t, "/metrics"), "\n") {
