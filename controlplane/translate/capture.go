@@ -104,6 +104,33 @@ type captureConfig struct {
 	reachable, routed []ServiceKey
 }
 
+// inboundCapture makes a transparent proxy's inbound listener serve only
+// the workload's own port. iptables redirects every inbound TCP connection
+// of the pod to it, whatever port it was for; the listener reads the
+// original destination (use_original_dst) and its chains match the port
+// peers dial, the node's inbound port. A connection to any other port of
+// the pod matches no chain and is closed, and the proxy logs it with its
+// destination, rather than being handed to the app's port: exclude such
+// ports from capture (`weft proxy iptables --exclude-inbound-ports`), as
+// Istio's excludeInboundPorts does.
+func (t *translation) inboundCapture(l *listenerv3.Listener) error {
+	if !t.transparent() {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(t.node.Inbound)
+	if err != nil {
+		return fmt.Errorf("inbound address %q: %w", t.node.Inbound, err)
+	}
+	for _, fc := range l.FilterChains {
+		if fc.FilterChainMatch == nil {
+			fc.FilterChainMatch = &listenerv3.FilterChainMatch{}
+		}
+		fc.FilterChainMatch.DestinationPort = wrapperspb.UInt32(uint32(ap.Port()))
+	}
+	l.UseOriginalDst = wrapperspb.Bool(true)
+	return nil
+}
+
 // outboundCapture builds the outbound capture listener and what it sends
 // to.
 func (t *translation) outboundCapture() (*captureConfig, error) {

@@ -59,6 +59,9 @@ func (t *translation) inbound(self ServiceKey) (*listenerv3.Listener, *clusterv3
 	}
 	t.inboundTLSInspection(self, l)
 	t.inboundAuthnMetadata(self, l)
+	if err := t.inboundCapture(l); err != nil {
+		return nil, nil, err
+	}
 
 	c := &clusterv3.Cluster{
 		Name:                 cluster,

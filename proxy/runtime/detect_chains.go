@@ -205,6 +205,14 @@ func (b *builder) detectChains(l *listenerv3.Listener, lc *listenerConfig, in in
 		seen[key] = i
 		cs.chains, cs.matches = append(cs.chains, c), append(cs.matches, m)
 	}
+	// Plaintext chains beside TLS ones (a PERMISSIVE transparent inbound
+	// listener) are PERMISSIVE's plaintext side: their TCP sessions end
+	// when the listener becomes STRICT (socket.use).
+	if slices.ContainsFunc(cs.chains, func(c *filterChain) bool { return c.tls != nil }) {
+		for _, c := range cs.chains {
+			c.permissive = c.tls == nil && !c.passthrough
+		}
+	}
 	cs.fallbacks = detectFallbacks(b.rt.opts.Metrics).MustCurryWith(prometheus.Labels{"listener": cs.listener})
 	lc.filterChain = *cs.chains[0]
 	lc.detect = cs
@@ -412,7 +420,7 @@ func (s *socket) detect(cs *chainSelector, c net.Conn) {
 			// connection was going. A connection that was not redirected
 			// has no original destination: such a route must not send
 			// its requests to the listener itself.
-			dc := &detectedConn{Conn: c, chain: fc.name}
+			dc := &detectedConn{Conn: c, chain: fc.name, dst: dst}
 			if cs.originalDst && redirected(c, dst) {
 				dc.originalDst = dst
 			}
@@ -509,15 +517,24 @@ func (cs *chainSelector) filterDetection(d detection, httpOn, tlsOn bool) detect
 // routed to (an ORIGINAL_DST cluster sends them there).
 type detectedConn struct {
 	net.Conn
-	chain       string
+	chain string
+	// dst is the destination the chain was chosen by.
+	dst         netip.AddrPort
 	originalDst netip.AddrPort
 }
 
 // NetConn is the connection underneath, as tls.Conn names it.
 func (c *detectedConn) NetConn() net.Conn { return c.Conn }
 
-// detectedChainKey is the request context key of a detected chain's name.
+// detectedChainKey is the request context key of a detectedChain.
 type detectedChainKey struct{}
+
+// detectedChain is what a request knows of its connection's detection: the
+// chain chosen and the destination it was chosen by.
+type detectedChain struct {
+	name string
+	dst  netip.AddrPort
+}
 
 // connContext is the socket's HTTP server's ConnContext: it remembers the
 // chain a detected connection was given, and its original destination.
@@ -535,18 +552,24 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	if dc.originalDst.IsValid() {
 		ctx = cluster.WithOriginalDestination(ctx, dc.originalDst)
 	}
-	return context.WithValue(ctx, detectedChainKey{}, dc.chain)
+	return context.WithValue(ctx, detectedChainKey{}, detectedChain{name: dc.chain, dst: dc.dst})
 }
 
 // requestChain is the chain that serves r, in the configuration current
 // at its arrival, or nil when none does any more.
 func (s *socket) requestChain(r *http.Request) *filterChain {
 	lc := s.current.Load()
-	name, detected := r.Context().Value(detectedChainKey{}).(string)
+	dc, detected := r.Context().Value(detectedChainKey{}).(detectedChain)
 	switch {
 	case detected && lc.detect != nil:
-		fc := lc.detect.chainNamed(name)
-		if fc == nil || (fc.tls != nil) != (r.TLS != nil) {
+		fc := lc.detect.chainNamed(dc.name)
+		if fc == nil {
+			// The chain is gone (a STRICT listener became PERMISSIVE,
+			// whose chains have other names): choose again, by what the
+			// request says of its connection.
+			fc = lc.detect.pick(dc.dst, requestDetection(r))
+		}
+		if fc == nil || fc.http == nil || (fc.tls != nil) != (r.TLS != nil) {
 			return nil
 		}
 		return fc
@@ -555,6 +578,26 @@ func (s *socket) requestChain(r *http.Request) *filterChain {
 		return nil
 	}
 	return lc.chainFor(r.TLS != nil)
+}
+
+// requestDetection is what detection would have said of the connection a
+// request came on: its TLS server name and ALPN, or its HTTP version.
+func requestDetection(r *http.Request) detection {
+	if r.TLS != nil {
+		d := detection{transport: transportTLS, serverName: r.TLS.ServerName}
+		if p := r.TLS.NegotiatedProtocol; p != "" {
+			d.protocols = []string{p}
+		}
+		return d
+	}
+	p := protoHTTP11
+	switch {
+	case r.ProtoMajor == 2:
+		p = protoH2C
+	case r.ProtoMajor == 1 && r.ProtoMinor == 0:
+		p = protoHTTP10
+	}
+	return detection{transport: transportRaw, protocols: []string{p}}
 }
 
 // detectFallbacks returns weft_protocol_detection_fallbacks_total on reg,

@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -571,5 +573,26 @@ func TestTLSInspectorDisabledNeedsChainSelection(t *testing.T) {
 	_, err := rt.build(r, rt.cur.Load())
 	if want := "listener_filters[0].filter_disabled: is supported on a tls_inspector only where chains are chosen per connection"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("err %v, want %q", err, want)
+	}
+}
+
+// TestRequestDetection: a request whose chain is gone after an update is
+// given one again by what it says of its connection.
+func TestRequestDetection(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		r    *http.Request
+		want detection
+	}{
+		{"h1.1", &http.Request{ProtoMajor: 1, ProtoMinor: 1}, detection{transport: transportRaw, protocols: []string{protoHTTP11}}},
+		{"h1.0", &http.Request{ProtoMajor: 1, ProtoMinor: 0}, detection{transport: transportRaw, protocols: []string{protoHTTP10}}},
+		{"h2c", &http.Request{ProtoMajor: 2}, detection{transport: transportRaw, protocols: []string{protoH2C}}},
+		{"tls", &http.Request{ProtoMajor: 2, TLS: &tls.ConnectionState{ServerName: "a.example", NegotiatedProtocol: "h2"}},
+			detection{transport: transportTLS, serverName: "a.example", protocols: []string{"h2"}}},
+		{"tls without alpn", &http.Request{ProtoMajor: 1, ProtoMinor: 1, TLS: &tls.ConnectionState{}}, detection{transport: transportTLS}},
+	} {
+		if got := requestDetection(tc.r); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
 	}
 }

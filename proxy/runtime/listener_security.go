@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/weftmesh/weft/proxy/filter/rbac"
@@ -22,9 +23,27 @@ const tlsRecordHandshake = 0x16
 // its next request (ServeHTTP).
 func (s *socket) use(lc *listenerConfig) {
 	old := s.current.Swap(lc)
-	if old != nil && old.plaintext != nil && lc.plaintext == nil && lc.tls != nil {
+	if old != nil && old.permissive() && !lc.permissive() && lc.terminatesTLS() {
 		s.plain.Swap(tcp.NewSessions()).CloseAll()
 	}
+}
+
+// permissive reports whether the listener serves plaintext beside mutual
+// TLS: a PERMISSIVE pair of chains, or plaintext chains among those a
+// chain selector picks from (a transparent inbound listener's).
+func (lc *listenerConfig) permissive() bool {
+	if lc.plaintext != nil {
+		return true
+	}
+	return lc.detect != nil && slices.ContainsFunc(lc.detect.chains, func(c *filterChain) bool { return c.permissive })
+}
+
+// terminatesTLS reports whether the listener has a chain that terminates TLS.
+func (lc *listenerConfig) terminatesTLS() bool {
+	if lc.detect != nil {
+		return slices.ContainsFunc(lc.detect.chains, func(c *filterChain) bool { return c.tls != nil })
+	}
+	return lc.tls != nil
 }
 
 // inspect chooses between a listener's TLS and plaintext chains by the

@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -293,7 +294,13 @@ spec:
 			fmt.Fprintf(w, "%s %s", version, r.URL.Path)
 		})
 	}
-	m.startCapturedPod(t, "h1", "hello", "v1", app("v1"))
+	h1 := m.startCapturedPod(t, "h1", "hello", "v1", app("v1"))
+	// A second port of the pod's app that no Service declares.
+	var undeclaredHits atomic.Int64
+	serveIn(t, h1.ns, "0.0.0.0:9090", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		undeclaredHits.Add(1)
+		fmt.Fprint(w, "undeclared")
+	}))
 	server2 := m.startCapturedPod(t, "h2", "hello", "v2", app("v2"))
 	m.startPodWith(t, "ec", "echo", "v1", podApp{tcpEcho: true, port: 5000})
 	client := m.startCapturedPod(t, "cl", "client", "v1", nil)
@@ -395,6 +402,41 @@ spec:
 		}
 		return nil
 	})
+
+	// The inbound side serves the workload's own port only: a captured
+	// connection to another port of the pod is closed and logged, never
+	// handed to the app's port.
+	// (The client's sidecar detects HTTP and answers 503 when the
+	// connection is closed.)
+	if code, body, err := podGet(c, "http://"+h1.ip+":9090/"); err == nil && code == http.StatusOK {
+		t.Errorf("an undeclared port of a captured pod answered %d %q through its sidecar", code, body)
+	}
+	if n := undeclaredHits.Load(); n != 0 {
+		t.Errorf("the undeclared port's app got %d requests", n)
+	}
+	eventually(t, 5*time.Second, "the closed connection logged", func() error {
+		return logged(h1.proxy.output(), "no filter chain matches the connection", h1.ip+":9090")
+	})
+
+	// Outside the mesh (the hub namespace, not captured), a plaintext client
+	// is refused while hello is STRICT and served once it is PERMISSIVE; the
+	// mesh's own mTLS traffic goes on.
+	hub := httpClientIn(m.hub)
+	direct := "http://" + h1.ip + ":8080/"
+	if code, body, err := podGet(hub, direct); err == nil {
+		t.Errorf("plaintext to a STRICT captured pod: %d %q", code, body)
+	}
+	m.apply(t, "apiVersion: weft.dev/v1alpha1\nkind: Service\nmetadata: {name: hello}\nspec:\n  ports: [{port: 8080, protocol: http}]\n  mtls: {mode: PERMISSIVE}\n")
+	eventually(t, 30*time.Second, "plaintext served once hello is PERMISSIVE", func() error {
+		code, body, err := podGet(hub, direct)
+		if err != nil || code != http.StatusOK || !strings.HasPrefix(body, "v1") {
+			return fmt.Errorf("%d %q %v", code, body, err)
+		}
+		return nil
+	})
+	if code, body, err := podGet(c, url); err != nil || code != http.StatusOK {
+		t.Errorf("mesh traffic to a PERMISSIVE captured pod: %d %q %v", code, body, err)
+	}
 
 	// A service created after the client started: its VIP and its chain
 	// reach the running client proxy.
