@@ -144,7 +144,7 @@ func (t *translation) outboundCapture() (*captureConfig, error) {
 	// The passthrough route takes the ExternalServices' hosts whatever a
 	// mesh service is called: mesh services are reached by VIP here, not
 	// by Host.
-	out.egress = t.egressHosts(map[string]bool{})
+	out.egress = t.capturedEgressHosts(map[string]bool{})
 	tcpChains, tcpClusters := t.externalTCPChains(taken, out.egress.clusters)
 	chains = append(chains, tcpChains...)
 	out.egress.clusters = append(out.egress.clusters, tcpClusters...)

@@ -281,7 +281,7 @@ func TestCapturePassthroughChains(t *testing.T) {
 				vhosts = append(vhosts, vh.GetName()+"="+rt.GetRoute().GetCluster())
 			}
 			wantVhosts := []string{
-				"external|dyn.partner.example=502 egress_unsupported",
+				"external|dyn.partner.example=PassthroughCluster",
 				"external|gated.partner.example=outbound|egress.shop",
 				"external|api.partner.example=outbound|api.partner.example:80",
 			}

@@ -80,7 +80,18 @@ const (
 // This is the helper for any outbound HTTP route (the HTTP proxy port, the
 // transparent outbound listener's HTTP chain).
 func (t *translation) egressHosts(taken map[string]bool) egressConfig {
-	return t.egressHostsAt(taken, nil)
+	return t.egressHostsAt(taken, nil, false)
+}
+
+// capturedEgressHosts is egressHosts for the transparent capture
+// listener's HTTP chain, where each request has an original destination:
+// the app resolved the host itself. An ExternalService with DNS resolution
+// (and neither TLS origination nor an egress gateway, which would need the
+// proxy to resolve it) is then sent there, through PassthroughCluster, as
+// Istio sends a ServiceEntry with resolution NONE; it is allowed under
+// REGISTRY_ONLY like any listed host.
+func (t *translation) capturedEgressHosts(taken map[string]bool) egressConfig {
+	return t.egressHostsAt(taken, nil, true)
 }
 
 // egressConfig is what egress adds to an HTTP route: virtual hosts, the
@@ -97,7 +108,7 @@ type egressConfig struct {
 // egressHostsAt is egressHosts for a sidecar (gateway nil) or for the
 // egress gateway gateway, which serves only the ExternalServices that name
 // it and refuses every other host whatever the outbound traffic policy.
-func (t *translation) egressHostsAt(taken map[string]bool, gateway *ServiceKey) egressConfig {
+func (t *translation) egressHostsAt(taken map[string]bool, gateway *ServiceKey, captured bool) egressConfig {
 	var out egressConfig
 	clusters := map[string]*clusterv3.Cluster{}
 	gateways := map[ServiceKey]bool{}
@@ -118,6 +129,10 @@ func (t *translation) egressHostsAt(taken map[string]bool, gateway *ServiceKey) 
 			via = nil // this gateway sends it out
 		}
 		unsupported := unsupportedEgress(es)
+		toOriginalDst := captured && es.Resolution == v1alpha1.ResolutionDNS && es.TLS == nil && via == nil
+		if toOriginalDst {
+			unsupported = ""
+		}
 		if es.TLS != nil && unsupported == "" && via == nil {
 			out.secrets = append(out.secrets, externalCA(key, es.TLS))
 		}
@@ -144,6 +159,14 @@ func (t *translation) egressHostsAt(taken map[string]bool, gateway *ServiceKey) 
 					Domains: []string{h},
 					Routes: []*routev3.Route{directReply(EgressUnsupportedRoute, 502, "egress_unsupported",
 						fmt.Sprintf("egress_unsupported: ExternalService %s/%s (host %s): %s\n", key.Namespace, key.Name, h, unsupported))},
+				})
+				continue
+			}
+			if toOriginalDst {
+				out.vhosts = append(out.vhosts, &routev3.VirtualHost{
+					Name:    name,
+					Domains: []string{h},
+					Routes:  []*routev3.Route{routeAll(xdsmeta.PassthroughCluster)},
 				})
 				continue
 			}
@@ -290,7 +313,7 @@ func (in *Input) externalHostTable() xdsmeta.ExternalHostTable {
 // AccessPolicies stand before it, so only mesh identities get through. It
 // keeps the clusters and secrets for resources() to add.
 func (t *translation) egressGatewayRoute(self ServiceKey, name string) *routev3.RouteConfiguration {
-	e := t.egressHostsAt(map[string]bool{}, &self)
+	e := t.egressHostsAt(map[string]bool{}, &self, false)
 	t.egressGateway = &e
 	return &routev3.RouteConfiguration{Name: name, IgnorePortInHostMatching: true, VirtualHosts: e.vhosts}
 }

@@ -145,6 +145,7 @@ func TestCaptureEgressAndDetection(t *testing.T) {
 	serveGreeter(t, w.ns, w.ip+":3307")
 	resolver := startPodResolver(t, w.ns, w.ip, map[string]netip.Addr{
 		"plain.world.example.": netip.MustParseAddr(w.ip),
+		"dyn.world.example.":   netip.MustParseAddr(w.ip),
 	})
 
 	pemBlock := "      " + strings.ReplaceAll(strings.TrimSpace(string(ca.PEM())), "\n", "\n      ")
@@ -188,6 +189,14 @@ spec:
   hosts: [secure.partner.example]
   ports: [{name: https, port: 443, protocol: tls}]
   endpoints: [{address: %[1]s}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: ExternalService
+metadata: {name: dyn}
+spec:
+  hosts: [dyn.world.example]
+  ports: [{name: web, port: 8081, protocol: http}]
+  resolution: DNS
 ---
 apiVersion: weft.dev/v1alpha1
 kind: ExternalService
@@ -325,6 +334,14 @@ spec:
 	}
 	if code, body, err := curlIn(t, client.ns, "http://api.partner.example/again"); err != nil || code != http.StatusOK {
 		t.Errorf("REGISTRY_ONLY, listed host: %d %q %v", code, body, err)
+	}
+	// A DNS-resolution ExternalService: the app resolved it (through the
+	// pod's resolver); the request goes where the app sent it.
+	if code, body, err := curlIn(t, client.ns, "http://dyn.world.example:8081/d"); err != nil || code != http.StatusOK || body != "world dyn.world.example:8081 /d" {
+		t.Errorf("REGISTRY_ONLY, listed DNS-resolution host: %d %q %v", code, body, err)
+	}
+	if !resolver.asked("dyn.world.example") {
+		t.Errorf("the DNS-resolution host was not resolved by the pod's resolver")
 	}
 	if code, body, err := curlIn(t, client.ns, "http://gated.partner.example/again"); err != nil || code != http.StatusOK {
 		t.Errorf("REGISTRY_ONLY, listed host through the gateway: %d %q %v", code, body, err)
