@@ -82,6 +82,12 @@ type Allocator struct {
 	client *clientv3.Client
 	opts   Options
 	log    *slog.Logger
+
+	// own holds the revisions of the allocator's own writes (claims and
+	// releases) that its VIP watch has not delivered yet: those events
+	// tell it nothing new, and reconciling on each would read and decode
+	// every Service once per VIP allocated. Touched by Run's goroutine only.
+	own map[int64]bool
 }
 
 // New returns an Allocator of the store's client; it does nothing until Run.
@@ -97,12 +103,15 @@ func New(client *clientv3.Client, opts Options) (*Allocator, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Allocator{client: client, opts: opts, log: log.With("component", "vip")}, nil
+	return &Allocator{client: client, opts: opts, log: log.With("component", "vip"), own: map[int64]bool{}}, nil
 }
 
 const (
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 5 * time.Second
+	// settle gathers a burst of changes (an apply of many Services) into
+	// one reconcile.
+	settle = 20 * time.Millisecond
 )
 
 // Run reconciles, then reconciles again after every change to Services or
@@ -133,25 +142,78 @@ func (a *Allocator) follow(ctx context.Context) error {
 	defer cancel()
 	services := a.client.Watch(wctx, servicePrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	vips := a.client.Watch(wctx, Prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-	for {
+	// next reads one watch response; changed says whether it holds a
+	// change the allocator did not make itself.
+	next := func(wait <-chan time.Time) (changed, timedOut bool, err error) {
 		var resp clientv3.WatchResponse
-		var ok bool
+		var ok, fromVIPs bool
 		select {
 		case <-ctx.Done():
-			return nil
+			return false, false, ctx.Err()
+		case <-wait:
+			return false, true, nil
 		case resp, ok = <-services:
 		case resp, ok = <-vips:
+			fromVIPs = true
 		}
 		if !ok {
-			return errors.New("vip: watch closed")
+			return false, false, errors.New("vip: watch closed")
 		}
 		if err := resp.Err(); err != nil {
-			return fmt.Errorf("vip: watch: %w", err)
+			return false, false, fmt.Errorf("vip: watch: %w", err)
+		}
+		if fromVIPs {
+			return a.foreign(resp), false, nil
+		}
+		return true, false, nil
+	}
+	for {
+		changed, _, err := next(nil)
+		if err != nil {
+			return ignoreDone(ctx, err)
+		}
+		if !changed {
+			continue
+		}
+		// Gather what else comes within settle: one reconcile for a burst.
+		deadline := time.After(settle)
+		for {
+			_, timedOut, err := next(deadline)
+			if err != nil {
+				return ignoreDone(ctx, err)
+			}
+			if timedOut {
+				break
+			}
 		}
 		if _, err := a.Reconcile(ctx); err != nil {
 			return err
 		}
 	}
+}
+
+// foreign reports whether a VIP watch response holds a write the allocator
+// did not make itself, and forgets the revisions of its own that the watch
+// has now delivered (it delivers in revision order).
+func (a *Allocator) foreign(resp clientv3.WatchResponse) bool {
+	foreign := false
+	for _, ev := range resp.Events {
+		foreign = foreign || !a.own[ev.Kv.ModRevision]
+	}
+	for rev := range a.own {
+		if rev <= resp.Header.GetRevision() {
+			delete(a.own, rev)
+		}
+	}
+	return foreign
+}
+
+// ignoreDone is nil once ctx is done (Run returns then), else err.
+func ignoreDone(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 var servicePrefix = store.PrefixResources + "service/"
@@ -165,7 +227,8 @@ type state struct {
 }
 
 // Reconcile allocates a VIP to every Service without one and releases the
-// VIPs of deleted Services. It returns the revision it read.
+// VIPs of deleted Services. It returns the revision it read. Run calls it;
+// it must not run beside Run on the same Allocator.
 func (a *Allocator) Reconcile(ctx context.Context) (int64, error) {
 	resp, err := a.client.Txn(ctx).Then(
 		clientv3.OpGet(servicePrefix, clientv3.WithPrefix()),
@@ -265,6 +328,7 @@ func (a *Allocator) claim(ctx context.Context, svc string, ip netip.Addr) error 
 		return fmt.Errorf("vip: allocate %s to %s: %w", ip, svc, err)
 	}
 	if resp.Succeeded {
+		a.own[resp.Header.Revision] = true
 		a.log.Info("allocated VIP", "service", svc, "vip", ip.String())
 	}
 	return nil
@@ -274,17 +338,16 @@ func (a *Allocator) claim(ctx context.Context, svc string, ip netip.Addr) error 
 func (a *Allocator) release(ctx context.Context, svc string, ip netip.Addr) error {
 	ns, name, _ := strings.Cut(svc, "/")
 	sk, ak := ServiceKey(ns, name), addressKey(ip)
-	_, err := a.client.Txn(ctx).If(
-		clientv3.Compare(clientv3.Value(ak), "=", svc),
-	).Then(clientv3.OpDelete(ak)).Commit()
-	if err != nil {
-		return fmt.Errorf("vip: release %s of %s: %w", ip, svc, err)
-	}
-	_, err = a.client.Txn(ctx).If(
-		clientv3.Compare(clientv3.Value(sk), "=", ip.String()),
-	).Then(clientv3.OpDelete(sk)).Commit()
-	if err != nil {
-		return fmt.Errorf("vip: release %s of %s: %w", ip, svc, err)
+	for _, del := range []struct{ key, holds string }{{ak, svc}, {sk, ip.String()}} {
+		resp, err := a.client.Txn(ctx).If(
+			clientv3.Compare(clientv3.Value(del.key), "=", del.holds),
+		).Then(clientv3.OpDelete(del.key)).Commit()
+		if err != nil {
+			return fmt.Errorf("vip: release %s of %s: %w", ip, svc, err)
+		}
+		if resp.Succeeded {
+			a.own[resp.Header.Revision] = true
+		}
 	}
 	a.log.Info("released VIP", "service", svc, "vip", ip.String())
 	return nil

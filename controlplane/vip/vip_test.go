@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/weftmesh/weft/api/v1alpha1"
@@ -133,5 +135,31 @@ func TestOptionsValidate(t *testing.T) {
 		if _, err := New(nil, Options{Range: netip.MustParsePrefix(r)}); err == nil {
 			t.Errorf("range %s accepted", r)
 		}
+	}
+}
+
+// TestForeignSkipsOwnWrites: the VIP watch's echo of the allocator's own
+// claims and releases triggers no reconcile; anyone else's write does, and
+// the revisions the watch delivered are forgotten.
+func TestForeignSkipsOwnWrites(t *testing.T) {
+	a := &Allocator{own: map[int64]bool{5: true, 6: true, 9: true}}
+	resp := func(header int64, revs ...int64) clientv3.WatchResponse {
+		r := clientv3.WatchResponse{Header: &etcdserverpb.ResponseHeader{Revision: header}}
+		for _, rev := range revs {
+			r.Events = append(r.Events, &clientv3.Event{Kv: &mvccpb.KeyValue{ModRevision: rev}})
+		}
+		return r
+	}
+	if a.foreign(resp(6, 5, 6)) {
+		t.Errorf("the allocator's own writes at 5 and 6 counted as foreign")
+	}
+	if len(a.own) != 1 || !a.own[9] {
+		t.Errorf("own after the watch delivered revision 6: %v, want only 9", a.own)
+	}
+	if !a.foreign(resp(9, 7, 9)) {
+		t.Errorf("a write at 7 by someone else was not seen")
+	}
+	if len(a.own) != 0 {
+		t.Errorf("own after revision 9: %v, want empty", a.own)
 	}
 }
