@@ -2,15 +2,26 @@ package translate
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
+	"weak"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // Cache lets the translations of many proxies share the resources that
@@ -26,14 +37,35 @@ import (
 // assignment the ready workloads' IDs, versions and addresses (of those in
 // the subset, for a subset's); for a route the service's protocol and Route
 // and the DestinationPolicies of the services it sends to; for the secret
-// the bundle's bytes. Cache.ForNode therefore returns exactly what ForNode
-// returns. A Cache is safe for concurrent use.
+// the bundle's bytes.
+//
+// What is built for one proxy alone (its listeners, its inbound cluster,
+// the route of its HTTP proxy port) is interned after translation: a
+// resource whose deterministic encoding another proxy's translation already
+// produced is replaced by that proxy's message, so replicas of a service,
+// which bind the same upstream ports and app address, hold one copy between
+// them. A listener that stays the proxy's own (the inbound one binds the
+// workload's address) still shares the typed configs of its filters and
+// TLS context, by content likewise. Equal encodings are equal messages, so
+// no proxy is handed anything its own translation did not produce.
+// Cache.ForNode therefore returns exactly what ForNode returns. A Cache is
+// safe for concurrent use.
 type Cache struct {
 	mu       sync.Mutex
 	services map[ServiceKey]*serviceEntry
 	secret   *sharedResource // keyed by secretBundle
 	// secretBundle is the bundle the secret was built from.
 	secretBundle []byte
+	// shared holds the messages of services and secret above: interning
+	// skips them, they are shared already.
+	shared map[types.Resource]bool
+	// interned holds the per-proxy resources by content. The references
+	// are weak: an entry goes when the last proxy holding its message
+	// drops it (see forget), so the table never outgrows the snapshots.
+	interned map[internKey]internRef
+	// anys holds, weakly too, the typed configs of the filters of interned
+	// listeners, by content.
+	anys map[anyKey]weak.Pointer[anypb.Any]
 }
 
 // serviceEntry holds the shared resources of one service: its cluster,
@@ -64,22 +96,37 @@ type sharedResource struct {
 
 // NewCache returns an empty Cache.
 func NewCache() *Cache {
-	return &Cache{services: map[ServiceKey]*serviceEntry{}}
+	return &Cache{
+		services: map[ServiceKey]*serviceEntry{},
+		shared:   map[types.Resource]bool{},
+		interned: map[internKey]internRef{},
+		anys:     map[anyKey]weak.Pointer[anypb.Any]{},
+	}
 }
 
 // ForNode is the package's ForNode, sharing what it can through c.
 func (c *Cache) ForNode(in *Input, node xdsmeta.Node) (*Resources, error) {
-	return forNode(in, node, c)
+	r, err := forNode(in, node, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.internAll(r); err != nil {
+		return nil, fmt.Errorf("translate: node %q: %w", node.ID, err)
+	}
+	return r, nil
 }
 
 // Prune forgets the services that in neither declares nor has workloads of.
 func (c *Cache) Prune(in *Input) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for key := range c.services {
+	for key, e := range c.services {
 		_, declared := in.Services[key]
 		_, registered := in.Workloads[key]
 		if !declared && !registered {
+			for _, kr := range e.shared {
+				delete(c.shared, kr.res.msg)
+			}
 			delete(c.services, key)
 		}
 	}
@@ -135,7 +182,11 @@ func (t *translation) sharedOf(key ServiceKey, kind, name string, contentKey fun
 		if e.shared == nil {
 			e.shared = map[sharedName]*keyedResource{}
 		}
+		if old := e.shared[sn]; old != nil {
+			delete(t.cache.shared, old.res.msg)
+		}
 		e.shared[sn] = &keyedResource{key: ck, res: r}
+		t.cache.shared[r.msg] = true
 		t.cache.mu.Unlock()
 	}
 	return t.use(r)
@@ -256,7 +307,11 @@ func (t *translation) rootCAOf() types.Resource {
 			return nil
 		}
 		t.cache.mu.Lock()
+		if old := t.cache.secret; old != nil {
+			delete(t.cache.shared, old.msg)
+		}
 		t.cache.secret, t.cache.secretBundle = r, bundle
+		t.cache.shared[r.msg] = true
 		t.cache.mu.Unlock()
 	}
 	return t.use(r)
@@ -283,4 +338,159 @@ func (t *translation) use(r *sharedResource) types.Resource {
 	}
 	t.encoded[r.msg] = r.encoded
 	return r.msg
+}
+
+// internKey names a per-proxy resource by content: its message type and
+// the SHA-256 of its deterministic encoding.
+type internKey struct {
+	kind protoreflect.FullName
+	sum  [sha256.Size]byte
+}
+
+// internRef is a weak reference to an interned message.
+type internRef interface {
+	// get returns the message, or nil once nothing else holds it.
+	get() types.Resource
+}
+
+// weakRef is an internRef to a message of type P.
+type weakRef[T any, P interface {
+	*T
+	types.Resource
+}] struct{ p weak.Pointer[T] }
+
+func (w weakRef[T, P]) get() types.Resource {
+	if v := w.p.Value(); v != nil {
+		return P(v)
+	}
+	return nil
+}
+
+// internAll replaces each resource of r that is not shared already with
+// the message of equal content another translation produced, if one is
+// still held, and offers the others for later translations to share.
+func (c *Cache) internAll(r *Resources) error {
+	var buf []byte
+	for _, items := range [][]types.Resource{r.Listeners, r.Routes, r.Clusters, r.Endpoints, r.Secrets} {
+		for i, m := range items {
+			c.mu.Lock()
+			shared := c.shared[m]
+			c.mu.Unlock()
+			if shared {
+				continue
+			}
+			var err error
+			if items[i], buf, err = c.intern(m, buf); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// intern returns the message of m's content that the cache holds, or m,
+// which it then holds. buf is scratch space for the encoding, returned for
+// reuse. Messages of types interning does not know are returned as they are.
+func (c *Cache) intern(m types.Resource, buf []byte) (types.Resource, []byte, error) {
+	switch v := m.(type) {
+	case *listenerv3.Listener:
+		return internAs(c, v, buf)
+	case *routev3.RouteConfiguration:
+		return internAs(c, v, buf)
+	case *clusterv3.Cluster:
+		return internAs(c, v, buf)
+	case *endpointv3.ClusterLoadAssignment:
+		return internAs(c, v, buf)
+	case *tlsv3.Secret:
+		return internAs(c, v, buf)
+	}
+	return m, buf, nil
+}
+
+// internAs is intern for a message of type P. A new message is held weakly,
+// with a cleanup that forgets its entry once it is collected.
+func internAs[T any, P interface {
+	*T
+	types.Resource
+}](c *Cache, m P, buf []byte) (types.Resource, []byte, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend(buf[:0], m)
+	if err != nil {
+		return nil, buf, fmt.Errorf("marshal %q: %w", resourceName(m), err)
+	}
+	key := internKey{kind: m.ProtoReflect().Descriptor().FullName(), sum: sha256.Sum256(b)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ref, ok := c.interned[key]; ok {
+		if held := ref.get(); held != nil {
+			return held, b, nil
+		}
+	}
+	if l, ok := any(m).(*listenerv3.Listener); ok {
+		// Not held by anyone yet: its filters may still be swapped.
+		c.internFilterConfigs(l)
+	}
+	c.interned[key] = weakRef[T, P]{weak.Make((*T)(m))}
+	runtime.AddCleanup((*T)(m), c.forget, key)
+	return m, b, nil
+}
+
+// internFilterConfigs replaces the typed configs of l's filters and
+// transport sockets with equal ones the cache holds: a listener that is
+// the proxy's own, such as the inbound one, which binds the workload's own
+// address, still carries the same connection manager and TLS context as
+// its service's other replicas. l must be this translation's own, held by
+// no one else yet (its filters are rewritten); c.mu is held.
+func (c *Cache) internFilterConfigs(l *listenerv3.Listener) {
+	for _, fc := range l.GetFilterChains() {
+		for _, f := range fc.GetFilters() {
+			if tc, ok := f.GetConfigType().(*listenerv3.Filter_TypedConfig); ok {
+				tc.TypedConfig = c.internAny(tc.TypedConfig)
+			}
+		}
+		if ts, ok := fc.GetTransportSocket().GetConfigType().(*corev3.TransportSocket_TypedConfig); ok {
+			ts.TypedConfig = c.internAny(ts.TypedConfig)
+		}
+	}
+}
+
+// anyKey names a typed config by content: its type URL and the SHA-256 of
+// its value, an encoding already made.
+type anyKey struct {
+	typeURL string
+	sum     [sha256.Size]byte
+}
+
+// internAny returns the typed config of a's content that the cache holds,
+// or a, which it then holds (weakly, as interned resources). c.mu is held.
+func (c *Cache) internAny(a *anypb.Any) *anypb.Any {
+	if a == nil {
+		return nil
+	}
+	key := anyKey{typeURL: a.GetTypeUrl(), sum: sha256.Sum256(a.GetValue())}
+	if held := c.anys[key].Value(); held != nil {
+		return held
+	}
+	c.anys[key] = weak.Make(a)
+	runtime.AddCleanup(a, c.forgetAny, key)
+	return a
+}
+
+// forgetAny drops the entry of key if its typed config is gone (see forget).
+func (c *Cache) forgetAny(key anyKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.anys[key]; ok && p.Value() == nil {
+		delete(c.anys, key)
+	}
+}
+
+// forget drops the entry of key if its message is gone. It runs on the
+// runtime's cleanup goroutine once an interned message is collected; by
+// then key may name a newer message of the same content, which stays.
+func (c *Cache) forget(key internKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ref, ok := c.interned[key]; ok && ref.get() == nil {
+		delete(c.interned, key)
+	}
 }

@@ -2,11 +2,16 @@ package translate
 
 import (
 	"bytes"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/weftmesh/weft/api/v1alpha1"
+	"github.com/weftmesh/weft/api/xdsmeta"
 )
 
 // checkSame fails unless the cached translation is the plain one, byte for
@@ -123,4 +128,86 @@ func TestCacheConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// byName returns the resource of r named name, of any type.
+func byName(t *testing.T, r *Resources, name string) types.Resource {
+	t.Helper()
+	for _, items := range r.ByType() {
+		for _, m := range items {
+			if resourceName(m) == name {
+				return m
+			}
+		}
+	}
+	t.Fatalf("no resource %q", name)
+	return nil
+}
+
+// TestCacheInternsReplicas checks that two replicas of a service, which
+// bind the same upstream port and app address, hold one message for their
+// identical listeners and inbound cluster, and that what differs between
+// proxies is never shared: each proxy's cached translation is its own.
+func TestCacheInternsReplicas(t *testing.T) {
+	tc := cases()[0]
+	in := input(tc.svcs, false)
+	c := NewCache()
+	replica := func(inbound, listen string) *Resources {
+		t.Helper()
+		return checkSame(t, c, in, testCase{name: inbound, node: node("default", "web", inbound, "payments="+listen)})
+	}
+	a := replica("127.0.1.1:15006", "127.0.0.1:9001")
+	b := replica("127.0.1.2:15006", "127.0.0.1:9001")
+	other := replica("127.0.1.3:15006", "127.0.0.1:9009")
+
+	outbound := xdsmeta.OutboundListener("payments.default=127.0.0.1:9001")
+	inboundCluster := xdsmeta.InboundCluster("web", "default")
+	for _, name := range []string{outbound, inboundCluster} {
+		if byName(t, a, name) != byName(t, b, name) {
+			t.Errorf("%s: the replicas hold two copies", name)
+		}
+	}
+	la, lb := byName(t, a, xdsmeta.InboundListener).(*listenerv3.Listener), byName(t, b, xdsmeta.InboundListener).(*listenerv3.Listener)
+	if la == lb {
+		t.Error("the replicas share an inbound listener, but they bind different addresses")
+	}
+	fa, fb := la.GetFilterChains()[0], lb.GetFilterChains()[0]
+	if fa.GetFilters()[0].GetTypedConfig() != fb.GetFilters()[0].GetTypedConfig() {
+		t.Error("the replicas' inbound listeners hold two copies of one connection manager")
+	}
+	if fa.GetTransportSocket().GetTypedConfig() != fb.GetTransportSocket().GetTypedConfig() {
+		t.Error("the replicas' inbound listeners hold two copies of one TLS context")
+	}
+	if got := byName(t, other, xdsmeta.OutboundListener("payments.default=127.0.0.1:9009")); got == byName(t, a, outbound) {
+		t.Error("a proxy that binds another port got the replicas' outbound listener")
+	}
+	if byName(t, other, inboundCluster) != byName(t, a, inboundCluster) {
+		t.Error("the inbound cluster, the same for all three, is not shared")
+	}
+}
+
+// TestCacheForgetsInterned checks that the interning table holds its
+// messages weakly: once no translation result holds them, they go.
+func TestCacheForgetsInterned(t *testing.T) {
+	tc := cases()[0]
+	c := NewCache()
+	if _, err := c.ForNode(input(tc.svcs, false), tc.node); err != nil {
+		t.Fatal(err)
+	}
+	interned := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.interned) + len(c.anys)
+	}
+	if interned() == 0 {
+		t.Fatal("nothing interned")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for interned() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d interned messages outlived every result that held them", interned())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
 }

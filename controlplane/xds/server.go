@@ -16,7 +16,9 @@ import (
 	"time"
 
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weftmesh/weft/controlplane/translate"
@@ -56,8 +58,10 @@ type Server struct {
 	input   atomic.Pointer[translate.Input]
 	updated chan struct{}
 	// translations shares, between proxies, the resources that depend on
-	// one service alone.
+	// one service alone, and those that came out the same.
 	translations *translate.Cache
+	// typeSets shares the snapshot cache's per-type resource indexes.
+	typeSets *typeSets
 
 	mu      sync.Mutex
 	streams map[int64]*stream
@@ -79,6 +83,7 @@ func New(opts Options) *Server {
 		metrics:      newMetrics(opts.Metrics),
 		updated:      make(chan struct{}, 1),
 		translations: translate.NewCache(),
+		typeSets:     newTypeSets(),
 		streams:      map[int64]*stream{},
 		nodes:        map[string]*node{},
 	}
@@ -86,7 +91,12 @@ func New(opts Options) *Server {
 	// Nodes are keyed by node.id, which authentication ties to the SVID's
 	// service: see authorize.
 	s.cache = cache.NewSnapshotCache(true, cache.IDHash{}, cacheLog{s.log})
-	s.ads = server.NewServer(s.ctx, s.cache, s.callbacks())
+	// Ordered ADS: every stream's responses go through one channel and a
+	// plain select, in the order the cache produced them. The default
+	// makes a channel per request and multiplexes them with reflect.Select,
+	// which boxes what it receives and keeps a slice of cases per stream:
+	// garbage and held memory that thousands of streams multiply.
+	s.ads = server.NewServer(s.ctx, s.cache, s.callbacks(), sotw.WithOrderedADS())
 	return s
 }
 
@@ -221,22 +231,19 @@ func (s *Server) push(n *node) error {
 	// watches of the types whose content changed.
 	versions := make(map[string]string, len(n.versions))
 	var changed []string
-	var snap cache.Snapshot
 	byType, versionOf := res.ByType(), res.Version
 	if n.meta.Proxyless {
 		byType, versionOf = requestedOnly(res, n.requested)
 	}
-	for typeURL, items := range byType {
+	for typeURL := range byType {
 		v := versionOf(typeURL)
 		versions[typeURL] = v
 		if n.versions[typeURL] != v {
 			changed = append(changed, typeLabel(typeURL))
 		}
-		snap.Resources[cache.GetResponseType(typeURL)] = cache.NewResources(v, items)
 	}
 	if len(changed) > 0 {
-		if err := s.cache.SetSnapshot(s.ctx, n.id, &snap); err != nil {
-			err = fmt.Errorf("xds: set snapshot of %q: %w", n.id, err)
+		if err := s.setSnapshot(n, byType, versions); err != nil {
 			n.setError(err)
 			return err
 		}
@@ -249,6 +256,34 @@ func (s *Server) push(n *node) error {
 	n.setError(nil)
 	s.metrics.pushDuration.Observe(time.Since(start).Seconds())
 	return nil
+}
+
+// setSnapshot sets n's snapshot to the resources of byType at versions,
+// each type's set shared with the snapshots of other proxies that hold the
+// same (see typeSets), and releases the sets of n's last snapshot. The
+// caller holds n.push.
+func (s *Server) setSnapshot(n *node, byType map[string][]types.Resource, versions map[string]string) error {
+	var snap cache.Snapshot
+	held := make(map[string]*typeSet, len(byType))
+	for typeURL, items := range byType {
+		set := s.typeSets.acquire(typeURL, versions[typeURL], items)
+		held[typeURL] = set
+		snap.Resources[cache.GetResponseType(typeURL)] = set.res
+	}
+	if err := s.cache.SetSnapshot(s.ctx, n.id, &snap); err != nil {
+		s.releaseSets(held)
+		return fmt.Errorf("xds: set snapshot of %q: %w", n.id, err)
+	}
+	s.releaseSets(n.held)
+	n.held = held
+	return nil
+}
+
+// releaseSets releases the sets a snapshot held.
+func (s *Server) releaseSets(held map[string]*typeSet) {
+	for _, set := range held {
+		s.typeSets.release(set)
+	}
 }
 
 // cacheLog writes go-control-plane's log lines to slog.

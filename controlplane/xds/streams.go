@@ -57,6 +57,8 @@ type node struct {
 	closed bool
 	// versions are those of the snapshot in the cache, per type URL.
 	versions map[string]string
+	// held are the shared resource sets of that snapshot, per type URL.
+	held map[string]*typeSet
 	// in is the input the snapshot was computed from, or one that differs
 	// from it only in what the node does not read.
 	in *translate.Input
@@ -262,6 +264,8 @@ func (s *Server) onStreamClosed(id int64, _ *corev3.Node) {
 	n.push.Lock()
 	n.closed = true
 	s.cache.ClearSnapshot(n.id)
+	s.releaseSets(n.held)
+	n.held = nil
 	n.push.Unlock()
 	s.log.Info("xds: proxy disconnected", "node", n.id)
 }
