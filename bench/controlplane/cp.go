@@ -256,6 +256,44 @@ func (cp *controlPlane) heapProfile(ctx context.Context, path string) error {
 	return cp.saveDebug(ctx, "heap?gc=1", path)
 }
 
+// liveHeap forces a garbage collection in the control plane and returns
+// the bytes of heap objects right after it: the live heap. The heap
+// profile does both in one request (gc=1, and with debug=1 it ends with
+// the runtime.MemStats it reads when written), so what the control plane
+// allocates between the collection and the reading is only the profile.
+func (cp *controlPlane) liveHeap(ctx context.Context) (float64, error) {
+	url := fmt.Sprintf("http://%s/debug/pprof/heap?gc=1&debug=1", cp.dashAddr)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("%s: %w", url, err)
+	}
+	return 0, fmt.Errorf("%s: no HeapAlloc line", url)
+}
+
+// goroutineProfile writes the control plane's goroutine profile to path:
+// what the stacks at rest are spent on, per creating function.
+func (cp *controlPlane) goroutineProfile(ctx context.Context, path string) error {
+	return cp.saveDebug(ctx, "goroutine", path)
+}
+
 // saveDebug writes what /debug/pprof/<what> answers to path.
 func (cp *controlPlane) saveDebug(ctx context.Context, what, path string) error {
 	url := fmt.Sprintf("http://%s/debug/pprof/%s", cp.dashAddr, what)

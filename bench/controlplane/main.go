@@ -94,7 +94,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&cfg.skipScale, "skip-scale", false, "skip the simulated proxies (measure the SVID issuance rate only)")
 	fs.StringVar(&cfg.out, "out", "", "write the report here (default bench/controlplane/RESULTS.md, none with -smoke)")
 	fs.StringVar(&cfg.note, "note", "", "a line for the report, such as what the -bin binaries are")
-	fs.StringVar(&cfg.profileDir, "profile", "", "save a CPU profile of the control plane during churn at the largest proxy count into this dir")
+	fs.StringVar(&cfg.profileDir, "profile", "", "save CPU profiles of the control plane (setup, churn, SVID modes) and heap and goroutine profiles at rest, at the largest proxy count, into this dir")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -78,15 +78,16 @@ func (rep *report) markdown(cfg *config, started time.Time) string {
 	p("## Control plane memory and CPU\n\n")
 	p("CPU is utime+stime of the `weft control` process (its embedded etcd included) per wall second, in cores; memory is VmRSS/VmHWM from /proc. ")
 	p("Setup is from the first proxy joining to every proxy connected and registered; \"converged\" is until every proxy sees every endpoint of its upstreams.\n\n")
-	p("| proxies | binary | services with endpoints | setup / converged (s) | CPU during setup (s) | at rest: CPU, VmRSS (Go heap in use, goroutine stacks) | churn: rate, CPU, peak VmRSS | VmHWM at end | bench process CPU in churn |\n")
+	p("Go heap in use is what the heap spans held at that moment, garbage included (the GC lets the heap grow to twice what it kept); live is what the heap's objects take right after a collection the bench forces, i.e. what the control plane holds.\n\n")
+	p("| proxies | binary | services with endpoints | setup / converged (s) | CPU during setup (s) | at rest: CPU, VmRSS (Go heap in use, live, goroutine stacks) | churn: rate, CPU, peak VmRSS | VmHWM at end | bench process CPU in churn |\n")
 	p("|---:|---|---:|---:|---:|---|---|---:|---:|\n")
 	for _, n := range cfg.proxies {
 		for _, l := range labels {
 			ms := rep.scale[n][l]
 			get := func(s string) float64 { v, _ := median(ms, s); return v }
-			p("| %d | %s | %.0f of %d | %.1f / %.1f | %.1f | %.3f cores, %.0f MB (%.0f MB, %.0f MB) | %.1f/s, %.2f cores, %.0f MB | %.0f MB | %.2f cores |\n",
+			p("| %d | %s | %.0f of %d | %.1f / %.1f | %.1f | %.3f cores, %.0f MB (%.0f MB, %.0f MB, %.0f MB) | %.1f/s, %.2f cores, %.0f MB | %.0f MB | %.2f cores |\n",
 				n, l, get("populated"), cfg.services, get("setup_s"), get("converge_s"), get("setup_cp_cpu_s"),
-				get("rest_cpu"), get("rest_rss_mb"), get("rest_heap_mb"), get("rest_stack_mb"),
+				get("rest_cpu"), get("rest_rss_mb"), get("rest_heap_mb"), get("rest_live_mb"), get("rest_stack_mb"),
 				get("churn_rate"), get("churn_cpu"), get("churn_rss_peak_mb"), get("hwm_mb"), get("churn_bench_cpu"))
 		}
 	}

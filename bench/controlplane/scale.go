@@ -257,12 +257,24 @@ func (r *scaleRun) rest(ctx context.Context) error {
 		r.out["rest_stack_mb"] = g["stack_inuse"] / (1 << 20)
 		r.out["rest_goroutines"] = g["goroutines"]
 	}
-	r.log("  at rest: CPU %.3f cores, VmRSS %.0f MB (file-backed %.0f MB; Go heap in use %.0f MB, stacks %.0f MB of %.0f goroutines), VmHWM so far %.0f MB",
-		r.out["rest_cpu"], r.out["rest_rss_mb"], r.out["rest_rss_file_mb"], r.out["rest_heap_mb"], r.out["rest_stack_mb"], r.out["rest_goroutines"], r.out["rest_hwm_mb"])
+	// After the figures above, which the GC's timing moves by up to the
+	// live heap's own size: what a collection leaves is what the control
+	// plane holds.
+	if live, err := cp.liveHeap(ctx); err == nil {
+		r.out["rest_live_mb"] = live / (1 << 20)
+	} else {
+		r.log("  live heap: %v", err)
+	}
+	r.log("  at rest: CPU %.3f cores, VmRSS %.0f MB (file-backed %.0f MB; Go heap in use %.0f MB, live after a GC %.0f MB, stacks %.0f MB of %.0f goroutines), VmHWM so far %.0f MB",
+		r.out["rest_cpu"], r.out["rest_rss_mb"], r.out["rest_rss_file_mb"], r.out["rest_heap_mb"], r.out["rest_live_mb"], r.out["rest_stack_mb"], r.out["rest_goroutines"], r.out["rest_hwm_mb"])
 	if r.cfg.profileDir != "" && r.n == slices.Max(r.cfg.proxies) {
 		path := filepath.Join(r.cfg.profileDir, fmt.Sprintf("heap-rest-n%d-%s.pprof", r.n, r.label))
 		if err := cp.heapProfile(ctx, path); err != nil {
 			r.log("  heap profile: %v", err)
+		}
+		path = filepath.Join(r.cfg.profileDir, fmt.Sprintf("goroutine-rest-n%d-%s.pprof", r.n, r.label))
+		if err := cp.goroutineProfile(ctx, path); err != nil {
+			r.log("  goroutine profile: %v", err)
 		}
 	}
 	return nil
