@@ -148,7 +148,7 @@ func TestCaptureEgressAndDetection(t *testing.T) {
 		"dyn.world.example.":   netip.MustParseAddr(w.ip),
 	})
 
-	pemBlock := "      " + strings.ReplaceAll(strings.TrimSpace(string(ca.PEM())), "\n", "\n      ")
+	pemBlock := indent(string(ca.PEM()), 6)
 	m.apply(t, fmt.Sprintf(`
 apiVersion: weft.dev/v1alpha1
 kind: Service

@@ -202,7 +202,7 @@ func TestEgressTLSOrigination(t *testing.T) {
 
 	cp := startMeshControl(t)
 	app := startMeshSidecar(t, cp, sidecarOpts{service: "app", httpProxy: true}).waitReady(t)
-	pemBlock := "      " + strings.ReplaceAll(strings.TrimSpace(string(ca.PEM())), "\n", "\n      ")
+	pemBlock := indent(string(ca.PEM()), 6)
 	applyConfig(t, cp, fmt.Sprintf(`apiVersion: weft.dev/v1alpha1
 kind: ExternalService
 metadata: {name: secure, namespace: default}
@@ -269,7 +269,7 @@ func TestEgressGatewayOriginatesTLS(t *testing.T) {
 	cp := startMeshControl(t)
 	gw := startMeshSidecar(t, cp, sidecarOpts{service: "egress", extra: []string{"--mode", "egress"}}).waitReady(t)
 	app := startMeshSidecar(t, cp, sidecarOpts{service: "app", httpProxy: true}).waitReady(t)
-	pemBlock := "      " + strings.ReplaceAll(strings.TrimSpace(string(ca.PEM())), "\n", "\n      ")
+	pemBlock := indent(string(ca.PEM()), 6)
 	applyConfig(t, cp, fmt.Sprintf(`apiVersion: weft.dev/v1alpha1
 kind: ExternalService
 metadata: {name: gated, namespace: default}
