@@ -203,6 +203,7 @@ func startExample(t *testing.T, name, bin, bootstrap string, args ...string) *ex
 type callResult struct {
 	key  string
 	took time.Duration
+	msg  string // an error's message
 }
 
 // runCalls runs the example client against target, with args after the
@@ -239,12 +240,12 @@ func calls(t *testing.T, clientBin, bootstrap, target string, n int, header ...s
 func parseCalls(out string) []callResult {
 	var rs []callResult
 	for line := range strings.Lines(out) {
-		head, _, _ := strings.Cut(strings.TrimSpace(line), ":")
+		head, msg, _ := strings.Cut(strings.TrimSpace(line), ":")
 		f := strings.Fields(head)
 		if len(f) != 3 || (f[0] != "ok" && f[0] != "error") {
 			continue
 		}
-		r := callResult{key: f[1]}
+		r := callResult{key: f[1], msg: strings.TrimSpace(msg)}
 		if f[0] == "error" {
 			r.key = "error " + f[1]
 		}
@@ -591,7 +592,7 @@ func TestProxylessResilience(t *testing.T) {
 				for _, r := range c.run("echo", "-n", "3", "-header", "x-slow=yes", "-message", "sleep=3s") {
 					// Both end the call at the Route's timeout.
 					if r.key != c.timedOut || r.took > 1500*time.Millisecond {
-						t.Errorf("got %s after %s, want %s at about 300ms", r.key, r.took, c.timedOut)
+						t.Errorf("got %s after %s (%s), want %s at about 300ms", r.key, r.took, r.msg, c.timedOut)
 					}
 				}
 				if got := tallyCalls(c.run("echo", "-n", "2", "-message", "sleep=600ms")); got["error DeadlineExceeded"]+got["error Unavailable"] != 0 {
