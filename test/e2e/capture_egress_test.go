@@ -134,6 +134,17 @@ func TestCaptureEgressAndDetection(t *testing.T) {
 	cert := ca.Issue(t, spiffe.ID{}, testpki.Options{DNSNames: []string{"secure.partner.example", "other.world.example", "gated.partner.example"}})
 	serveIn(t, w.ns, w.ip+":80", w.handler("80"))
 	serveIn(t, w.ns, w.ip+":8081", w.handler("8081"))
+	// h2c with prior knowledge, answering with the protocol it was spoken to in.
+	h2cLn, err := listenIn(w.ns, w.ip+":8082")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2c := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(rw, "world %s %s", r.Proto, r.URL.Path)
+	}), Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	go h2c.Serve(h2cLn)
+	t.Cleanup(func() { h2c.Close() })
 	tlsLn, err := listenIn(w.ns, w.ip+":443")
 	if err != nil {
 		t.Fatal(err)
@@ -272,6 +283,12 @@ spec:
 		}
 		return nil
 	})
+
+	// The HTTP/2 preface is detected too; the request goes on as h2c.
+	if code, body, err := curlIn(t, client.ns, "--http2-prior-knowledge", "http://plain.world.example:8082/h2"); err != nil ||
+		code != http.StatusOK || body != "world HTTP/2.0 /h2" {
+		t.Fatalf("h2c passthrough: %d %q %v", code, body, err)
+	}
 
 	// TLS passes through untouched: curl verifies the world's certificate.
 	secure := func(name string) (int, string, error) {
