@@ -104,16 +104,19 @@ type captureConfig struct {
 	reachable, routed []ServiceKey
 }
 
-// inboundCapture makes a transparent proxy's inbound listener serve only
-// the workload's own port. iptables redirects every inbound TCP connection
-// of the pod to it, whatever port it was for; the listener reads the
-// original destination (use_original_dst) and its chains match the port
-// peers dial, the node's inbound port. A connection to any other port of
-// the pod matches no chain and is closed, and the proxy logs it with its
-// destination, rather than being handed to the app's port: exclude such
-// ports from capture (`weft proxy iptables --exclude-inbound-ports`), as
-// Istio's excludeInboundPorts does.
-func (t *translation) inboundCapture(l *listenerv3.Listener) error {
+// inboundCapture makes a transparent proxy's inbound listener serve the
+// workload's own port as a mesh port. iptables redirects every inbound TCP
+// connection of the pod to it, whatever port it was for; the listener reads
+// the original destination (use_original_dst) and its chains match the
+// port peers dial, the node's inbound port. A connection to another port
+// of the pod is, as with Istio's inbound passthrough, sent on to where it
+// was going (PassthroughCluster) when the service is PERMISSIVE; under
+// STRICT, which admits nothing but the mesh's mutual TLS, it matches no
+// chain and is closed, and the proxy logs it with its destination. Ports
+// that must stay open to plaintext clients under STRICT are excluded from
+// capture (`weft proxy iptables --exclude-inbound-ports`, as Istio's
+// excludeInboundPorts).
+func (t *translation) inboundCapture(self ServiceKey, l *listenerv3.Listener) error {
 	if !t.transparent() {
 		return nil
 	}
@@ -128,8 +131,25 @@ func (t *translation) inboundCapture(l *listenerv3.Listener) error {
 		fc.FilterChainMatch.DestinationPort = wrapperspb.UInt32(uint32(ap.Port()))
 	}
 	l.UseOriginalDst = wrapperspb.Bool(true)
+	if t.in.mtlsMode(self) == v1alpha1.MTLSPermissive {
+		l.DefaultFilterChain = &listenerv3.FilterChain{
+			Name: inboundPassthroughChain,
+			Filters: []*listenerv3.Filter{{
+				Name: filterTCPProxy,
+				ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(&tcpproxyv3.TcpProxy{
+					StatPrefix:       inboundPassthroughChain,
+					ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: xdsmeta.PassthroughCluster},
+					AccessLog:        t.accessLogs(inboundPassthroughChain, false),
+				})},
+			}},
+		}
+	}
 	return nil
 }
+
+// inboundPassthroughChain names the inbound chain of a PERMISSIVE
+// transparent proxy that passes the pod's other ports through.
+const inboundPassthroughChain = "inbound_passthrough"
 
 // outboundCapture builds the outbound capture listener and what it sends
 // to.

@@ -14,6 +14,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	rbacnetworkv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/weftmesh/weft/api/meshv1"
@@ -117,6 +118,46 @@ func TestCaptureListeners(t *testing.T) {
 	for _, res := range r.Listeners {
 		if res.(*listenerv3.Listener).GetName() == xdsmeta.OutboundCaptureListener {
 			t.Error("explicit proxy got the capture listener")
+		}
+	}
+}
+
+// TestCaptureInbound: a transparent proxy's inbound listener matches the
+// workload's own port; under PERMISSIVE the pod's other ports pass through
+// to where they were going, under STRICT they match nothing.
+func TestCaptureInbound(t *testing.T) {
+	for _, mode := range []v1alpha1.MTLSMode{v1alpha1.MTLSStrict, v1alpha1.MTLSPermissive} {
+		in := captureInput()
+		in.Mesh.MTLS.Mode = mode
+		r, err := ForNode(in, transparentNode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inbound *listenerv3.Listener
+		for _, res := range r.Listeners {
+			if l := res.(*listenerv3.Listener); l.GetName() == xdsmeta.InboundListener {
+				inbound = l
+			}
+		}
+		if !inbound.GetUseOriginalDst().GetValue() {
+			t.Errorf("%s: the inbound listener does not read the original destination", mode)
+		}
+		for _, m := range chainMatches(inbound) {
+			if !strings.Contains(m, "port=8080") {
+				t.Errorf("%s: inbound chain %q does not match the workload's port 8080", mode, m)
+			}
+		}
+		dfc := inbound.GetDefaultFilterChain()
+		switch {
+		case mode == v1alpha1.MTLSStrict && dfc != nil:
+			t.Errorf("STRICT: the pod's other ports have a default chain %q", dfc.GetName())
+		case mode == v1alpha1.MTLSPermissive && dfc == nil:
+			t.Errorf("PERMISSIVE: the pod's other ports do not pass through")
+		case mode == v1alpha1.MTLSPermissive:
+			tp := &tcpproxyv3.TcpProxy{}
+			if err := dfc.GetFilters()[0].GetTypedConfig().UnmarshalTo(tp); err != nil || tp.GetCluster() != xdsmeta.PassthroughCluster {
+				t.Errorf("PERMISSIVE: the default chain goes to %q (%v), want %s", tp.GetCluster(), err, xdsmeta.PassthroughCluster)
+			}
 		}
 	}
 }

@@ -59,7 +59,7 @@ func (t *translation) inbound(self ServiceKey) (*listenerv3.Listener, *clusterv3
 	}
 	t.inboundTLSInspection(self, l)
 	t.inboundAuthnMetadata(self, l)
-	if err := t.inboundCapture(l); err != nil {
+	if err := t.inboundCapture(self, l); err != nil {
 		return nil, nil, err
 	}
 

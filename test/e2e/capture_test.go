@@ -403,9 +403,9 @@ spec:
 		return nil
 	})
 
-	// The inbound side serves the workload's own port only: a captured
-	// connection to another port of the pod is closed and logged, never
-	// handed to the app's port.
+	// Under STRICT the inbound side serves the workload's own port only: a
+	// captured connection to another port of the pod is closed and logged,
+	// never handed to the app's port.
 	// (The client's sidecar detects HTTP and answers 503 when the
 	// connection is closed.)
 	if code, body, err := podGet(c, "http://"+h1.ip+":9090/"); err == nil && code == http.StatusOK {
@@ -436,6 +436,11 @@ spec:
 	})
 	if code, body, err := podGet(c, url); err != nil || code != http.StatusOK {
 		t.Errorf("mesh traffic to a PERMISSIVE captured pod: %d %q %v", code, body, err)
+	}
+	// PERMISSIVE passes the pod's other ports through, as Istio's inbound
+	// passthrough does.
+	if code, body, err := podGet(hub, "http://"+h1.ip+":9090/"); err != nil || code != http.StatusOK || body != "undeclared" {
+		t.Errorf("an undeclared port of a PERMISSIVE captured pod: %d %q %v", code, body, err)
 	}
 
 	// A service created after the client started: its VIP and its chain
