@@ -403,6 +403,12 @@ spec:
 		return nil
 	})
 
+	// The server side's log names the refused caller by its SPIFFE ID, from
+	// the mTLS handshake (access logs record denials by default).
+	eventually(t, 10*time.Second, "the client's SPIFFE ID in the server's log", func() error {
+		return logged(h1.proxy.output(), `"direction":"inbound"`, `"source":"spiffe://weft.local/ns/default/sa/client"`, `"/admin"`)
+	})
+
 	// Under STRICT the inbound side serves the workload's own port only: a
 	// captured connection to another port of the pod is closed and logged,
 	// never handed to the app's port.
