@@ -14,6 +14,7 @@ import (
 
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/cli/logging"
+	"github.com/weftmesh/weft/internal/memlimit"
 	"github.com/weftmesh/weft/proxy"
 )
 
@@ -25,6 +26,7 @@ func Command() *cobra.Command {
 		logLevel    string
 		concurrency int
 		mode        string
+		memoryLimit string
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy --service S --control ADDR (--token T | --token-file F) --ca-file F --app ADDR --inbound ADDR --admin ADDR",
@@ -60,6 +62,9 @@ SIGTERM drains: the endpoint leaves the mesh, in-flight requests finish, then it
 			if err := setConcurrency(concurrency); err != nil {
 				return err
 			}
+			if err := memlimit.Apply(memoryLimit, os.DirFS("/"), log); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return proxy.Run(ctx, o)
@@ -85,6 +90,7 @@ SIGTERM drains: the endpoint leaves the mesh, in-flight requests finish, then it
 	f.DurationVar(&o.DrainDelay, "drain-delay", 0, "how long to keep serving after leaving the endpoint set on shutdown (default 1s)")
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", 0, "how long in-flight requests may take to finish on shutdown (default 30s)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&memoryLimit, "memory-limit", "auto", memlimit.FlagUsage)
 	f.IntVar(&concurrency, "concurrency", defaultConcurrency, "worker threads (0: one per CPU); the GOMAXPROCS environment variable, if set, wins")
 	cmd.AddCommand(iptablesCommand())
 	return cmd

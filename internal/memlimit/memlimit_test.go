@@ -1,4 +1,4 @@
-package cli
+package memlimit
 
 import (
 	"log/slog"
@@ -64,7 +64,7 @@ func TestCgroupMemoryLimit(t *testing.T) {
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok, err := cgroupMemoryLimit(tc.files)
+			got, ok, err := cgroupLimit(tc.files)
 			if err != nil || got != tc.want || ok != tc.ok {
 				t.Errorf("cgroupMemoryLimit = %d, %v, %v; want %d, %v", got, ok, err, tc.want, tc.ok)
 			}
@@ -82,19 +82,19 @@ func TestApplyMemoryLimit(t *testing.T) {
 		"proc/self/cgroup":         {Data: []byte("0::/\n")},
 		"sys/fs/cgroup/memory.max": {Data: []byte("1000000000\n")},
 	}
-	if err := applyMemoryLimit("auto", container, log); err != nil {
+	if err := Apply("auto", container, log); err != nil {
 		t.Fatal(err)
 	}
 	if got := debug.SetMemoryLimit(-1); got != 900000000 {
 		t.Errorf("auto: limit %d, want 900000000", got)
 	}
-	if err := applyMemoryLimit("300MiB", container, log); err != nil {
+	if err := Apply("300MiB", container, log); err != nil {
 		t.Fatal(err)
 	}
 	if got := debug.SetMemoryLimit(-1); got != 300<<20 {
 		t.Errorf("300MiB: limit %d, want %d", got, 300<<20)
 	}
-	if err := applyMemoryLimit("lots", container, log); err == nil {
+	if err := Apply("lots", container, log); err == nil {
 		t.Error("--memory-limit=lots accepted")
 	}
 }
