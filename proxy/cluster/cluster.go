@@ -245,6 +245,12 @@ func (c *Cluster) RoundTrip(req *http.Request, ep *Endpoint) (*http.Response, er
 	}
 	req.URL.Scheme = c.pool.scheme
 	req.URL.Host = ep.addr
+	if _, ok := req.Header["User-Agent"]; !ok && req.Header != nil {
+		// A proxy relays the caller's User-Agent or none. net/http's
+		// clients write Go's own when the key is absent, and nothing when
+		// it is present without a value.
+		req.Header["User-Agent"] = nil
+	}
 	if c.limits.LimitPending {
 		var pending *pendingRequest
 		var ok bool

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -168,5 +169,57 @@ func TestH1Fallbacks(t *testing.T) {
 		if got := h1.handles(tc.req()); got != tc.lean {
 			t.Errorf("%s: lean %v, want %v", tc.name, got, tc.lean)
 		}
+	}
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestH1AddsNoUserAgent: a proxy relays the caller's User-Agent, or none;
+// it never makes one up (net/http's Request.Write would add Go's).
+func TestH1AddsNoUserAgent(t *testing.T) {
+	var got atomic.Value
+	addr, _, _ := h1Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Values("User-Agent"))
+	}))
+	p := NewPool(Settings{Name: "app"})
+	defer p.Close()
+	c := New("app", p, roundRobin(), []EndpointSpec{{Address: addr, Healthy: true}})
+	ep := c.Endpoints()[0]
+	rt := roundTripperFunc(func(req *http.Request) (*http.Response, error) { return c.RoundTrip(req, ep) })
+	h1Get(t, rt, http.MethodGet, addr, "/", nil)
+	if ua := got.Load().([]string); len(ua) != 0 {
+		t.Errorf("a request without a User-Agent arrived with %q", ua)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+	req.Header.Set("User-Agent", "curl/8.0")
+	res, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if ua := got.Load().([]string); len(ua) != 1 || ua[0] != "curl/8.0" {
+		t.Errorf("the caller's User-Agent arrived as %q", ua)
+	}
+}
+
+// TestH2AddsNoUserAgent: nor over HTTP/2 (net/http's client would add
+// Go-http-client/2.0).
+func TestH2AddsNoUserAgent(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%q", r.Header.Values("User-Agent"))
+	}))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	defer srv.Close()
+	pool := NewPool(Settings{Name: "grpc", Protocol: HTTP2})
+	defer pool.Close()
+	c := New("grpc", pool, roundRobin(), []EndpointSpec{{Address: srv.Listener.Addr().String(), Healthy: true}})
+	ep := c.Endpoints()[0]
+	rt := roundTripperFunc(func(req *http.Request) (*http.Response, error) { return c.RoundTrip(req, ep) })
+	if _, body := h1Get(t, rt, http.MethodGet, "ignored", "/", nil); body != "[]" {
+		t.Errorf("a request without a User-Agent arrived with %s", body)
 	}
 }
