@@ -20,6 +20,11 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/api/client"
+	// Everything the weft binary links (cmd/weft is cli.Run), linked into
+	// the test binary too, unused: go test then caches this package's
+	// results only as long as none of the sources of the binary TestMain
+	// builds and runs has changed.
+	_ "github.com/weftmesh/weft/cli"
 )
 
 var weftBin string
