@@ -59,17 +59,23 @@ func TestHTTP1Pool(t *testing.T) {
 	}
 }
 
-func TestH2CPool(t *testing.T) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, r.Proto)
-	}))
+// h2cCluster is a cluster of one h2c (prior knowledge) server serving h.
+func h2cCluster(t *testing.T, h http.Handler) *Cluster {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
 	srv.Config.Protocols = new(http.Protocols)
 	srv.Config.Protocols.SetUnencryptedHTTP2(true)
 	srv.Start()
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	pool := NewPool(Settings{Name: "grpc", Protocol: HTTP2})
-	defer pool.Close()
-	c := New("grpc", pool, roundRobin(), []EndpointSpec{{Address: srv.Listener.Addr().String(), Healthy: true}})
+	t.Cleanup(func() { pool.Close() })
+	return New("grpc", pool, roundRobin(), []EndpointSpec{{Address: srv.Listener.Addr().String(), Healthy: true}})
+}
+
+func TestH2CPool(t *testing.T) {
+	c := h2cCluster(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto)
+	}))
 	res, _ := request(t, c)
 	if res.ProtoMajor != 2 {
 		t.Fatalf("proto %s, want HTTP/2 with prior knowledge", res.Proto)

@@ -207,16 +207,9 @@ func TestH1AddsNoUserAgent(t *testing.T) {
 // TestH2AddsNoUserAgent: nor over HTTP/2 (net/http's client would add
 // Go-http-client/2.0).
 func TestH2AddsNoUserAgent(t *testing.T) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c := h2cCluster(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%q", r.Header.Values("User-Agent"))
 	}))
-	srv.Config.Protocols = new(http.Protocols)
-	srv.Config.Protocols.SetUnencryptedHTTP2(true)
-	srv.Start()
-	defer srv.Close()
-	pool := NewPool(Settings{Name: "grpc", Protocol: HTTP2})
-	defer pool.Close()
-	c := New("grpc", pool, roundRobin(), []EndpointSpec{{Address: srv.Listener.Addr().String(), Healthy: true}})
 	ep := c.Endpoints()[0]
 	rt := roundTripperFunc(func(req *http.Request) (*http.Response, error) { return c.RoundTrip(req, ep) })
 	if _, body := h1Get(t, rt, http.MethodGet, "ignored", "/", nil); body != "[]" {
