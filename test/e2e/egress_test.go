@@ -86,6 +86,31 @@ func (o *tlsOutside) arrivals() []string {
 	return append([]string(nil), o.seen...)
 }
 
+// servedOverTLS fails t unless every request the server saw so far came
+// over TLS with SNI host; it returns them.
+func (o *tlsOutside) servedOverTLS(t *testing.T, host string) []string {
+	t.Helper()
+	seen := o.arrivals()
+	for _, s := range seen {
+		if s != "tls:"+host {
+			t.Errorf("the outside server saw a request %s, want TLS with SNI %s (all: %v)", s, host, seen)
+		}
+	}
+	return seen
+}
+
+// eventuallyBody waits until GET u through c answers 200 with body want.
+func eventuallyBody(t *testing.T, c *http.Client, within time.Duration, what, u, want string) {
+	t.Helper()
+	eventually(t, within, what, func() error {
+		code, body, _ := getVia(t, c, u)
+		if code != 200 || body != want {
+			return fmt.Errorf("%d %q", code, body)
+		}
+		return nil
+	})
+}
+
 // proxyClient sends every request through the sidecar's HTTP proxy port,
 // as an app with HTTP_PROXY set does.
 func proxyClient(s *sidecar) *http.Client {
@@ -138,13 +163,8 @@ spec:
 `, ip, port), app)
 
 	c := proxyClient(app)
-	eventually(t, 10*time.Second, "api.partner.example reachable through the HTTP proxy", func() error {
-		code, body, _ := getVia(t, c, "http://api.partner.example/pay")
-		if code != 200 || body != "outside api.partner.example /pay" {
-			return fmt.Errorf("%d %q", code, body)
-		}
-		return nil
-	})
+	eventuallyBody(t, c, 10*time.Second, "api.partner.example reachable through the HTTP proxy",
+		"http://api.partner.example/pay", "outside api.partner.example /pay")
 	hosts, _ := world.seen()
 	if len(hosts) == 0 || hosts[len(hosts)-1] != "api.partner.example" {
 		t.Errorf("the outside server saw hosts %v, want api.partner.example", hosts)
@@ -229,19 +249,9 @@ spec:
 `, ip, port, pemBlock), app)
 
 	c := proxyClient(app)
-	eventually(t, 10*time.Second, "secure.partner.example over originated TLS", func() error {
-		code, body, _ := getVia(t, c, "http://secure.partner.example/pay")
-		if code != 200 || body != "secure secure.partner.example /pay" {
-			return fmt.Errorf("%d %q", code, body)
-		}
-		return nil
-	})
-	got := world.arrivals()
-	for _, s := range got {
-		if s != "tls:secure.partner.example" {
-			t.Errorf("the outside server saw a request %s, want TLS with SNI secure.partner.example (all: %v)", s, got)
-		}
-	}
+	eventuallyBody(t, c, 10*time.Second, "secure.partner.example over originated TLS",
+		"http://secure.partner.example/pay", "secure secure.partner.example /pay")
+	got := world.servedOverTLS(t, "secure.partner.example")
 
 	// The certificate is not valid for other.partner.example: refused.
 	code, body, h := getVia(t, c, "http://other.partner.example/pay")
@@ -285,19 +295,9 @@ spec:
 `, ip, port, pemBlock), app)
 
 	c := proxyClient(app)
-	eventually(t, 15*time.Second, "gated.partner.example through the egress gateway", func() error {
-		code, body, _ := getVia(t, c, "http://gated.partner.example/pay")
-		if code != 200 || body != "gated gated.partner.example /pay" {
-			return fmt.Errorf("%d %q", code, body)
-		}
-		return nil
-	})
-	seen := world.arrivals()
-	for _, s := range seen {
-		if s != "tls:gated.partner.example" {
-			t.Errorf("the outside server saw a request %s, want TLS with SNI gated.partner.example (all: %v)", s, seen)
-		}
-	}
+	eventuallyBody(t, c, 15*time.Second, "gated.partner.example through the egress gateway",
+		"http://gated.partner.example/pay", "gated gated.partner.example /pay")
+	world.servedOverTLS(t, "gated.partner.example")
 
 	const external = "outbound|gated.partner.example:80"
 	if cl := app.adminGet(t, "/clusters"); strings.Contains(cl, external) || !strings.Contains(cl, "outbound|egress.default") {
