@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/ratelog"
+	"github.com/weftmesh/weft/proxy/sockio"
 )
 
 // Protocol is how HTTP travels to a cluster's endpoints.
@@ -310,8 +311,8 @@ func (p *Pool) dialTLS(ctx context.Context, _, addr string) (net.Conn, error) {
 	return p.handshake(ctx, addr, p.host(addr), p.settings.TLS, true)
 }
 
-// dialStream opens a dedicated connection. A plaintext one stays a
-// *net.TCPConn underneath so that copies between TCP sockets can splice.
+// dialStream opens a dedicated connection. A plaintext one keeps its
+// *net.TCPConn reachable so that copies between TCP sockets can splice.
 func (p *Pool) dialStream(ctx context.Context, ep *Endpoint, cfg *tls.Config) (net.Conn, error) {
 	if cfg != nil {
 		return p.handshake(ctx, ep.addr, ep.host, cfg, false)
@@ -320,7 +321,8 @@ func (p *Pool) dialStream(ctx context.Context, ep *Endpoint, cfg *tls.Config) (n
 	if err != nil {
 		return nil, err
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
+	if tc := sockio.Socket(c); tc != nil {
+		// Opaque bytes are spliced, not read: the plain socket will do.
 		return &trackedTCPConn{TCPConn: tc, host: ep.host, pool: p}, nil
 	}
 	return &trackedConn{Conn: c, host: ep.host, pool: p}, nil
@@ -355,7 +357,7 @@ func (p *Pool) dialHeld(ctx context.Context, addr string, h *hostStats) (net.Con
 	}
 	h.cxActive.Add(1)
 	h.cxTotal.Add(1)
-	return c, nil
+	return sockio.Wrap(c), nil
 }
 
 func (p *Pool) handshake(ctx context.Context, addr string, h *hostStats, cfg *tls.Config, coalesce bool) (net.Conn, error) {

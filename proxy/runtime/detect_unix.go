@@ -15,11 +15,11 @@ import (
 // closed its side before sending anything returns io.EOF; one that closes
 // after a few bytes leaves the wait to the deadline.
 func peekMore(c net.Conn, buf []byte, have int) (int, error) {
-	tc, ok := c.(*net.TCPConn)
+	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return 0, errors.New("protocol detection needs a TCP socket")
 	}
-	raw, err := tc.SyscallConn()
+	raw, err := sc.SyscallConn()
 	if err != nil {
 		return 0, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/weftmesh/weft/internal/ratelog"
 	"github.com/weftmesh/weft/proxy/cluster"
 	"github.com/weftmesh/weft/proxy/h1server"
+	"github.com/weftmesh/weft/proxy/sockio"
 	"github.com/weftmesh/weft/proxy/tcp"
 )
 
@@ -162,6 +163,7 @@ func (s *socket) accept() {
 			}
 		}
 		delay = 0
+		c = sockio.Wrap(c)
 		lc := s.current.Load()
 		if lc.detect != nil {
 			s.detect(lc.detect, c)

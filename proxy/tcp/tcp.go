@@ -18,6 +18,7 @@ import (
 
 	"github.com/weftmesh/weft/proxy/lb"
 	"github.com/weftmesh/weft/proxy/observe"
+	"github.com/weftmesh/weft/proxy/sockio"
 )
 
 // HandshakeTimeout bounds a downstream TLS handshake.
@@ -201,7 +202,7 @@ func half(dst, src net.Conn) int64 {
 var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func copyConn(dst, src net.Conn) (int64, error) {
-	if d, s := socket(dst), socket(src); d != nil && s != nil {
+	if d, s := sockio.Socket(dst), sockio.Socket(src); d != nil && s != nil {
 		return d.ReadFrom(s) // splice(2)
 	}
 	buf := buffers.Get().(*[]byte)
@@ -212,17 +213,6 @@ func copyConn(dst, src net.Conn) (int64, error) {
 		err = nil
 	}
 	return n, err
-}
-
-// socket returns the TCP socket of a plain connection, or nil.
-func socket(c net.Conn) *net.TCPConn {
-	switch c := c.(type) {
-	case *net.TCPConn:
-		return c
-	case interface{ Socket() *net.TCPConn }:
-		return c.Socket()
-	}
-	return nil
 }
 
 // readerOnly and writerOnly hide ReadFrom and WriteTo, whose fallbacks would
