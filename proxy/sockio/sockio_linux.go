@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -16,12 +17,15 @@ type Conn struct {
 
 	// The state of the Read or Write in progress, kept here so that the
 	// callbacks handed to the poller are bound once rather than allocated
-	// per call.
+	// per call. rmu and wmu keep concurrent Reads (or Writes) from sharing
+	// it; the poller would serialise them anyway.
+	rmu    sync.Mutex
 	rbuf   []byte
 	rn     int
 	rerr   syscall.Errno
 	readFn func(uintptr) bool
 
+	wmu     sync.Mutex
 	wbuf    []byte
 	wn      int
 	werr    syscall.Errno
@@ -65,6 +69,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	c.rbuf, c.rn, c.rerr = p, 0, 0
 	err := c.raw.Read(c.readFn)
 	c.rbuf = nil
@@ -99,6 +105,8 @@ func (c *Conn) write(fd uintptr) bool {
 
 // Write writes all of p, as net.TCPConn.Write does.
 func (c *Conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.wbuf, c.wn, c.werr = p, 0, 0
 	err := c.raw.Write(c.writeFn)
 	n := c.wn

@@ -124,3 +124,35 @@ func TestWrapKeepsSocket(t *testing.T) {
 		t.Fatal("a wrapped connection lost CloseWrite")
 	}
 }
+
+// TestConcurrentWriters checks that writes from several goroutines arrive
+// whole (the race detector checks the shared state).
+func TestConcurrentWriters(t *testing.T) {
+	c, s := pair(t)
+	const writers, each = 4, 200
+	msg := bytes.Repeat([]byte("x"), 1000)
+	done := make(chan error, writers)
+	for range writers {
+		go func() {
+			for range each {
+				if _, err := c.Write(msg); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	got, err := io.ReadAll(io.LimitReader(s, int64(writers*each*len(msg))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range writers {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != writers*each*len(msg) {
+		t.Fatalf("read %d bytes, want %d", len(got), writers*each*len(msg))
+	}
+}
