@@ -151,7 +151,11 @@ func resendable(req *http.Request) bool {
 // exchange writes req on c and reads the response head.
 func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request) (*http.Response, error) {
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
-	if err := req.Write(c.bw); err != nil {
+	var w io.Writer = c.bw
+	if req.ContentLength > 0 && req.ContentLength <= oneWriteBody {
+		w = headWriter{c.bw}
+	}
+	if err := req.Write(w); err != nil {
 		stop()
 		return nil, err
 	}
@@ -177,6 +181,23 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	res.Body = &h1Body{rc: res.Body, c: c, t: t, stop: stop, keep: keep}
 	return res, nil
 }
+
+// oneWriteBody is the largest request body that leaves with its head in
+// one write (and, over TLS, one record) when both fit the write buffer: the
+// head waits for the body, as nginx's request buffering makes it wait. A
+// larger or chunked body is streamed, the head sent ahead of it.
+const oneWriteBody = h1WriteBuffer / 2
+
+// headWriter is the connection's buffered writer under another type:
+// Request.Write flushes the head of a body it cannot see in memory on its
+// own when handed a *bufio.Writer, and this keeps it from doing so (and,
+// being an io.ByteWriter, from adding a buffer of its own).
+type headWriter struct{ bw *bufio.Writer }
+
+func (w headWriter) Write(p []byte) (int, error)         { return w.bw.Write(p) }
+func (w headWriter) WriteByte(b byte) error              { return w.bw.WriteByte(b) }
+func (w headWriter) WriteString(s string) (int, error)   { return w.bw.WriteString(s) }
+func (w headWriter) ReadFrom(r io.Reader) (int64, error) { return w.bw.ReadFrom(r) }
 
 // aLongTimeAgo is a deadline in the past: it interrupts blocked I/O.
 var aLongTimeAgo = time.Unix(1, 0)

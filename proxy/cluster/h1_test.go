@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -214,5 +215,70 @@ func TestH2AddsNoUserAgent(t *testing.T) {
 	rt := roundTripperFunc(func(req *http.Request) (*http.Response, error) { return c.RoundTrip(req, ep) })
 	if _, body := h1Get(t, rt, http.MethodGet, "ignored", "/", nil); body != "[]" {
 		t.Errorf("a request without a User-Agent arrived with %s", body)
+	}
+}
+
+// writeCounter counts the writes that reach a connection.
+type writeCounter struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.writes.Add(1)
+	return w.Conn.Write(p)
+}
+
+// TestH1HeadAndSmallBodyLeaveInOneWrite: a request with a small body the
+// transport cannot see in memory (a downstream connection's, as a proxy
+// forwards) is one write on the upstream connection, not its head and
+// then its body; a larger one still streams, its head first.
+func TestH1HeadAndSmallBodyLeaveInOneWrite(t *testing.T) {
+	for _, tc := range []struct {
+		size       int
+		wantWrites int64
+	}{
+		{size: 1024, wantWrites: 1},
+		{size: oneWriteBody, wantWrites: 1},
+		{size: 4 * h1WriteBuffer, wantWrites: 5},
+	} {
+		t.Run(fmt.Sprint(tc.size), func(t *testing.T) {
+			client, server := net.Pipe()
+			defer client.Close()
+			defer server.Close()
+			got := make(chan string, 1)
+			go func() {
+				req, err := http.ReadRequest(bufio.NewReader(server))
+				if err != nil {
+					got <- err.Error()
+					return
+				}
+				b, _ := io.ReadAll(req.Body)
+				got <- fmt.Sprintf("%s %d", req.Method, len(b))
+				io.WriteString(server, "HTTP/1.1 204 No Content\r\n\r\n")
+			}()
+			wc := &writeCounter{Conn: client}
+			c := &h1Conn{Conn: wc, bw: bufio.NewWriterSize(wc, h1WriteBuffer)}
+			c.br = bufio.NewReaderSize(h1Reader{c}, h1ReadBuffer)
+			p := NewPool(Settings{Name: "app"})
+			defer p.Close()
+			tr := p.transport.(*h1Transport)
+			body := struct{ io.Reader }{strings.NewReader(strings.Repeat("x", tc.size))}
+			req, _ := http.NewRequest(http.MethodPost, "http://app/", body)
+			req.ContentLength = int64(tc.size)
+			res, err := tr.exchange(context.Background(), c, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != http.StatusNoContent {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+			if s := <-got; s != fmt.Sprintf("POST %d", tc.size) {
+				t.Fatalf("server read %q", s)
+			}
+			if n := wc.writes.Load(); n != tc.wantWrites {
+				t.Errorf("%d bytes of body went out in %d writes, want %d", tc.size, n, tc.wantWrites)
+			}
+		})
 	}
 }
