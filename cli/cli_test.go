@@ -53,7 +53,7 @@ func startControlPlane(t *testing.T) (configPath string) {
 		{Id: "catalog.default@127.0.1.4:15006", Service: "catalog", Namespace: "default",
 			Address: "127.0.1.4:15006", Ready: true},
 	} {
-		if err := st.PutWorkload(ctx, w, clientv3.NoLease); err != nil {
+		if _, err := st.PutWorkload(ctx, w, clientv3.NoLease); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -38,7 +38,7 @@ func startRouteControlPlane(t *testing.T, source apiserver.RouteStatusSource, wo
 	ctx := context.Background()
 	st := storetest.New(t)
 	for _, w := range workloads {
-		if err := st.PutWorkload(ctx, w, clientv3.NoLease); err != nil {
+		if _, err := st.PutWorkload(ctx, w, clientv3.NoLease); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -153,7 +153,7 @@ func startTelemetryControlPlane(t *testing.T, src telemetry.Source, proxies ...*
 	ctx := context.Background()
 	st := storetest.New(t)
 	for _, p := range proxies {
-		if err := st.PutWorkload(ctx, p.w, clientv3.NoLease); err != nil {
+		if _, err := st.PutWorkload(ctx, p.w, clientv3.NoLease); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -212,7 +212,8 @@ func Run(ctx context.Context, cfg Config) error {
 	_ = apiServer.Shutdown(shutdownCtx)
 	_ = dashServer.Shutdown(shutdownCtx)
 	// Endpoints stay through a restart: proxies re-register with whichever
-	// replica they reach next, and their old leases expire harmlessly.
+	// replica they reach next, and this replica's lease, no longer kept
+	// alive, expires harmlessly.
 	regService.HandOver()
 	stopGRPC(grpcServer, 2*time.Second)
 	wg.Wait()

@@ -263,7 +263,7 @@ func TestWorkloads(t *testing.T) {
 		{Id: "catalog.default@127.0.1.3:15006", Service: "catalog", Namespace: "default",
 			Address: "127.0.1.3:15006"},
 	} {
-		if err := e.store.PutWorkload(ctx, w, clientv3.NoLease); err != nil {
+		if _, err := e.store.PutWorkload(ctx, w, clientv3.NoLease); err != nil {
 			t.Fatal(err)
 		}
 	}

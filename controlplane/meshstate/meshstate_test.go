@@ -203,7 +203,7 @@ func TestWatcherFollowsStore(t *testing.T) {
 			name: "workloads registered",
 			change: func() error {
 				for _, addr := range []string{"127.0.1.2:15006", "127.0.1.1:15006", "127.0.1.3:15006"} {
-					if err := st.PutWorkload(ctx, workload("default", "payments", addr), clientv3.NoLease); err != nil {
+					if _, err := st.PutWorkload(ctx, workload("default", "payments", addr), clientv3.NoLease); err != nil {
 						return err
 					}
 				}
@@ -220,7 +220,8 @@ func TestWatcherFollowsStore(t *testing.T) {
 			change: func() error {
 				wl := workload("default", "payments", "127.0.1.2:15006")
 				wl.Ready = false
-				return st.PutWorkload(ctx, wl, clientv3.NoLease)
+				_, err := st.PutWorkload(ctx, wl, clientv3.NoLease)
+				return err
 			},
 			want: func(in *translate.Input) bool {
 				ws := in.Workloads[payments]

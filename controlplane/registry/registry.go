@@ -1,8 +1,9 @@
 // Package registry serves the Registry gRPC service. A proxy registers its
-// workload on a stream; the endpoint is stored on an etcd lease that the
-// stream keeps alive. When the stream ends the lease is revoked and the
-// endpoint disappears at once; when the control plane dies the lease
-// expires by itself.
+// workload on a stream; the endpoint is stored on the etcd lease that this
+// control plane replica keeps alive for all of its registrations. When the
+// stream ends the endpoint is deleted at once (unless a newer registration
+// replaced it); when the replica dies its lease expires and takes the
+// endpoint with it.
 package registry
 
 import (
@@ -15,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -28,10 +28,6 @@ import (
 // DefaultLeaseTTL is how long an endpoint outlives a stream that vanished
 // without closing, unless Options say otherwise.
 const DefaultLeaseTTL = 10 * time.Second
-
-// revokeTimeout bounds the revocation of a finished stream's lease; if it
-// fails, the lease expires by itself.
-const revokeTimeout = 5 * time.Second
 
 // Options configure a Server.
 type Options struct {
@@ -55,19 +51,29 @@ type Server struct {
 
 	store       *store.Store
 	trustDomain string
-	ttlSeconds  int64
+	lease       replicaLease
 	log         *slog.Logger
 	active      prometheus.Gauge
 	// handingOver is set when this replica shuts down: its streams then end
-	// without revoking, so endpoints outlive the replica by one lease TTL,
+	// without deleting, so endpoints outlive the replica by one lease TTL,
 	// long enough for their proxies to re-register with another one.
 	handingOver atomic.Bool
 }
 
 // HandOver prepares a shutdown: registrations whose streams end from now on
-// keep their endpoints until the lease expires, instead of deleting them as a
-// departing proxy's would be. Call it before stopping the gRPC server.
-func (s *Server) HandOver() { s.handingOver.Store(true) }
+// keep their endpoints until the replica's lease expires, instead of
+// deleting them as a departing proxy's would be, and the lease is no longer
+// kept alive. Call it before stopping the gRPC server.
+func (s *Server) HandOver() {
+	s.handingOver.Store(true)
+	s.lease.letGo()
+}
+
+// Close revokes the replica's lease, deleting every registration still on
+// it, and stops its keepalive. Call it after stopping the gRPC server, when
+// the replica's registrations are not to outlive it (HandOver is for those
+// that are).
+func (s *Server) Close() { s.lease.close() }
 
 // New returns a Registry server. Register it with
 // meshv1.RegisterRegistryServer on a gRPC server whose TLS configuration
@@ -81,11 +87,16 @@ func New(opts Options) *Server {
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
+	log = log.With("component", "registry")
 	s := &Server{
 		store:       opts.Store,
 		trustDomain: opts.TrustDomain,
-		ttlSeconds:  int64((ttl + time.Second - 1) / time.Second),
-		log:         log.With("component", "registry"),
+		lease: replicaLease{
+			client: opts.Store.Client(),
+			ttl:    int64((ttl + time.Second - 1) / time.Second),
+			log:    log,
+		},
+		log: log,
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "weft",
 			Subsystem: "registry",
@@ -110,8 +121,8 @@ func New(opts Options) *Server {
 
 // Register serves one workload's registration stream: the first request
 // registers, later ones update the workload, and every accepted request is
-// answered with the lease's TTL. The stream holds the lease; whatever ends
-// the stream revokes it.
+// answered with the lease's TTL. Whatever ends the stream deletes the
+// endpoint, unless it was registered again since.
 func (s *Server) Register(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, meshv1.RegisterResponse]) error {
 	ctx := stream.Context()
 	caller, err := s.authenticate(ctx)
@@ -129,11 +140,11 @@ func (s *Server) Register(stream grpc.BidiStreamingServer[meshv1.RegisterRequest
 	if err := checkWorkload(caller, w); err != nil {
 		return err
 	}
-	l, err := s.acquire(ctx, w)
+	l, err := s.register(ctx, w)
 	if err != nil {
 		return err
 	}
-	defer l.release()
+	defer l.deregister()
 	s.active.Inc()
 	defer s.active.Dec()
 	l.log.Info("workload registered", "ready", w.GetReady())
@@ -158,7 +169,7 @@ func (s *Server) authenticate(ctx context.Context) (spiffe.ID, error) {
 
 // serve applies the stream's later requests until the stream ends or the
 // lease is lost.
-func (s *Server) serve(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, meshv1.RegisterResponse], caller spiffe.ID, id string, l *lease) error {
+func (s *Server) serve(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, meshv1.RegisterResponse], caller spiffe.ID, id string, l *registration) error {
 	ctx := stream.Context()
 	updates, recvErr := receive(stream)
 	for {
@@ -173,15 +184,13 @@ func (s *Server) serve(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, m
 			}
 			l.log.Info("workload deregistered: stream failed", "err", err)
 			return err
-		case _, ok := <-l.alive:
-			if !ok {
-				// The lease expired, or this replica's store client is
-				// closing (it is dying): either way the endpoint is left
-				// to the lease, not revoked.
-				l.lost = true
-				l.log.Warn("workload deregistered: lease lost")
-				return status.Errorf(codes.Unavailable, "registry: lease of %q lost; register again", id)
-			}
+		case <-l.grant.lost:
+			// The lease expired, this replica's store client is closing (it
+			// is dying), or it is handing over: either way the endpoint is
+			// left to the lease, not deleted.
+			l.lost = true
+			l.log.Warn("workload deregistered: lease lost")
+			return status.Errorf(codes.Unavailable, "registry: lease of %q lost; register again", id)
 		case w := <-updates:
 			if err := checkWorkload(caller, w); err != nil {
 				return err
@@ -190,9 +199,11 @@ func (s *Server) serve(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, m
 				return status.Errorf(codes.InvalidArgument,
 					"registry: workload id changed from %q to %q on one stream; open a new stream for another workload", id, w.GetId())
 			}
-			if err := s.store.PutWorkload(ctx, w, l.id); err != nil {
+			rev, err := s.store.PutWorkload(ctx, w, l.grant.id)
+			if err != nil {
 				return status.Errorf(codes.Unavailable, "registry: %v", err)
 			}
+			l.rev = rev
 			l.log.Debug("workload updated", "ready", w.GetReady())
 			if err := stream.Send(l.reply); err != nil {
 				return err
@@ -225,59 +236,55 @@ func receive(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, meshv1.Regi
 	return updates, errc
 }
 
-// lease is one stream's etcd lease, kept alive while the stream lives.
-type lease struct {
+// registration is one stream's endpoint, on the replica's lease.
+type registration struct {
 	s     *Server
-	id    clientv3.LeaseID
-	alive <-chan *clientv3.LeaseKeepAliveResponse
-	stop  context.CancelFunc // stops the keepalive
+	w     *meshv1.Workload
+	grant *grant
+	rev   int64 // of the stream's last write of the endpoint
 	reply *meshv1.RegisterResponse
 	log   *slog.Logger
-	// lost is set when the keepalive ended by itself; there is nothing to revoke then.
+	// lost is set when the lease was lost: the endpoint is the lease's then.
 	lost bool
 }
 
-// acquire grants a lease, keeps it alive and puts w on it.
-func (s *Server) acquire(ctx context.Context, w *meshv1.Workload) (*lease, error) {
-	grant, err := s.store.Client().Grant(ctx, s.ttlSeconds)
+// register puts w on the replica's lease.
+func (s *Server) register(ctx context.Context, w *meshv1.Workload) (*registration, error) {
+	g, err := s.lease.get(ctx)
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "registry: grant lease for %q: %v", w.GetId(), err)
+		return nil, status.Errorf(codes.Unavailable, "registry: register %q: %v", w.GetId(), err)
 	}
-	kaCtx, stop := context.WithCancel(ctx)
-	l := &lease{
-		s: s, id: grant.ID, stop: stop,
-		reply: &meshv1.RegisterResponse{LeaseTtlSeconds: grant.TTL},
-		log:   s.log.With("workload", w.GetId(), "lease", fmt.Sprintf("%x", int64(grant.ID))),
-	}
-	// Keep the lease alive before the first Put: a short TTL must not expire
-	// the endpoint while it is being written.
-	if l.alive, err = s.store.Client().KeepAlive(kaCtx, grant.ID); err != nil {
-		l.release()
-		return nil, status.Errorf(codes.Unavailable, "registry: keep lease of %q alive: %v", w.GetId(), err)
-	}
-	if err := s.store.PutWorkload(ctx, w, grant.ID); err != nil {
-		l.release()
+	rev, err := s.store.PutWorkload(ctx, w, g.id)
+	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "registry: %v", err)
 	}
-	return l, nil
+	return &registration{
+		s: s, w: w, grant: g, rev: rev,
+		reply: &meshv1.RegisterResponse{LeaseTtlSeconds: g.ttl},
+		log:   s.log.With("workload", w.GetId(), "lease", fmt.Sprintf("%x", int64(g.id))),
+	}, nil
 }
 
-// release stops the keepalive and revokes the lease, deleting the endpoint
-// at once (unless the server is handing over). It runs when the stream's context may already be done, so it
-// has its own deadline; if it fails, the lease expires by itself.
-func (l *lease) release() {
-	l.stop()
+// deregister deletes the endpoint at once, unless the server is handing
+// over, the lease was lost, or a newer registration replaced it. It runs
+// when the stream's context may already be done, so it has its own
+// deadline; if it fails, the endpoint stays until the replica's lease ends.
+func (l *registration) deregister() {
 	if l.lost {
 		return
 	}
 	if l.s.handingOver.Load() {
-		l.log.Info("leaving the endpoint to its lease for the next control plane", "ttl_seconds", l.s.ttlSeconds)
+		l.log.Info("leaving the endpoint to the replica's lease for the next control plane")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), revokeTimeout)
 	defer cancel()
-	if _, err := l.s.store.Client().Revoke(ctx, l.id); err != nil {
-		l.log.Warn("could not revoke lease; the endpoint expires with it", "ttl_seconds", l.s.ttlSeconds, "err", err)
+	deleted, err := l.s.store.DeleteWorkloadAt(ctx, l.w.GetNamespace(), l.w.GetService(), l.w.GetId(), l.rev)
+	switch {
+	case err != nil:
+		l.log.Warn("could not delete the endpoint; it stays until the replica's lease ends", "err", err)
+	case !deleted:
+		l.log.Info("endpoint registered again since: left to the newer registration")
 	}
 }
 

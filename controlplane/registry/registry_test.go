@@ -76,6 +76,7 @@ func newHarness(t *testing.T, etcd, regStore *store.Store, ttl time.Duration) *h
 		if err := <-served; err != nil {
 			t.Errorf("serve: %v", err)
 		}
+		h.server.Close()
 		checkNoStreamGoroutines(t)
 	})
 	return h
@@ -263,30 +264,44 @@ func TestReconnectKeepsEndpoint(t *testing.T) {
 	w := workload(paymentsID, "127.0.1.1:15006")
 	oldCtx, cancelOld := context.WithCancel(ctx)
 	register(t, oldCtx, c, w)
-	_, oldLease := h.endpoint(t, w)
+	w.Version = "v2"
 	register(t, ctx, c, w)
-	_, newLease := h.endpoint(t, w)
-	if newLease == oldLease {
-		t.Fatalf("re-registration kept lease %x", oldLease)
+	if g := h.gauge(t); g != 2 {
+		t.Fatalf("registrations gauge %v with both streams open, want 2", g)
 	}
-	// The old stream ending revokes its lease, which no longer holds the key.
+	// The old stream ending does not delete what the new one wrote.
 	cancelOld()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ttl, err := h.etcd.Client().TimeToLive(ctx, oldLease)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ttl.TTL == -1 {
-			break // revoked
-		}
+	for deadline := time.Now().Add(5 * time.Second); h.gauge(t) != 1; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("old lease %x not revoked", oldLease)
+			t.Fatalf("the old stream's handler did not end")
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	if got, lease := h.endpoint(t, w); got == nil || lease != newLease {
-		t.Errorf("after the old stream ended: endpoint %v on lease %x, want it on %x", got, lease, newLease)
+	if got, _ := h.endpoint(t, w); got == nil || got.GetVersion() != "v2" {
+		t.Errorf("after the old stream ended: endpoint %v, want the new registration's (v2)", got)
+	}
+}
+
+// TestOneLeasePerReplica: the registrations a replica serves share its
+// lease, kept alive once.
+func TestOneLeasePerReplica(t *testing.T) {
+	h := newHarness(t, storetest.New(t), nil, 30*time.Second)
+	ctx := testContext(t)
+	ordersID := spiffe.ID{TrustDomain: trustDomain, Namespace: "default", Service: "orders"}
+	a := workload(paymentsID, "127.0.1.1:15006")
+	b := workload(ordersID, "127.0.1.2:15006")
+	register(t, ctx, h.client(t, h.svid(t, paymentsID)), a)
+	register(t, ctx, h.client(t, h.svid(t, ordersID)), b)
+	_, la := h.endpoint(t, a)
+	_, lb := h.endpoint(t, b)
+	if la == clientv3.NoLease || la != lb {
+		t.Errorf("registrations on leases %x and %x, want both on the replica's", la, lb)
+	}
+	leases, err := h.etcd.Client().Leases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(leases.Leases); n != 1 {
+		t.Errorf("%d leases granted for two registrations, want 1", n)
 	}
 }
 

@@ -14,30 +14,58 @@ import (
 // PutWorkload stores a registered workload under
 // /weft/endpoints/<namespace>/<service>/<id>, attached to lease so that it
 // disappears with the lease (clientv3.NoLease keeps it until deleted). Putting
-// the same workload again moves its key to the new lease.
-func (s *Store) PutWorkload(ctx context.Context, w *meshv1.Workload, lease clientv3.LeaseID) error {
+// the same workload again moves its key to the new lease. It returns the
+// revision of the write, for DeleteWorkloadAt.
+func (s *Store) PutWorkload(ctx context.Context, w *meshv1.Workload, lease clientv3.LeaseID) (int64, error) {
 	if w == nil {
-		return fmt.Errorf("store: put workload: workload is nil")
+		return 0, fmt.Errorf("store: put workload: workload is nil")
 	}
-	for _, f := range []struct{ what, v string }{
-		{"workload namespace", w.GetNamespace()},
-		{"workload service", w.GetService()},
-		{"workload id", w.GetId()},
-	} {
-		if err := checkSegment(f.what, f.v); err != nil {
-			return fmt.Errorf("store: put workload: %w", err)
-		}
+	if err := checkWorkloadKey(w.GetNamespace(), w.GetService(), w.GetId()); err != nil {
+		return 0, fmt.Errorf("store: put workload: %w", err)
 	}
 	value, err := protojson.Marshal(w)
 	if err != nil {
-		return fmt.Errorf("store: put workload %q: encode: %w", w.GetId(), err)
+		return 0, fmt.Errorf("store: put workload %q: encode: %w", w.GetId(), err)
 	}
 	var opts []clientv3.OpOption
 	if lease != clientv3.NoLease {
 		opts = append(opts, clientv3.WithLease(lease))
 	}
-	if _, err := s.client.Put(ctx, EndpointKey(w.GetNamespace(), w.GetService(), w.GetId()), string(value), opts...); err != nil {
-		return fmt.Errorf("store: put workload %q: %w", w.GetId(), err)
+	resp, err := s.client.Put(ctx, EndpointKey(w.GetNamespace(), w.GetService(), w.GetId()), string(value), opts...)
+	if err != nil {
+		return 0, fmt.Errorf("store: put workload %q: %w", w.GetId(), err)
+	}
+	return resp.Header.Revision, nil
+}
+
+// DeleteWorkloadAt deletes a workload's key if nothing wrote it since
+// revision (the one PutWorkload returned): a registration that a newer one
+// replaced, through this control plane replica or another, stays. It reports
+// whether the key was deleted.
+func (s *Store) DeleteWorkloadAt(ctx context.Context, namespace, service, id string, revision int64) (bool, error) {
+	if err := checkWorkloadKey(namespace, service, id); err != nil {
+		return false, fmt.Errorf("store: delete workload: %w", err)
+	}
+	key := EndpointKey(namespace, service, id)
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", revision)).
+		Then(clientv3.OpDelete(key)).
+		Commit()
+	if err != nil {
+		return false, fmt.Errorf("store: delete workload %q: %w", id, err)
+	}
+	return resp.Succeeded, nil
+}
+
+func checkWorkloadKey(namespace, service, id string) error {
+	for _, f := range []struct{ what, v string }{
+		{"workload namespace", namespace},
+		{"workload service", service},
+		{"workload id", id},
+	} {
+		if err := checkSegment(f.what, f.v); err != nil {
+			return err
+		}
 	}
 	return nil
 }

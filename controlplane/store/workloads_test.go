@@ -43,7 +43,7 @@ func TestWorkloads(t *testing.T) {
 		workload("default", "cart", "127.0.1.3:15006"),
 	}
 	for _, w := range all {
-		if err := s.PutWorkload(ctx, w, clientv3.NoLease); err != nil {
+		if _, err := s.PutWorkload(ctx, w, clientv3.NoLease); err != nil {
 			t.Fatalf("put %s: %v", w.GetId(), err)
 		}
 	}
@@ -87,12 +87,12 @@ func TestPutWorkloadOnLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := workload("default", "payments", "127.0.1.1:15006")
-	if err := s.PutWorkload(ctx, w, first.ID); err != nil {
+	if _, err := s.PutWorkload(ctx, w, first.ID); err != nil {
 		t.Fatal(err)
 	}
 	// Registering again moves the key to the new lease, so revoking the old
 	// one (the old stream ending) leaves the endpoint in place.
-	if err := s.PutWorkload(ctx, w, second.ID); err != nil {
+	if _, err := s.PutWorkload(ctx, w, second.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Client().Revoke(ctx, first.ID); err != nil {
@@ -109,6 +109,39 @@ func TestPutWorkloadOnLease(t *testing.T) {
 	}
 }
 
+// TestDeleteWorkloadAt: only the last writer of an endpoint deletes it.
+func TestDeleteWorkloadAt(t *testing.T) {
+	s := storetest.New(t)
+	ctx := testContext(t)
+	w := workload("default", "payments", "127.0.1.1:15006")
+	older, err := s.PutWorkload(ctx, w, clientv3.NoLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer, err := s.PutWorkload(ctx, w, clientv3.NoLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if newer <= older {
+		t.Fatalf("revisions %d then %d, want them increasing", older, newer)
+	}
+	if deleted, err := s.DeleteWorkloadAt(ctx, "default", "payments", w.GetId(), older); err != nil || deleted {
+		t.Fatalf("delete at the older revision = %v, %v; want nothing deleted", deleted, err)
+	}
+	if got, _ := s.ListWorkloads(ctx, "default", "payments"); len(got) != 1 {
+		t.Fatalf("after a stale delete: %v, want the workload", ids(got))
+	}
+	if deleted, err := s.DeleteWorkloadAt(ctx, "default", "payments", w.GetId(), newer); err != nil || !deleted {
+		t.Fatalf("delete at the last revision = %v, %v; want it deleted", deleted, err)
+	}
+	if got, _ := s.ListWorkloads(ctx, "default", "payments"); len(got) != 0 {
+		t.Fatalf("after deleting: %v, want none", ids(got))
+	}
+	if _, err := s.DeleteWorkloadAt(ctx, "default", "pay/ments", "x", 1); err == nil {
+		t.Error("a service name with a slash was accepted")
+	}
+}
+
 func TestPutWorkloadRejectsBadKeys(t *testing.T) {
 	s := storetest.New(t)
 	ctx := testContext(t)
@@ -122,7 +155,7 @@ func TestPutWorkloadRejectsBadKeys(t *testing.T) {
 		{"slash in id", &meshv1.Workload{Id: "x/y", Service: "a", Namespace: "b"}},
 	}
 	for _, tc := range cases {
-		if err := s.PutWorkload(ctx, tc.w, clientv3.NoLease); err == nil {
+		if _, err := s.PutWorkload(ctx, tc.w, clientv3.NoLease); err == nil {
 			t.Errorf("%s: no error", tc.name)
 		}
 	}
