@@ -95,27 +95,22 @@ func (r *replicaLease) keep(g *grant, alive <-chan *clientv3.LeaseKeepAliveRespo
 // letGo stops keeping the lease alive without revoking it: its
 // registrations outlive the replica by one TTL, long enough for their
 // proxies to register with another replica. No lease is granted after.
-func (r *replicaLease) letGo() {
-	r.mu.Lock()
-	r.stopped = true
-	g := r.cur
-	r.mu.Unlock()
-	if g != nil {
-		g.stop()
-	}
-	r.keepers.Wait()
-}
+func (r *replicaLease) letGo() { r.end(false) }
 
 // close stops the keepalive and revokes the lease, deleting whatever is
 // still on it.
-func (r *replicaLease) close() {
+func (r *replicaLease) close() { r.end(true) }
+
+func (r *replicaLease) end(revoke bool) {
 	r.mu.Lock()
 	r.stopped = true
 	g := r.cur
 	r.mu.Unlock()
 	if g != nil {
 		g.stop()
-		r.revoke(g.id)
+		if revoke {
+			r.revoke(g.id)
+		}
 	}
 	r.keepers.Wait()
 }
