@@ -37,24 +37,31 @@ func TestTranslatorOutputIsAccepted(t *testing.T) {
 			continue
 		}
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			b, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res := parseGolden(t, string(b))
-			// The goldens carry a placeholder trust bundle; the proxy parses
-			// bundles, so put a real root in its place.
-			for _, sec := range res.Secrets {
-				if vc := sec.GetValidationContext(); vc != nil {
-					vc.TrustedCa = rootCA(testpki.NewCA(t, "root").PEM()).GetValidationContext().GetTrustedCa()
-				}
-			}
+			res := loadGolden(t, file)
 			rt := New(Options{})
 			if _, err := rt.build(res, rt.cur.Load()); err != nil {
 				t.Fatalf("the proxy rejects the translator's output:\n%v", err)
 			}
 		})
 	}
+}
+
+// loadGolden reads a translator golden file. The goldens carry a
+// placeholder trust bundle; the proxy parses bundles, so a real root takes
+// its place.
+func loadGolden(t *testing.T, file string) *Resources {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := parseGolden(t, string(b))
+	for _, sec := range res.Secrets {
+		if vc := sec.GetValidationContext(); vc != nil {
+			vc.TrustedCa = rootCA(testpki.NewCA(t, "root").PEM()).GetValidationContext().GetTrustedCa()
+		}
+	}
+	return res
 }
 
 // parseGolden reads "# <type> <name>" headers, each followed by the

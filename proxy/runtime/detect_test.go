@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -29,7 +28,6 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weftmesh/weft/api/xdsmeta"
-	"github.com/weftmesh/weft/internal/testpki"
 )
 
 // clientHello captures the first TLS record a real crypto/tls client sends.
@@ -470,16 +468,7 @@ func TestDetectTLSBySNI(t *testing.T) {
 // passthrough ones; other ports get the port-less passthrough chain; what
 // no chain takes goes to the default chain (nil here).
 func TestPickCaptureChains(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(translatorGoldens, "capture-egress.golden"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := parseGolden(t, string(b))
-	for _, sec := range res.Secrets {
-		if vc := sec.GetValidationContext(); vc != nil {
-			vc.TrustedCa = rootCA(testpki.NewCA(t, "root").PEM()).GetValidationContext().GetTrustedCa()
-		}
-	}
+	res := loadGolden(t, filepath.Join(translatorGoldens, "capture-egress.golden"))
 	rt := New(Options{})
 	snap, err := rt.build(res, rt.cur.Load())
 	if err != nil {
