@@ -179,6 +179,18 @@ func (a *adsStream) send(typeURL, version, nonce string, names ...string) {
 	}
 }
 
+// sendBare sends a request without the node, as a client that sets it on
+// the stream's first request only (proxy/xdsclient, Envoy with
+// set_node_on_first_message_only) sends every later one.
+func (a *adsStream) sendBare(typeURL, version, nonce string, names ...string) {
+	a.t.Helper()
+	if err := a.s.Send(&discoverypb.DiscoveryRequest{
+		TypeUrl: typeURL, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names,
+	}); err != nil {
+		a.t.Fatalf("send %s: %v", typeURL, err)
+	}
+}
+
 func (a *adsStream) ack(r *discoverypb.DiscoveryResponse) {
 	a.t.Helper()
 	a.send(r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce())

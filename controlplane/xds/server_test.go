@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discoverypb "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -135,6 +136,43 @@ func TestADS(t *testing.T) {
 	}
 	if got := h.metric("weft_xds_connected_proxies"); got != 0 {
 		t.Errorf("connected proxies = %v, want 0", got)
+	}
+}
+
+// TestNodeOnFirstRequestOnly: a stream whose later requests carry no node
+// is served as one that repeats it, and the node the server keeps for the
+// stream is slimmed to its id once its metadata is decoded.
+func TestNodeOnFirstRequestOnly(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.srv.Update(meshInput(h.ca))
+	web := h.svid("default", "web")
+	a := h.open(&web, webNode())
+	a.send(resource.ClusterType, "", "")
+	cds := a.recv()
+	a.sendBare(resource.ClusterType, cds.GetVersionInfo(), cds.GetNonce())
+	a.sendBare(resource.EndpointType, "", "", "outbound|payments.default")
+	eds := a.recv()
+	if eds.GetTypeUrl() != resource.EndpointType || endpoints(t, eds) != 1 {
+		t.Fatalf("got %s with %d endpoints, want EDS with 1", eds.GetTypeUrl(), endpoints(t, eds))
+	}
+	a.sendBare(resource.EndpointType, eds.GetVersionInfo(), eds.GetNonce(), "outbound|payments.default")
+	eventually(t, "ACKs of both types", func() bool {
+		nodes := h.srv.Nodes()
+		return len(nodes) == 1 && len(nodes[0].Acked) == 2
+	})
+	h.srv.Update(meshInput(h.ca, ws("default", "payments", "v2", "127.0.1.3:15006", true)))
+	if r := a.recv(); r.GetTypeUrl() != resource.EndpointType || endpoints(t, r) != 2 {
+		t.Errorf("got %s, want EDS with the new endpoint", r.GetTypeUrl())
+	}
+
+	h.srv.mu.Lock()
+	var kept *corev3.Node
+	for _, st := range h.srv.streams {
+		kept = st.nodeProto
+	}
+	h.srv.mu.Unlock()
+	if kept.GetId() != webNode().ID || kept.GetMetadata() != nil || kept.GetUserAgentName() != "" {
+		t.Errorf("the stream keeps node %v, want its id alone", kept)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // stream is one ADS stream. go-control-plane calls every callback of a
@@ -27,10 +28,11 @@ type stream struct {
 	peer spiffe.ID
 	// node is nil until the first request names and authenticates it.
 	node *node
-	// nodeProto is the node of that first request. Later requests carry
-	// the same node again (Envoy and proxy/xdsclient send it every time);
-	// they are made to share this one, because the cache keeps every
-	// stream's last request of each type.
+	// nodeProto is the node of that first request, slimmed once decoded
+	// (see slim). Later requests may carry the node again (Envoy sends it
+	// every time unless set_node_on_first_message_only); they are made to
+	// share this one, because the cache keeps every stream's last request
+	// of each type.
 	nodeProto *corev3.Node
 	// sent is the last response per type URL, to tell which version a NACK rejects.
 	sent map[string]response
@@ -134,6 +136,8 @@ func (s *Server) onStreamRequest(id int64, req *discoverypb.DiscoveryRequest) er
 		if err := s.attach(st, node); err != nil {
 			return err
 		}
+		slim(req.Node)
+		slim(node)
 		st.nodeProto = node
 		req.Node = node
 		return s.subscribe(st, req)
@@ -141,9 +145,25 @@ func (s *Server) onStreamRequest(id int64, req *discoverypb.DiscoveryRequest) er
 	if got := req.GetNode().GetId(); got != st.claimedID {
 		return status.Errorf(codes.InvalidArgument, "xds: node id changed on the stream from %q to %q", st.claimedID, got)
 	}
+	if req.Node != st.nodeProto { // a node the request carried: not shared yet
+		slim(req.Node)
+	}
 	req.Node = st.nodeProto
 	s.observe(st, req)
 	return s.subscribe(st, req)
+}
+
+// slim drops, in place, all of p but its id and cluster, which are what the
+// cache and the stream's checks read once attach has decoded the node.
+// go-control-plane keeps the last node each stream sent, and the metadata
+// is most of it: two decoded copies per proxy, before.
+func slim(p *corev3.Node) {
+	if p == nil {
+		return
+	}
+	id, cluster := p.GetId(), p.GetCluster()
+	proto.Reset(p)
+	p.Id, p.Cluster = id, cluster
 }
 
 // attach decodes and authorises the stream's node, then computes its

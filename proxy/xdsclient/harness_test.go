@@ -151,6 +151,38 @@ type controlPlane struct {
 	mu   sync.Mutex
 	reqs []request
 	sent map[sentKey]string // version of each response
+	// wire records, per stream the server accepted (in order), whether
+	// each request carried the node as received, before the server
+	// filled it in.
+	wire [][]bool
+}
+
+// wireStream records what each request on one stream carried.
+type wireStream struct {
+	grpc.ServerStream
+	cp *controlPlane
+	i  int
+}
+
+func (w *wireStream) RecvMsg(m any) error {
+	err := w.ServerStream.RecvMsg(m)
+	if req, ok := m.(*discoveryv3.DiscoveryRequest); ok && err == nil {
+		w.cp.mu.Lock()
+		w.cp.wire[w.i] = append(w.cp.wire[w.i], req.GetNode() != nil)
+		w.cp.mu.Unlock()
+	}
+	return err
+}
+
+// wireNodes returns, per stream, whether each request carried the node.
+func (cp *controlPlane) wireNodes() [][]bool {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	out := make([][]bool, len(cp.wire))
+	for i, w := range cp.wire {
+		out[i] = slices.Clone(w)
+	}
+	return out
 }
 
 type request struct {
@@ -196,7 +228,13 @@ func (cp *controlPlane) start(addr string) {
 			cp.mu.Unlock()
 		},
 	})
-	g := grpc.NewServer()
+	g := grpc.NewServer(grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		cp.mu.Lock()
+		cp.wire = append(cp.wire, nil)
+		w := &wireStream{ServerStream: ss, cp: cp, i: len(cp.wire) - 1}
+		cp.mu.Unlock()
+		return handler(srv, w)
+	}))
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, ads)
 	served := make(chan struct{})
 	go func() {

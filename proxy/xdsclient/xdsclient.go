@@ -134,10 +134,11 @@ func (c *Client) Run(ctx context.Context) error {
 func (c *Client) stream(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(c.opts.Conn).StreamAggregatedResources(ctx, grpc.WaitForReady(true))
+	ads, err := discoveryv3.NewAggregatedDiscoveryServiceClient(c.opts.Conn).StreamAggregatedResources(ctx, grpc.WaitForReady(true))
 	if err != nil {
 		return fmt.Errorf("xds: open stream: %w", err)
 	}
+	s := &nodeOnFirst{AggregatedDiscoveryService_StreamAggregatedResourcesClient: ads, node: c.opts.Node}
 	// A new stream starts afresh: nonces belong to the old one.
 	c.mu.Lock()
 	for _, ts := range c.types {
@@ -175,11 +176,27 @@ type sender interface {
 	Send(*discoveryv3.DiscoveryRequest) error
 }
 
+// nodeOnFirst sends the node with the stream's first request only, as
+// Envoy's set_node_on_first_message_only does: the server keeps it for the
+// stream, and with every ACK it would decode the node's metadata again.
+type nodeOnFirst struct {
+	discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	node *corev3.Node
+	sent bool
+}
+
+func (s *nodeOnFirst) Send(req *discoveryv3.DiscoveryRequest) error {
+	if !s.sent {
+		req.Node = s.node
+		s.sent = true
+	}
+	return s.AggregatedDiscoveryService_StreamAggregatedResourcesClient.Send(req)
+}
+
 func (c *Client) send(s sender, typeURL string, nack error) error {
 	c.mu.Lock()
 	ts := c.types[typeURL]
 	req := &discoveryv3.DiscoveryRequest{
-		Node:          c.opts.Node,
 		TypeUrl:       typeURL,
 		VersionInfo:   ts.version,
 		ResponseNonce: ts.nonce,

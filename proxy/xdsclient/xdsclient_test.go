@@ -309,6 +309,13 @@ func TestReconnectsAfterControlPlaneRestart(t *testing.T) {
 				typeURL, wantNames, res.Version(typeURL))
 		}
 	}
+	// The node goes with each stream's first request only, as Envoy's
+	// set_node_on_first_message_only: the server keeps it for the stream.
+	for i, w := range cp.wireNodes() {
+		if len(w) < 2 || !w[0] || slices.Contains(w[1:], true) {
+			t.Errorf("stream %d: requests carried the node %v, want on the first one only", i, w)
+		}
+	}
 	if !p.client.Synced() {
 		t.Error("no longer Synced after the control plane restarted")
 	}
