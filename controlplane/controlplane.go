@@ -157,7 +157,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("control: %w", err)
 	}
 	// Scrapes every registered proxy's /metrics and fans in their taps.
-	stats := telemetry.New(telemetry.Options{Workloads: st, Log: log, Interval: cfg.ScrapeInterval})
+	served := servedWorkloads{mesh: &mesh}
+	stats := telemetry.New(telemetry.Options{Workloads: served, Log: log, Interval: cfg.ScrapeInterval})
 	apiHandler := apiserver.New(apiserver.Options{
 		Store: st, Workloads: st, Tokens: tokens, Auth: tokens, RouteStatus: xdsServer, PolicyStatus: xdsServer, Inputs: xdsServer,
 		Telemetry:   stats,
@@ -174,7 +175,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Statuses: apiserver.NewStatuses(apiserver.Options{Store: st, RouteStatus: xdsServer, PolicyStatus: xdsServer, TrustDomain: authority.TrustDomain(), Log: log}),
 		Version:  cfg.Version, Log: log,
 	})
-	dashServer := &http.Server{Handler: withPrometheusSD(dashboardHandler(reg, xdsServer, dash), st), ReadHeaderTimeout: 10 * time.Second}
+	dashServer := &http.Server{Handler: withPrometheusSD(dashboardHandler(reg, xdsServer, dash), served), ReadHeaderTimeout: 10 * time.Second}
 	dashServer.RegisterOnShutdown(dash.Close)
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -255,25 +256,31 @@ func closeAll(lns []net.Listener) {
 // grpcTLS verifies a client certificate when one is presented (proxies that
 // have joined) but does not require one (a proxy joining with its token).
 func grpcTLS(serving *servingCert, authority *ca.CA) *tls.Config {
+	// The bundle is read per handshake, so a new root takes effect at once;
+	// the config is made once per bundle and shared by the connections.
+	type clientCAConfig struct {
+		pool *x509.CertPool
+		cfg  *tls.Config
+	}
+	var last atomic.Pointer[clientCAConfig]
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS13,
 		GetCertificate: serving.get,
 		ClientAuth:     tls.VerifyClientCertIfGiven,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			// The bundle is read per handshake so a new root takes effect at once.
-			pool := x509.NewCertPool()
-			for _, der := range authority.TrustBundle() {
-				if c, err := x509.ParseCertificate(der); err == nil {
-					pool.AddCert(c)
-				}
+			pool := authority.TrustBundlePool()
+			if c := last.Load(); c != nil && c.pool == pool {
+				return c.cfg, nil
 			}
-			return &tls.Config{
+			cfg := &tls.Config{
 				MinVersion:     tls.VersionTLS13,
 				GetCertificate: serving.get,
 				ClientAuth:     tls.VerifyClientCertIfGiven,
 				ClientCAs:      pool,
 				NextProtos:     []string{"h2"},
-			}, nil
+			}
+			last.Store(&clientCAConfig{pool: pool, cfg: cfg})
+			return cfg, nil
 		},
 	}
 }

@@ -102,10 +102,11 @@ func (a *adsClient) run(ctx context.Context) {
 func (a *adsClient) stream(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(a.conn).StreamAggregatedResources(ctx, grpc.WaitForReady(true))
+	ads, err := discoveryv3.NewAggregatedDiscoveryServiceClient(a.conn).StreamAggregatedResources(ctx, grpc.WaitForReady(true))
 	if err != nil {
 		return err
 	}
+	s := &nodeOnFirst{AggregatedDiscoveryService_StreamAggregatedResourcesClient: ads, node: a.node}
 	a.mu.Lock()
 	a.streams++
 	for _, ts := range a.types {
@@ -140,11 +141,27 @@ type sender interface {
 	Send(*discoveryv3.DiscoveryRequest) error
 }
 
+// nodeOnFirst sends the node with the stream's first request only, as
+// proxy/xdsclient does.
+type nodeOnFirst struct {
+	discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	node *corev3.Node
+	sent bool
+}
+
+func (s *nodeOnFirst) Send(req *discoveryv3.DiscoveryRequest) error {
+	if !s.sent {
+		req.Node = s.node
+		s.sent = true
+	}
+	return s.AggregatedDiscoveryService_StreamAggregatedResourcesClient.Send(req)
+}
+
 func (a *adsClient) send(s sender, t string, nack error) error {
 	a.mu.Lock()
 	ts := a.types[t]
 	req := &discoveryv3.DiscoveryRequest{
-		Node: a.node, TypeUrl: t, VersionInfo: ts.version, ResponseNonce: ts.nonce,
+		TypeUrl: t, VersionInfo: ts.version, ResponseNonce: ts.nonce,
 		ResourceNames: slices.Clone(ts.names),
 	}
 	a.mu.Unlock()

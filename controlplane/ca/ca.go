@@ -92,6 +92,8 @@ type authority struct {
 	// first: a proxy whose SVID does not chain to bundle[0] re-issues it.
 	bundle    []*x509.Certificate
 	bundlePEM []byte
+	// pool holds bundle, for TrustBundlePool.
+	pool *x509.CertPool
 }
 
 func newAuthority(cert *x509.Certificate, key crypto.Signer, roots []*x509.Certificate) *authority {
@@ -100,7 +102,11 @@ func newAuthority(cert *x509.Certificate, key crypto.Signer, roots []*x509.Certi
 		// Encoding to a bytes.Buffer cannot fail.
 		_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: r.Raw})
 	}
-	return &authority{cert: cert, key: key, bundle: roots, bundlePEM: buf.Bytes()}
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	return &authority{cert: cert, key: key, bundle: roots, bundlePEM: buf.Bytes(), pool: pool}
 }
 
 // sameAs reports whether a and b sign with the same certificate, send the
@@ -270,14 +276,12 @@ func (c *CA) TrustBundlePEM() []byte {
 	return bytes.Clone(c.current.Load().bundlePEM)
 }
 
-// TrustBundlePool returns a new pool holding every root the mesh trusts, as
-// tls.Config.ClientCAs and RootCAs want it.
+// TrustBundlePool returns the pool of every root the mesh trusts, as
+// tls.Config.ClientCAs and RootCAs want it. It is the same pool until the
+// bundle changes, so a caller can tell a new bundle by the pointer; callers
+// must not add to it.
 func (c *CA) TrustBundlePool() *x509.CertPool {
-	pool := x509.NewCertPool()
-	for _, r := range c.current.Load().bundle {
-		pool.AddCert(r)
-	}
-	return pool
+	return c.current.Load().pool
 }
 
 // fingerprint is the SHA-256 of a certificate, as `openssl x509 -fingerprint

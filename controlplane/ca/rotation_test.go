@@ -126,6 +126,10 @@ func TestRotationAcrossReplicas(t *testing.T) {
 	register(t, kv, web2)
 	signAndRecord(t, a, web1)
 	signAndRecord(t, b, web2)
+	pool := a.TrustBundlePool()
+	if a.TrustBundlePool() != pool {
+		t.Error("TrustBundlePool returned another pool for the same bundle")
+	}
 
 	if err := a.StartRotation(ctx, ca.RotationOptions{Propagation: 300 * time.Millisecond, Grace: time.Minute}); err != nil {
 		t.Fatal(err)
@@ -152,6 +156,12 @@ func TestRotationAcrossReplicas(t *testing.T) {
 		fresh = bundle[0]
 		return nil
 	})
+	if a.TrustBundlePool() == pool {
+		t.Error("TrustBundlePool returned the old pool after the bundle changed")
+	}
+	if _, err := fresh.Verify(x509.VerifyOptions{Roots: a.TrustBundlePool()}); err != nil {
+		t.Errorf("the new root is not in the pool: %v", err)
+	}
 	chain := signAndRecord(t, b, web1)
 	if err := verifies(chain, fresh); err != nil {
 		t.Errorf("new SVID does not verify to the new root: %v", err)

@@ -15,6 +15,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/api/meshv1"
 	"github.com/weftmesh/weft/api/v1alpha1"
@@ -410,5 +411,54 @@ func TestRunReturnsWhenStoreCloses(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after the store closed")
+	}
+}
+
+// TestInputListsWorkloadsAsTheStore checks that an Input lists the
+// workloads it holds as the store lists them, for every filter: the
+// control plane's periodic readers (telemetry, Prometheus discovery) list
+// from the Input instead of reading and decoding every workload again.
+func TestInputListsWorkloadsAsTheStore(t *testing.T) {
+	st := storetest.New(t)
+	ctx := testContext(t)
+	notReady := workload("default", "payments", "127.0.1.9:15006")
+	notReady.Ready = false
+	all := []*meshv1.Workload{
+		workload("shop", "cart", "127.0.1.2:15006"),
+		workload("default", "payments", "127.0.1.2:15006"),
+		workload("default", "payments", "127.0.1.1:15006"),
+		workload("default", "cart", "127.0.1.3:15006"),
+		workload("default", "orphan", "127.0.1.4:15006"), // no Service resource
+		notReady,
+	}
+	if _, err := st.Apply(ctx, []*v1alpha1.Object{service("default", "payments", 8080), service("default", "cart", 8080), service("shop", "cart", 8080)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, wl := range all {
+		if _, err := st.PutWorkload(ctx, wl, clientv3.NoLease); err != nil {
+			t.Fatalf("put %s: %v", wl.GetId(), err)
+		}
+	}
+	w := startWatcher(t, st, nil)
+	in := w.waitFor(t, "every workload", func(in *translate.Input) bool {
+		return len(in.ListWorkloads("", "")) == len(all)
+	})
+	for _, f := range []struct{ namespace, service string }{
+		{"", ""}, {"default", ""}, {"default", "payments"}, {"", "cart"}, {"default", "orphan"}, {"nowhere", ""}, {"default", "nothing"},
+	} {
+		want, err := st.ListWorkloads(ctx, f.namespace, f.service)
+		if err != nil {
+			t.Fatalf("store ListWorkloads(%q, %q): %v", f.namespace, f.service, err)
+		}
+		got := in.ListWorkloads(f.namespace, f.service)
+		if len(got) != len(want) {
+			t.Errorf("ListWorkloads(%q, %q): %d workloads, the store lists %d", f.namespace, f.service, len(got), len(want))
+			continue
+		}
+		for i := range want {
+			if !proto.Equal(got[i], want[i]) {
+				t.Errorf("ListWorkloads(%q, %q)[%d] = %v, the store lists %v", f.namespace, f.service, i, got[i], want[i])
+			}
+		}
 	}
 }

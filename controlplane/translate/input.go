@@ -5,7 +5,9 @@
 package translate
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 
 	"github.com/weftmesh/weft/api/meshv1"
 	"github.com/weftmesh/weft/api/v1alpha1"
@@ -58,4 +60,30 @@ type Input struct {
 	// VIPs holds the virtual IP the control plane allocated to each
 	// Service (controlplane/vip); a Service's own spec.vip wins over it.
 	VIPs map[ServiceKey]netip.Addr
+}
+
+// ListWorkloads returns the registered workloads, filtered by namespace and
+// by service name where they are not empty, sorted by namespace, service and
+// ID: what the store's ListWorkloads returns, without reading the store.
+// The workloads are in's own: the caller must not modify them.
+func (in *Input) ListWorkloads(namespace, service string) []*meshv1.Workload {
+	if namespace != "" && service != "" {
+		return slices.Clone(in.Workloads[ServiceKey{Namespace: namespace, Name: service}])
+	}
+	var keys []ServiceKey
+	n := 0
+	for k, ws := range in.Workloads {
+		if (namespace == "" || k.Namespace == namespace) && (service == "" || k.Name == service) {
+			keys = append(keys, k)
+			n += len(ws)
+		}
+	}
+	slices.SortFunc(keys, func(a, b ServiceKey) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	out := make([]*meshv1.Workload, 0, n)
+	for _, k := range keys {
+		out = append(out, in.Workloads[k]...)
+	}
+	return out
 }
