@@ -232,6 +232,8 @@ func (cp *controlPlane) goMemory(ctx context.Context) (map[string]float64, error
 	for sc.Scan() {
 		for name, key := range map[string]string{
 			"go_memstats_heap_inuse_bytes ": "heap_inuse", "go_memstats_stack_inuse_bytes ": "stack_inuse", "go_goroutines ": "goroutines",
+			"go_memstats_heap_idle_bytes ": "heap_idle", "go_memstats_heap_released_bytes ": "heap_released",
+			"go_memstats_gc_sys_bytes ": "gc_sys", "go_memstats_other_sys_bytes ": "other_sys", "go_memstats_mspan_inuse_bytes ": "mspan_inuse",
 		} {
 			if v, ok := strings.CutPrefix(sc.Text(), name); ok {
 				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {

@@ -256,6 +256,8 @@ func (r *scaleRun) rest(ctx context.Context) error {
 		r.out["rest_heap_mb"] = g["heap_inuse"] / (1 << 20)
 		r.out["rest_stack_mb"] = g["stack_inuse"] / (1 << 20)
 		r.out["rest_goroutines"] = g["goroutines"]
+		r.out["rest_heap_retained_mb"] = (g["heap_idle"] - g["heap_released"]) / (1 << 20)
+		r.out["rest_runtime_mb"] = (g["gc_sys"] + g["other_sys"] + g["mspan_inuse"]) / (1 << 20)
 	}
 	// After the figures above, which the GC's timing moves by up to the
 	// live heap's own size: what a collection leaves is what the control
@@ -265,8 +267,8 @@ func (r *scaleRun) rest(ctx context.Context) error {
 	} else {
 		r.log("  live heap: %v", err)
 	}
-	r.log("  at rest: CPU %.3f cores, VmRSS %.0f MB (file-backed %.0f MB; Go heap in use %.0f MB, live after a GC %.0f MB, stacks %.0f MB of %.0f goroutines), VmHWM so far %.0f MB",
-		r.out["rest_cpu"], r.out["rest_rss_mb"], r.out["rest_rss_file_mb"], r.out["rest_heap_mb"], r.out["rest_live_mb"], r.out["rest_stack_mb"], r.out["rest_goroutines"], r.out["rest_hwm_mb"])
+	r.log("  at rest: CPU %.3f cores, VmRSS %.0f MB (file-backed %.0f MB; Go heap in use %.0f MB, live after a GC %.0f MB, free but not returned %.0f MB, stacks %.0f MB of %.0f goroutines, runtime metadata %.0f MB), VmHWM so far %.0f MB",
+		r.out["rest_cpu"], r.out["rest_rss_mb"], r.out["rest_rss_file_mb"], r.out["rest_heap_mb"], r.out["rest_live_mb"], r.out["rest_heap_retained_mb"], r.out["rest_stack_mb"], r.out["rest_goroutines"], r.out["rest_runtime_mb"], r.out["rest_hwm_mb"])
 	if r.cfg.profileDir != "" && r.n == slices.Max(r.cfg.proxies) {
 		path := filepath.Join(r.cfg.profileDir, fmt.Sprintf("heap-rest-n%d-%s.pprof", r.n, r.label))
 		if err := cp.heapProfile(ctx, path); err != nil {
