@@ -1,6 +1,8 @@
 package client
 
 import (
+	"github.com/weftmesh/weft/api/tapevent"
+
 	"encoding/json"
 	"time"
 )
@@ -74,33 +76,8 @@ type Stats struct {
 }
 
 // TapEvent is one request seen by a proxy, as GET /api/v1/tap streams them
-// (JSON lines). Bodies are never included; header values that carry
-// credentials (authorization, cookie, set-cookie, proxy-authorization) are
-// redacted.
-type TapEvent struct {
-	Time      time.Time `json:"time"`
-	Workload  string    `json:"workload"`
-	Direction string    `json:"direction"`
-	// Source and Destination are "name.namespace" ("" when unknown);
-	// SourceID is the caller's SPIFFE ID.
-	Source      string              `json:"source,omitempty"`
-	SourceID    string              `json:"sourceId,omitempty"`
-	Destination string              `json:"destination,omitempty"`
-	Method      string              `json:"method"`
-	Authority   string              `json:"authority"`
-	Path        string              `json:"path"`
-	Status      int                 `json:"status"`
-	GRPCStatus  string              `json:"grpcStatus,omitempty"`
-	DurationMs  float64             `json:"durationMs"`
-	Route       string              `json:"route,omitempty"`
-	Upstream    string              `json:"upstream,omitempty"`
-	MTLS        bool                `json:"mtls"`
-	Flags       []string            `json:"flags,omitempty"`
-	RequestHdr  map[string][]string `json:"requestHeaders,omitempty"`
-	ResponseHdr map[string][]string `json:"responseHeaders,omitempty"`
-	ReqBytes    int64               `json:"requestBytes"`
-	RespBytes   int64               `json:"responseBytes"`
-}
+// (JSON lines); see tapevent.Event.
+type TapEvent = tapevent.Event
 
 // ProxyConfig is GET /api/v1/proxy-config?workload=ID: a proxy's live
 // configuration, read from its admin port (private keys never included).

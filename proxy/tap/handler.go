@@ -13,7 +13,7 @@ import (
 const keepAlive = 15 * time.Second
 
 // Handler serves GET /tap?direction=&path=&method=&authority=[&limit=N]:
-// JSON lines of client.TapEvent until the client goes away, the Hub closes
+// JSON lines of tapevent.Event until the client goes away, the Hub closes
 // or limit events have been sent.
 func (h *Hub) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/weftmesh/weft/api/client"
+	"github.com/weftmesh/weft/api/tapevent"
 	"github.com/weftmesh/weft/proxy/observe"
 )
 
@@ -93,7 +93,7 @@ func (h *Hub) Active() bool { return h.subs.Load() != nil }
 type Subscription struct {
 	hub    *Hub
 	filter Filter
-	ch     chan client.TapEvent
+	ch     chan tapevent.Event
 	// done is closed when the subscription ends (Close or the Hub's Close).
 	done    chan struct{}
 	once    sync.Once
@@ -101,7 +101,7 @@ type Subscription struct {
 }
 
 // Events are the matching requests, in the order they ended.
-func (s *Subscription) Events() <-chan client.TapEvent { return s.ch }
+func (s *Subscription) Events() <-chan tapevent.Event { return s.ch }
 
 // Done is closed when the subscription has ended.
 func (s *Subscription) Done() <-chan struct{} { return s.done }
@@ -123,7 +123,7 @@ func (h *Hub) Subscribe(f Filter, buffer int) *Subscription {
 	if buffer <= 0 {
 		buffer = DefaultBuffer
 	}
-	s := &Subscription{hub: h, filter: f, ch: make(chan client.TapEvent, buffer), done: make(chan struct{})}
+	s := &Subscription{hub: h, filter: f, ch: make(chan tapevent.Event, buffer), done: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -182,7 +182,7 @@ func (h *Hub) Publish(r *observe.Request) {
 	if subs == nil || r.Request == nil {
 		return
 	}
-	var ev *client.TapEvent
+	var ev *tapevent.Event
 	for _, s := range *subs {
 		if !s.filter.match(r.Direction, r.Request) {
 			continue
@@ -202,9 +202,9 @@ func (h *Hub) Publish(r *observe.Request) {
 
 // Event describes a finished request, without bodies and with credential
 // headers redacted.
-func Event(r *observe.Request, workload string) client.TapEvent {
+func Event(r *observe.Request, workload string) tapevent.Event {
 	req := r.Request
-	ev := client.TapEvent{
+	ev := tapevent.Event{
 		Time:        r.Start.UTC(),
 		Workload:    workload,
 		Direction:   string(r.Direction),

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/weftmesh/weft/api/client"
+	"github.com/weftmesh/weft/api/tapevent"
 	"github.com/weftmesh/weft/proxy/observe"
 )
 
@@ -53,7 +53,7 @@ func TestPublishFiltersAndRedacts(t *testing.T) {
 		t.Fatalf("filtered subscriber got %d events, want 1", got)
 	}
 	ev := <-all.Events()
-	want := client.TapEvent{
+	want := tapevent.Event{
 		Time: time.Unix(100, 0).UTC(), Workload: "catalog.shop@127.0.0.1:9000", Direction: "inbound",
 		Source: "web.shop", SourceID: "spiffe://weft.local/ns/shop/sa/web", Destination: "catalog.shop",
 		Method: "GET", Authority: "catalog.shop", Path: "/items?x=1", Status: 403, DurationMs: 1.5,
@@ -144,7 +144,7 @@ func TestHandlerStreams(t *testing.T) {
 	sc := bufio.NewScanner(resp.Body)
 	var paths []string
 	for sc.Scan() {
-		var ev client.TapEvent
+		var ev tapevent.Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
 		}
