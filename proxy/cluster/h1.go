@@ -24,8 +24,8 @@ import (
 //
 // What it does not handle goes to next: request bodies of unknown length or
 // over h1MaxBody (written whole before the response is read, a large body
-// could deadlock against an app that answers early), Expect: 100-continue,
-// and CONNECT.
+// could deadlock against an app that answers early), Transfer-Encoding,
+// request trailers, Expect: 100-continue, and CONNECT.
 type h1Transport struct {
 	p    *Pool
 	next http.RoundTripper
@@ -63,6 +63,8 @@ type h1Conn struct {
 	// read counts the bytes read from Conn: a reply that failed with none
 	// read never started.
 	read int64
+	// body limits a request body to its length while it is written.
+	body io.LimitedReader
 }
 
 // h1Reader counts what the buffered reader takes from the connection.
@@ -79,7 +81,7 @@ func newH1Transport(p *Pool, next http.RoundTripper) *h1Transport {
 }
 
 func (t *h1Transport) handles(req *http.Request) bool {
-	if req.Method == http.MethodConnect {
+	if req.Method == http.MethodConnect || len(req.TransferEncoding) > 0 || len(req.Trailer) > 0 {
 		return false
 	}
 	if req.Body != nil && req.Body != http.NoBody && (req.ContentLength <= 0 || req.ContentLength > h1MaxBody) {
@@ -151,11 +153,7 @@ func resendable(req *http.Request) bool {
 // exchange writes req on c and reads the response head.
 func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request) (*http.Response, error) {
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
-	var w io.Writer = c.bw
-	if req.ContentLength > 0 && req.ContentLength <= oneWriteBody {
-		w = headWriter{c.bw}
-	}
-	if err := req.Write(w); err != nil {
+	if err := writeRequest(c.bw, req, &c.body); err != nil {
 		stop()
 		return nil, err
 	}
@@ -181,23 +179,6 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	res.Body = &h1Body{rc: res.Body, c: c, t: t, stop: stop, keep: keep}
 	return res, nil
 }
-
-// oneWriteBody is the largest request body that leaves with its head in
-// one write (and, over TLS, one record) when both fit the write buffer: the
-// head waits for the body, as nginx's request buffering makes it wait. A
-// larger or chunked body is streamed, the head sent ahead of it.
-const oneWriteBody = h1WriteBuffer / 2
-
-// headWriter is the connection's buffered writer under another type:
-// Request.Write flushes the head of a body it cannot see in memory on its
-// own when handed a *bufio.Writer, and this keeps it from doing so (and,
-// being an io.ByteWriter, from adding a buffer of its own).
-type headWriter struct{ bw *bufio.Writer }
-
-func (w headWriter) Write(p []byte) (int, error)         { return w.bw.Write(p) }
-func (w headWriter) WriteByte(b byte) error              { return w.bw.WriteByte(b) }
-func (w headWriter) WriteString(s string) (int, error)   { return w.bw.WriteString(s) }
-func (w headWriter) ReadFrom(r io.Reader) (int64, error) { return w.bw.ReadFrom(r) }
 
 // aLongTimeAgo is a deadline in the past: it interrupts blocked I/O.
 var aLongTimeAgo = time.Unix(1, 0)
