@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weftmesh/weft/proxy/h1wire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -42,7 +43,7 @@ func FuzzParseRequest(f *testing.F) {
 
 		// net/http's parser, with its server's checks, on the same bytes
 		// (without the empty lines this server skips).
-		std, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(data[leadingEmptyLines(data):])))
+		std, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(data[h1wire.LeadingEmptyLines(data):])))
 		if err != nil {
 			t.Fatalf("accepted what net/http refuses (%v): %q", err, data)
 		}

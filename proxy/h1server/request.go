@@ -2,15 +2,13 @@ package h1server
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
+	"github.com/weftmesh/weft/proxy/h1wire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -36,161 +34,41 @@ var errHeaderTooLarge = &requestError{http.StatusRequestHeaderFieldsTooLarge, "r
 // is its length, so that an append copies it.
 var chunkedTE = []string{"chunked"}
 
-// readHead reads a request's head — request line, header fields and the
-// empty line that ends them — from br and returns it as one string, with
-// the empty lines some clients send before a request (RFC 9112 §2.2)
-// skipped. A head that fits in br's buffer, as nearly all do, is copied
-// once, from the buffer; a larger one is gathered in scratch. More than
-// limit bytes is errHeaderTooLarge.
-func readHead(br *bufio.Reader, limit int, scratch *[]byte) (string, error) {
-	total := 0
-	for {
-		if _, err := br.Peek(1); err != nil {
-			return "", err
-		}
-		buf, _ := br.Peek(br.Buffered())
-		if len(buf) == 1 && buf[0] == '\r' {
-			// Half an empty line, or a stray CR: see what follows.
-			if _, err := br.Peek(2); err != nil {
-				return "", unexpectedEOF(err)
-			}
-			continue
-		}
-		skip := leadingEmptyLines(buf)
-		if skip == 0 {
-			break
-		}
-		if total += skip; total > limit {
-			return "", errHeaderTooLarge
-		}
-		_, _ = br.Discard(skip)
-	}
-	scanned := 0 // bytes of br's buffer searched for the end of the head
-	for {
-		buf, _ := br.Peek(br.Buffered())
-		if end := headEnd(buf, scanned); end > 0 {
-			if total+end > limit {
-				return "", errHeaderTooLarge
-			}
-			head := string(buf[:end])
-			_, _ = br.Discard(end)
-			return head, nil
-		}
-		if total+len(buf) > limit {
-			return "", errHeaderTooLarge
-		}
-		if len(buf) == br.Size() {
-			// The head does not fit in the buffer.
-			return readLongHead(br, limit, scratch, total)
-		}
-		// The end may straddle what was searched: search again from 3
-		// bytes back ("\r\n\r" seen, "\n" to come).
-		scanned = max(len(buf)-3, 0)
-		if _, err := br.Peek(len(buf) + 1); err != nil {
-			return "", unexpectedEOF(err)
-		}
-	}
-}
-
-// readLongHead gathers a head larger than br's buffer in scratch.
-func readLongHead(br *bufio.Reader, limit int, scratch *[]byte, total int) (string, error) {
-	acc := (*scratch)[:0]
-	defer func() { *scratch = acc[:0] }()
-	for {
-		buf, _ := br.Peek(br.Buffered())
-		from := max(len(acc)-3, 0)
-		acc = append(acc, buf...)
-		if end := headEnd(acc, from); end > 0 {
-			if total+end > limit {
-				return "", errHeaderTooLarge
-			}
-			// Give back what follows the head.
-			_, _ = br.Discard(len(buf) - (len(acc) - end))
-			return string(acc[:end]), nil
-		}
-		_, _ = br.Discard(len(buf))
-		if total+len(acc) > limit {
-			return "", errHeaderTooLarge
-		}
-		if _, err := br.Peek(1); err != nil {
-			return "", unexpectedEOF(err)
-		}
-	}
-}
-
-func unexpectedEOF(err error) error {
-	if errors.Is(err, bufio.ErrBufferFull) {
-		return errHeaderTooLarge
-	}
-	if errors.Is(err, io.EOF) {
-		return errTruncated
-	}
-	return err
-}
-
 // errTruncated is a connection that ended within a request head.
 var errTruncated = errors.New("connection closed within a request head")
 
-// leadingEmptyLines returns the length of the CRLF and LF lines at the
-// start of b.
-func leadingEmptyLines(b []byte) int {
-	n := 0
-	for {
-		switch {
-		case len(b) >= n+2 && b[n] == '\r' && b[n+1] == '\n':
-			n += 2
-		case len(b) >= n+1 && b[n] == '\n':
-			n++
-		default:
-			return n
-		}
+// readHead reads a request head (h1wire.ReadHead, empty lines before it
+// skipped), with h1wire's errors turned into the server's.
+func readHead(br *bufio.Reader, limit int, scratch *[]byte) (string, error) {
+	head, err := h1wire.ReadHead(br, limit, scratch, true)
+	switch {
+	case errors.Is(err, h1wire.ErrHeadTooLarge):
+		return "", errHeaderTooLarge
+	case errors.Is(err, h1wire.ErrTruncated):
+		return "", errTruncated
 	}
+	return head, err
 }
 
-// headEnd returns the length of the head at the start of b, its final
-// empty line included, or 0 when b does not hold it all yet. Lines end in
-// CRLF or, leniently, LF (RFC 9112 §2.2). The search starts at from.
-func headEnd(b []byte, from int) int {
-	for i := from; ; {
-		j := bytes.IndexByte(b[i:], '\n')
-		if j < 0 {
-			return 0
-		}
-		i += j + 1
-		switch {
-		case i < len(b) && b[i] == '\n':
-			return i + 1
-		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
-			return i + 2
-		}
+// asBadRequest turns h1wire's *FieldError into a 400.
+func asBadRequest(err error) error {
+	if fe, ok := errors.AsType[*h1wire.FieldError](err); ok {
+		return badRequest("%s", fe.Reason)
 	}
-}
-
-// nextLine returns the first line of s without its line ending, and the
-// rest.
-func nextLine(s string) (line, rest string) {
-	i := strings.IndexByte(s, '\n')
-	if i < 0 {
-		return s, ""
-	}
-	line, rest = s[:i], s[i+1:]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	return line, rest
+	return err
 }
 
 // parseHead fills req from a request head read by readHead: the request
 // line, the URL, the header, Host and Close. Strings in req share the
 // head's memory. Framing (the body) is left to parseFraming.
 func parseHead(req *http.Request, head string) error {
-	line, rest := nextLine(head)
+	line, rest := h1wire.NextLine(head)
 	if err := parseRequestLine(req, line); err != nil {
 		return err
 	}
-	h, err := parseHeader(rest)
+	h, err := h1wire.ParseHeader(rest)
 	if err != nil {
-		return err
+		return asBadRequest(err)
 	}
 	req.Header = h
 	hosts := h["Host"]
@@ -209,7 +87,7 @@ func parseHead(req *http.Request, head string) error {
 		req.Host = hosts[0]
 	}
 	delete(h, "Host")
-	fixPragmaCacheControl(h)
+	h1wire.FixPragmaCacheControl(h)
 	conn := h["Connection"]
 	if req.ProtoMinor == 0 {
 		req.Close = !httpguts.HeaderValuesContainsToken(conn, "keep-alive") || httpguts.HeaderValuesContainsToken(conn, "close")
@@ -228,7 +106,7 @@ func parseRequestLine(req *http.Request, line string) error {
 	if !ok1 || !ok2 {
 		return badRequest("malformed request line")
 	}
-	if !validToken(method) {
+	if !h1wire.ValidToken(method) {
 		return badRequest("invalid method")
 	}
 	switch proto {
@@ -258,71 +136,6 @@ func parseRequestLine(req *http.Request, line string) error {
 	}
 	req.URL = u
 	return nil
-}
-
-// parseHeader parses header field lines, each ending in CRLF or LF, up to
-// and including the empty line. It refuses what could be read two ways by
-// two parsers (RFC 9112 §11.2): obs-fold continuation lines, whitespace
-// before the colon, and control characters (CR, NUL...) in names or
-// values.
-func parseHeader(s string) (http.Header, error) {
-	n := strings.Count(s, "\n")
-	h := make(http.Header, n)
-	// One backing array for the values: most fields appear once.
-	vals := make([]string, 0, n)
-	for {
-		var line string
-		line, s = nextLine(s)
-		if line == "" {
-			return h, nil
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return nil, badRequest("obsolete line folding in header")
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			return nil, badRequest("malformed header line")
-		}
-		if !httpguts.ValidHeaderFieldName(name) {
-			return nil, badRequest("invalid header name")
-		}
-		value = strings.Trim(value, " \t")
-		if !httpguts.ValidHeaderFieldValue(value) {
-			return nil, badRequest("invalid header value")
-		}
-		key := http.CanonicalHeaderKey(name)
-		if vv, dup := h[key]; dup {
-			h[key] = append(vv, value)
-			continue
-		}
-		vals = append(vals, value)
-		h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
-	}
-}
-
-// validToken reports whether s is a non-empty RFC 9110 token.
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !httpguts.IsTokenRune(rune(s[i])) {
-			return false
-		}
-	}
-	return true
-}
-
-var noCache = []string{"no-cache"}
-
-// fixPragmaCacheControl treats "Pragma: no-cache" as "Cache-Control:
-// no-cache" when the latter is absent (RFC 9111 §5.4), as net/http does.
-func fixPragmaCacheControl(h http.Header) {
-	if p := h["Pragma"]; len(p) > 0 && p[0] == "no-cache" {
-		if _, ok := h["Cache-Control"]; !ok {
-			h["Cache-Control"] = noCache
-		}
-	}
 }
 
 // framing is how a request's body is delimited.
@@ -362,9 +175,9 @@ func parseFraming(req *http.Request) (framing, error) {
 		f.chunked, f.length = true, -1
 		req.TransferEncoding = chunkedTE
 	case hasCL:
-		n, err := parseContentLength(cls)
+		n, err := h1wire.ParseContentLength(cls)
 		if err != nil {
-			return f, err
+			return f, asBadRequest(err)
 		}
 		if len(cls) > 1 {
 			h["Content-Length"] = cls[:1:1]
@@ -382,28 +195,4 @@ func parseFraming(req *http.Request) (framing, error) {
 		f.expectContinue = req.ProtoMinor == 1 && f.length != 0
 	}
 	return f, nil
-}
-
-// parseContentLength reads Content-Length values: digits only, every
-// value the same (RFC 9110 §8.6).
-func parseContentLength(values []string) (int64, error) {
-	first := values[0]
-	for _, v := range values[1:] {
-		if v != first {
-			return 0, badRequest("differing Content-Length values")
-		}
-	}
-	if first == "" {
-		return 0, badRequest("empty Content-Length")
-	}
-	for i := 0; i < len(first); i++ {
-		if first[i] < '0' || first[i] > '9' {
-			return 0, badRequest("invalid Content-Length")
-		}
-	}
-	n, err := strconv.ParseInt(first, 10, 64)
-	if err != nil {
-		return 0, badRequest("invalid Content-Length")
-	}
-	return n, nil
 }
