@@ -65,6 +65,8 @@ type h1Conn struct {
 	read int64
 	// body limits a request body to its length while it is written.
 	body io.LimitedReader
+	// scratch gathers a response head or trailer larger than br's buffer.
+	scratch []byte
 }
 
 // h1Reader counts what the buffered reader takes from the connection.
@@ -161,22 +163,26 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		stop()
 		return nil, err
 	}
-	res, err := http.ReadResponse(c.br, req)
+	res, kind, err := readResponse(c.br, req, &c.scratch)
 	// 1xx responses (100 Continue, 103 Early Hints) are informational:
 	// the final response follows on the same connection.
-	for err == nil && res.StatusCode >= 100 && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols {
-		res, err = http.ReadResponse(c.br, req)
+	for err == nil && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols {
+		res, kind, err = readResponse(c.br, req, &c.scratch)
 	}
 	if err != nil {
 		stop()
 		return nil, err
 	}
 	keep := !res.Close && !req.Close && res.StatusCode != http.StatusSwitchingProtocols
-	if res.Body == http.NoBody {
+	if kind == noBody {
 		t.done(c, stop, keep)
 		return res, nil
 	}
-	res.Body = &h1Body{rc: res.Body, c: c, t: t, stop: stop, keep: keep}
+	b := &h1Body{c: c, t: t, res: res, stop: stop, keep: keep, kind: kind, remaining: res.ContentLength}
+	if kind == chunkedBody {
+		b.chunks = newChunkedReader(c.br)
+	}
+	res.Body = b
 	return res, nil
 }
 
@@ -344,22 +350,26 @@ func (t *h1Transport) CloseIdleConnections() {
 	}
 }
 
-// h1Body is a response body read from its connection, which it hands back
-// to the pool at its end.
+// h1Body is a response body read from its connection, delimited as its
+// head said, which it hands back to the pool at its end.
 type h1Body struct {
-	rc   io.ReadCloser
 	c    *h1Conn
 	t    *h1Transport
+	res  *http.Response // whose Trailer a chunked body fills
 	stop func() bool
 	keep bool
 	done bool
+
+	kind      bodyKind
+	remaining int64     // of a sized body
+	chunks    io.Reader // the decoder of a chunked body
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}
-	n, err := b.rc.Read(p)
+	n, err := b.read(p)
 	if err == io.EOF {
 		b.done = true
 		b.t.done(b.c, b.stop, b.keep)
@@ -369,6 +379,37 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		b.c.Close()
 	}
 	return n, err
+}
+
+func (b *h1Body) read(p []byte) (int, error) {
+	switch b.kind {
+	case sizedBody:
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if int64(len(p)) > b.remaining {
+			p = p[:b.remaining]
+		}
+		n, err := b.c.br.Read(p)
+		b.remaining -= int64(n)
+		if b.remaining == 0 {
+			return n, io.EOF
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return n, err
+	case chunkedBody:
+		n, err := b.chunks.Read(p)
+		if err == io.EOF {
+			if terr := readTrailer(b.c.br, b.res, &b.c.scratch); terr != nil {
+				return n, terr
+			}
+		}
+		return n, err
+	default: // closeBody: the rest of the connection
+		return b.c.br.Read(p)
+	}
 }
 
 // Close ends the body; a body not read to its end closes the connection,
