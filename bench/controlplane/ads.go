@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/api/xdsmeta"
+	"github.com/weftmesh/weft/proxy/xdsclient"
 )
 
 // adsClient is a lean state-of-the-world ADS client that speaks the protocol
@@ -106,7 +107,7 @@ func (a *adsClient) stream(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s := &nodeOnFirst{AggregatedDiscoveryService_StreamAggregatedResourcesClient: ads, node: a.node}
+	s := xdsclient.NewNodeOnFirst(ads, a.node)
 	a.mu.Lock()
 	a.streams++
 	for _, ts := range a.types {
@@ -139,22 +140,6 @@ func wildcard(t string) bool { return t == resource.ClusterType || t == resource
 
 type sender interface {
 	Send(*discoveryv3.DiscoveryRequest) error
-}
-
-// nodeOnFirst sends the node with the stream's first request only, as
-// proxy/xdsclient does.
-type nodeOnFirst struct {
-	discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
-	node *corev3.Node
-	sent bool
-}
-
-func (s *nodeOnFirst) Send(req *discoveryv3.DiscoveryRequest) error {
-	if !s.sent {
-		req.Node = s.node
-		s.sent = true
-	}
-	return s.AggregatedDiscoveryService_StreamAggregatedResourcesClient.Send(req)
 }
 
 func (a *adsClient) send(s sender, t string, nack error) error {

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"strings"
 
+	"github.com/weftmesh/weft/internal/ascii"
 	"github.com/weftmesh/weft/proxy/h1wire"
 	"golang.org/x/net/http/httpguts"
 )
@@ -96,7 +97,7 @@ func readResponse(br *bufio.Reader, req *http.Request, scratch *[]byte) (*http.R
 	}
 	cls, hasCL := h["Content-Length"]
 	if chunked {
-		if len(te) != 1 || !asciiEqualFold(te[0], "chunked") {
+		if len(te) != 1 || !ascii.EqualFold(te[0], "chunked") {
 			return nil, 0, badResponse("unsupported transfer encoding %q", te)
 		}
 		if hasCL {
@@ -156,14 +157,11 @@ func parseStatusLine(res *http.Response, line string) error {
 	if !ok {
 		return badResponse("malformed status line %q", line)
 	}
-	switch proto {
-	case "HTTP/1.1":
-		res.ProtoMajor, res.ProtoMinor = 1, 1
-	case "HTTP/1.0":
-		res.ProtoMajor, res.ProtoMinor = 1, 0
-	default:
+	minor, ok := h1wire.ParseVersion(proto)
+	if !ok {
 		return badResponse("unsupported HTTP version %q", proto)
 	}
+	res.ProtoMajor, res.ProtoMinor = 1, minor
 	res.Proto = proto
 	status = strings.TrimLeft(status, " ")
 	code, _, _ := strings.Cut(status, " ")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/weftmesh/weft/internal/ascii"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -218,31 +219,11 @@ func hasToken(values []string, token string) bool {
 		if end := sp + len(token); end != len(v) && !tokenBoundary(v[end]) {
 			continue
 		}
-		if asciiEqualFold(v[sp:sp+len(token)], token) {
+		if ascii.EqualFold(v[sp:sp+len(token)], token) {
 			return true
 		}
 	}
 	return false
-}
-
-// asciiEqualFold is strings.EqualFold for ASCII letters only.
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 func tokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/dns/dnsmessage"
 
+	"github.com/weftmesh/weft/internal/ascii"
 	"github.com/weftmesh/weft/internal/ratelog"
 )
 
@@ -425,26 +426,7 @@ func answers(q, resp []byte) bool {
 		// No question (legal for some opcodes): the ID has to do.
 		return errors.Is(err1, dnsmessage.ErrSectionDone) && errors.Is(err2, dnsmessage.ErrSectionDone)
 	}
-	return qq.Type == rq.Type && qq.Class == rq.Class && equalFold(qq.Name.String(), rq.Name.String())
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
+	return qq.Type == rq.Type && qq.Class == rq.Class && ascii.EqualFold(qq.Name.String(), rq.Name.String())
 }
 
 func readTCPMsg(c net.Conn) ([]byte, error) {

@@ -109,15 +109,13 @@ func parseRequestLine(req *http.Request, line string) error {
 	if !h1wire.ValidToken(method) {
 		return badRequest("invalid method")
 	}
-	switch proto {
-	case "HTTP/1.1":
-		req.ProtoMajor, req.ProtoMinor = 1, 1
-	case "HTTP/1.0":
-		req.ProtoMajor, req.ProtoMinor = 1, 0
+	minor, ok := h1wire.ParseVersion(proto)
+	switch {
+	case ok:
+		req.ProtoMajor, req.ProtoMinor = 1, minor
+	case strings.HasPrefix(proto, "HTTP/"):
+		return &requestError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
 	default:
-		if strings.HasPrefix(proto, "HTTP/") {
-			return &requestError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
-		}
 		return badRequest("malformed HTTP version")
 	}
 	req.Method, req.RequestURI, req.Proto = method, target, proto

@@ -221,6 +221,18 @@ func ParseHeader(s string) (http.Header, error) {
 	}
 }
 
+// ParseVersion reads the HTTP/1.0 and HTTP/1.1 of a start line, the only
+// versions spoken here, and returns the minor version.
+func ParseVersion(proto string) (minor int, ok bool) {
+	switch proto {
+	case "HTTP/1.1":
+		return 1, true
+	case "HTTP/1.0":
+		return 0, true
+	}
+	return 0, false
+}
+
 // ValidToken reports whether s is a non-empty RFC 9110 token.
 func ValidToken(s string) bool {
 	if s == "" {

@@ -138,7 +138,7 @@ func (c *Client) stream(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("xds: open stream: %w", err)
 	}
-	s := &nodeOnFirst{AggregatedDiscoveryService_StreamAggregatedResourcesClient: ads, node: c.opts.Node}
+	s := NewNodeOnFirst(ads, c.opts.Node)
 	// A new stream starts afresh: nonces belong to the old one.
 	c.mu.Lock()
 	for _, ts := range c.types {
@@ -176,16 +176,23 @@ type sender interface {
 	Send(*discoveryv3.DiscoveryRequest) error
 }
 
-// nodeOnFirst sends the node with the stream's first request only, as
+// NodeOnFirst sends the node with the stream's first request only, as
 // Envoy's set_node_on_first_message_only does: the server keeps it for the
 // stream, and with every ACK it would decode the node's metadata again.
-type nodeOnFirst struct {
+// Requests must be sent through it from one goroutine.
+type NodeOnFirst struct {
 	discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
 	node *corev3.Node
 	sent bool
 }
 
-func (s *nodeOnFirst) Send(req *discoveryv3.DiscoveryRequest) error {
+// NewNodeOnFirst wraps s to send node with its first request.
+func NewNodeOnFirst(s discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, node *corev3.Node) *NodeOnFirst {
+	return &NodeOnFirst{AggregatedDiscoveryService_StreamAggregatedResourcesClient: s, node: node}
+}
+
+// Send sends req, with the node if it is the stream's first request.
+func (s *NodeOnFirst) Send(req *discoveryv3.DiscoveryRequest) error {
 	if !s.sent {
 		req.Node = s.node
 		s.sent = true
