@@ -81,8 +81,7 @@ func writeRequest(w *bufio.Writer, req *http.Request, lr *io.LimitedReader) (err
 	}
 	if sendContentLength(method, req.ContentLength) {
 		w.WriteString("Content-Length: ")
-		var b [20]byte
-		w.Write(strconv.AppendInt(b[:0], req.ContentLength, 10))
+		w.Write(strconv.AppendInt(w.AvailableBuffer(), req.ContentLength, 10))
 		w.WriteString("\r\n")
 	}
 	writeHeader(w, h)

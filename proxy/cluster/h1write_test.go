@@ -150,6 +150,17 @@ func BenchmarkWriteRequest(b *testing.B) {
 			_ = req.Write(bw)
 		}
 	})
+	payload := strings.Repeat("x", 1024)
+	body := strings.NewReader(payload)
+	post := newReq("POST", "/echo", "echo.default:8080", http.Header{"User-Agent": nil}, "", 0)()
+	post.Body, post.ContentLength = io.NopCloser(body), int64(len(payload))
+	b.Run("writeRequest POST 1KiB", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			body.Reset(payload)
+			_ = writeRequest(bw, post, &lr)
+		}
+	})
 }
 
 // FuzzWriteRequest: for any request h1Transport would send itself,
