@@ -165,8 +165,13 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	}
 	res, kind, err := readResponse(c.br, req, &c.scratch)
 	// 1xx responses (100 Continue, 103 Early Hints) are informational:
-	// the final response follows on the same connection.
-	for err == nil && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols {
+	// the final response follows on the same connection. As net/http's
+	// transport, a few are read, not an endless stream of them.
+	for informational := 1; err == nil && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols; informational++ {
+		if informational > max1xx {
+			err = badResponse("more than %d informational (1xx) responses", max1xx)
+			break
+		}
 		res, kind, err = readResponse(c.br, req, &c.scratch)
 	}
 	if err != nil {
@@ -185,6 +190,9 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	res.Body = b
 	return res, nil
 }
+
+// max1xx is how many informational responses may precede the final one.
+const max1xx = 5
 
 // aLongTimeAgo is a deadline in the past: it interrupts blocked I/O.
 var aLongTimeAgo = time.Unix(1, 0)

@@ -283,3 +283,40 @@ func TestH1HeadAndSmallBodyLeaveInOneWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestH1InformationalResponses: 1xx responses before the final one are
+// skipped, up to a bound; an upstream that sends them without end fails
+// the exchange.
+func TestH1InformationalResponses(t *testing.T) {
+	for _, tc := range []struct {
+		n       int
+		wantErr bool
+	}{{1, false}, {max1xx, false}, {max1xx + 1, true}} {
+		t.Run(fmt.Sprint(tc.n), func(t *testing.T) {
+			client, server := net.Pipe()
+			defer client.Close()
+			defer server.Close()
+			go func() {
+				if _, err := http.ReadRequest(bufio.NewReader(server)); err != nil {
+					return
+				}
+				io.WriteString(server, strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", tc.n)+
+					"HTTP/1.1 204 No Content\r\n\r\n")
+			}()
+			c := &h1Conn{Conn: client, bw: bufio.NewWriterSize(client, h1WriteBuffer)}
+			c.br = bufio.NewReaderSize(h1Reader{c}, h1ReadBuffer)
+			p := NewPool(Settings{Name: "app"})
+			defer p.Close()
+			req, _ := http.NewRequest(http.MethodGet, "http://app/", nil)
+			res, err := p.transport.(*h1Transport).exchange(context.Background(), c, req)
+			switch {
+			case tc.wantErr && err == nil:
+				t.Fatalf("%d informational responses: got %d, want an error", tc.n, res.StatusCode)
+			case !tc.wantErr && err != nil:
+				t.Fatalf("%d informational responses: %v", tc.n, err)
+			case !tc.wantErr && res.StatusCode != http.StatusNoContent:
+				t.Fatalf("%d informational responses: final status %d, want 204", tc.n, res.StatusCode)
+			}
+		})
+	}
+}
