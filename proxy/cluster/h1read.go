@@ -38,10 +38,6 @@ const (
 	closeBody            // until the connection closes
 )
 
-// chunkedTE is the TransferEncoding of every chunked response; its
-// capacity is its length, so an append copies it.
-var chunkedTE = []string{"chunked"}
-
 // readResponse reads the head of a response to req from br and how its
 // body is delimited: what http.ReadResponse reads for the requests
 // h1Transport sends, with a third of its allocations (the head is one
@@ -103,7 +99,7 @@ func readResponse(br *bufio.Reader, req *http.Request, scratch *[]byte) (*http.R
 		if hasCL {
 			return nil, 0, badResponse("both Transfer-Encoding and Content-Length")
 		}
-		res.TransferEncoding = chunkedTE
+		res.TransferEncoding = h1wire.ChunkedTE
 	}
 	length := int64(-1)
 	if hasCL {
@@ -117,6 +113,9 @@ func readResponse(br *bufio.Reader, req *http.Request, scratch *[]byte) (*http.R
 		length = n
 	}
 
+	if err := declaredTrailer(res, chunked); err != nil {
+		return nil, 0, err
+	}
 	code := res.StatusCode
 	if req.Method == http.MethodHead || code < 200 || code == http.StatusNoContent || code == http.StatusNotModified {
 		// No body, whatever the framing says. A HEAD response's
@@ -125,14 +124,8 @@ func readResponse(br *bufio.Reader, req *http.Request, scratch *[]byte) (*http.R
 		if req.Method == http.MethodHead {
 			res.ContentLength = length
 		}
-		if err := declaredTrailer(res, chunked); err != nil {
-			return nil, 0, err
-		}
 		res.Body = http.NoBody
 		return res, noBody, nil
-	}
-	if err := declaredTrailer(res, chunked); err != nil {
-		return nil, 0, err
 	}
 	switch {
 	case chunked:

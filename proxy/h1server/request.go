@@ -30,10 +30,6 @@ func badRequest(format string, args ...any) error {
 // errHeaderTooLarge is a request line and header over the size limit.
 var errHeaderTooLarge = &requestError{http.StatusRequestHeaderFieldsTooLarge, "request header too large"}
 
-// chunkedTE is the TransferEncoding of every chunked request. Its capacity
-// is its length, so that an append copies it.
-var chunkedTE = []string{"chunked"}
-
 // errTruncated is a connection that ended within a request head.
 var errTruncated = errors.New("connection closed within a request head")
 
@@ -171,7 +167,7 @@ func parseFraming(req *http.Request) (framing, error) {
 		// announces them goes too.
 		delete(h, "Trailer")
 		f.chunked, f.length = true, -1
-		req.TransferEncoding = chunkedTE
+		req.TransferEncoding = h1wire.ChunkedTE
 	case hasCL:
 		n, err := h1wire.ParseContentLength(cls)
 		if err != nil {

@@ -26,6 +26,10 @@ var (
 	ErrTruncated = errors.New("connection closed within a message head")
 )
 
+// ChunkedTE is the TransferEncoding of every chunked message read here.
+// Its capacity is its length, so that an append copies it.
+var ChunkedTE = []string{"chunked"}
+
 // FieldError is a malformed header field or framing value; Reason says
 // what is wrong, for a 400 to a client or the error of an upstream
 // exchange.
