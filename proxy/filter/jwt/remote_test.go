@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -280,4 +281,8 @@ func TestSharedAcrossRebuilds(t *testing.T) {
 	if n := srv.fetches.Load(); n != 1 {
 		t.Errorf("%d fetches for two filters of one config, want 1", n)
 	}
+	// The source is held weakly, by the filters that use it: a is alive
+	// until here, as the old listener is until the rebuilt one replaces
+	// it. Without this, a collection between the builds could drop it.
+	runtime.KeepAlive(a)
 }
