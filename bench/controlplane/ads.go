@@ -383,3 +383,21 @@ func listenerFilter(a *adsClient, listener string) string {
 	}
 	return l.GetFilterChains()[0].GetFilters()[0].GetName()
 }
+
+// canaryWeight is the weight the route named "canary" of a route
+// configuration gives cluster, or 0 when there is no such route.
+func canaryWeight(a *adsClient, routeConfig, cluster string) int {
+	for _, vh := range a.routes[routeConfig].GetVirtualHosts() {
+		for _, rt := range vh.GetRoutes() {
+			if rt.GetName() != "canary" {
+				continue
+			}
+			for _, wc := range rt.GetRoute().GetWeightedClusters().GetClusters() {
+				if wc.GetName() == cluster {
+					return int(wc.GetWeight().GetValue())
+				}
+			}
+		}
+	}
+	return 0
+}

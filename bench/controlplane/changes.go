@@ -163,6 +163,77 @@ func (r *scaleRun) configEvents(ctx context.Context) error {
 	return nil
 }
 
+// routeEvents times Route changes applied through the API, as a canary
+// rollout makes them: a Route for a service appears with a 90/10 split
+// between it and a sibling service of its namespace, its weights move to
+// 50/50, and it is deleted. Each change reaches the route configuration of
+// every proxy that calls the service.
+func (r *scaleRun) routeEvents(ctx context.Context) error {
+	const kind = "route"
+	var rs []result
+	for i := range max(1, r.cfg.events/3) {
+		var s, t *service
+		for range 20 {
+			if s = r.pickService(1); s != nil {
+				t = r.m.sibling(s)
+			}
+			if t != nil {
+				break
+			}
+		}
+		if t == nil {
+			break
+		}
+		name := fmt.Sprintf("bench-%d", i)
+		routeName := xdsmeta.OutboundRoute(s.name, s.ns)
+		for _, w := range []int{10, 50, 0} {
+			ev := newEvent(kind)
+			ev.detail = fmt.Sprintf("Route %s/%s: %s gets %d%%", s.ns, name, t.name, w)
+			want := w
+			for _, sub := range r.m.subscribersOf(s) {
+				ev.watchProxy(sub.ads, func(a *adsClient) bool { return canaryWeight(a, routeName, t.outboundCluster()) == want })
+			}
+			start := time.Now()
+			var err error
+			if w == 0 {
+				ev.detail = fmt.Sprintf("Route %s/%s deleted", s.ns, name)
+				err = r.m.cp.api.Delete(ctx, "Route", s.ns, name)
+			} else {
+				_, err = r.m.cp.api.Apply(ctx, []byte(canaryRoute(name, s, t, w)), "bench")
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", ev.detail, err)
+			}
+			ev.arm(start)
+			ev.wait(eventTimeout)
+			rs = append(rs, ev.result())
+			time.Sleep(time.Duration(20+r.m.intn(60)) * time.Millisecond)
+		}
+	}
+	r.logMissing(rs)
+	sm := summarize(kind, rs)
+	r.out.putSummary(sm)
+	r.log("  %-6s %s", kind, describe(sm))
+	return nil
+}
+
+// canaryRoute is a Route for s that sends pct percent of its requests to t.
+func canaryRoute(name string, s, t *service, pct int) string {
+	return fmt.Sprintf(`apiVersion: %s
+kind: Route
+metadata:
+  name: %s
+  namespace: %s
+spec:
+  service: %s
+  rules:
+  - name: canary
+    backends:
+    - {service: %s, weight: %d}
+    - {service: %s, weight: %d}
+`, v1alpha1.APIVersion, name, s.ns, s.name, s.name, 100-pct, t.name, pct)
+}
+
 // churn joins and removes endpoints, alternately, at the configured rate,
 // timing each change at every proxy that routes to its service, and
 // samples the control plane's memory and CPU meanwhile.

@@ -82,7 +82,7 @@ func parseFlags(args []string) (*config, error) {
 	)
 	fs.IntVar(&cfg.services, "services", 1000, "Service resources applied; the proxies are the endpoints of as many as they fill, 2 to 5 each")
 	fs.DurationVar(&cfg.churnFor, "churn-for", 20*time.Second, "how long the churn lasts")
-	fs.IntVar(&cfg.events, "events", 40, "timed endpoint joins and leaves (each), and Service changes, per proxy count")
+	fs.IntVar(&cfg.events, "events", 40, "timed endpoint joins and leaves (each), Service changes, and Route changes, per proxy count")
 	fs.DurationVar(&cfg.restFor, "rest", 10*time.Second, "how long CPU is measured at rest")
 	fs.DurationVar(&cfg.svidFor, "svid-for", 5*time.Second, "how long each SVID issuance mode is measured")
 	fs.IntVar(&cfg.svidClients, "svid-clients", 64, "concurrent clients asking for SVIDs")

@@ -32,7 +32,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("got %d runs of 20 proxies, want 1", len(runs))
 	}
 	m := runs[0]
-	for _, kind := range []string{"join", "leave", "http2", "tcp", "churn"} {
+	for _, kind := range []string{"join", "leave", "http2", "tcp", "route", "churn"} {
 		events, acks := m[kind+".events"], m[kind+".acks"]
 		if events == 0 || acks == 0 {
 			t.Errorf("%s: %v changes timed by %v ACKs; want some of each", kind, events, acks)

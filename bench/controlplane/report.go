@@ -11,6 +11,7 @@ var changeKinds = []struct{ key, what string }{
 	{"leave", "endpoint leaves (Registry stream ends)"},
 	{"http2", "Service protocol http ↔ http2 (its own proxies' inbound cluster)"},
 	{"tcp", "Service protocol http ↔ tcp (its proxies' inbound listener, its callers' outbound listener)"},
+	{"route", "Route applied: a new 90/10 canary split, then 50/50, then deleted (its callers' route configuration)"},
 	{"churn", "endpoint joins and leaves during churn"},
 }
 
@@ -115,7 +116,7 @@ func (rep *report) markdown(cfg *config, started time.Time) string {
 	p("Each proxy routes to 1–3 services that have endpoints (explicit `upstreams`, no HTTP proxy port), so a change of one service reaches the few proxies that call it, not the whole mesh.\n")
 	p("- Every simulated proxy makes its own P-256 key and gets its SVID through the Identity service with a join token (one per service, created through the API), using proxy/identity; ")
 	p("then one TLS connection presenting that SVID carries its ADS stream (state of the world: CDS and LDS wildcard, EDS and RDS by the names they give, SDS ROOTCA; every response decoded and ACKed with its version and nonce) and its Registry stream (workload registered ready).\n")
-	p("- Config changes are Service applies that change the protocol: Route resources do not exist yet, so there is no Route apply to time.\n")
+	p("- Config changes are Service applies that change the protocol, and Route applies and deletes: a canary split of a service with a sibling service of its namespace, as a rollout makes them.\n")
 	p("- Churn alternates a join (a new proxy: key, SVID, ADS, then registration) and a leave (an endpoint's Registry stream cancelled) at the given rate; a service keeps at least two endpoints.\n")
 	p("- The simulated proxies share the two cores with the control plane; the bench process's own CPU is in the tables.\n")
 	return b.String()

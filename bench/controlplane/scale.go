@@ -76,6 +76,9 @@ func (r *scaleRun) run(ctx context.Context) (metrics, error) {
 	if err := r.configEvents(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.routeEvents(ctx); err != nil {
+		return nil, err
+	}
 	if err := r.churn(ctx); err != nil {
 		return nil, err
 	}

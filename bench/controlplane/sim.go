@@ -298,3 +298,19 @@ func (m *mesh) unconverged() int {
 	}
 	return bad
 }
+
+// sibling is another service of s's namespace, or nil.
+func (m *mesh) sibling(s *service) *service {
+	m.mu.Lock()
+	var cands []*service
+	for _, t := range m.services {
+		if t != s && t.ns == s.ns {
+			cands = append(cands, t)
+		}
+	}
+	m.mu.Unlock()
+	if len(cands) == 0 {
+		return nil
+	}
+	return cands[m.intn(len(cands))]
+}
