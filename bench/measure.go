@@ -73,7 +73,9 @@ func (e *env) measureLatency(ctx context.Context, rc *running, proto protocol, c
 		}
 		before[i] = cpuSeconds(pr.pgid())
 	}
+	profiled := e.profile(ctx, run.name, proxies, run.dur)
 	res, err := e.load(ctx, run)
+	profiled()
 	if err != nil {
 		s.err = firstLine(err.Error())
 		return s

@@ -56,6 +56,10 @@ type Options struct {
 	Results string
 	// Command is the command line quoted in the report.
 	Command string
+	// Profile, when set, is a directory that gets a CPU profile (over the
+	// measured run) and a heap profile (after it) of each weft proxy, for
+	// every latency run, from the proxies' admin endpoints.
+	Profile string
 }
 
 // DefaultOptions is the full protocol: every configuration, every protocol,
@@ -110,6 +114,7 @@ func parseFlags(args []string) (Options, error) {
 	noInstall := fs.Bool("no-install", false, "do not install missing tools; configurations that lack one are skipped")
 	results := fs.String("results", "", "report path (default bench/RESULTS.md; bench/out/RESULTS-smoke.md with -smoke)")
 	work := fs.String("work", "", "work directory for configs, logs and fortio output (default bench/out/run)")
+	profile := fs.String("profile", "", "directory for CPU and heap profiles of each weft proxy during each latency run (none by default)")
 	if err := fs.Parse(args); err != nil {
 		return Options{}, err
 	}
@@ -152,7 +157,7 @@ func parseFlags(args []string) (Options, error) {
 	setIf(&o.TputDuration, *tput, *tput >= 0)
 	setIf(&o.TputConns, *tputConns, *tputConns != 0)
 	o.Install = !*noInstall
-	o.Results, o.Work = *results, *work
+	o.Results, o.Work, o.Profile = *results, *work, *profile
 	o.Command = commandLine(args)
 	return o, errors.Join(errs...)
 }

@@ -23,10 +23,12 @@ const stopGrace = 10 * time.Second
 // to a log file, and stop ends the whole group.
 type proc struct {
 	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error // set before done is closed
+	// admin is a weft proxy's admin address, for its profiles; "" otherwise.
+	admin string
+	cmd   *exec.Cmd
+	log   string
+	done  chan struct{}
+	err   error // set before done is closed
 }
 
 // pgid is the process group: the leader's PID.

@@ -1,5 +1,6 @@
 // Package admin serves the proxy's admin endpoint: readiness, liveness,
-// metrics, the applied xDS config, clusters and the current certificate.
+// metrics, the applied xDS config, clusters, the current certificate, and
+// the Go runtime's profiles for callers on the same host.
 package admin
 
 import (
@@ -7,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/pprof"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,7 +71,37 @@ func Handler(src Source, gather prometheus.Gatherer, log *slog.Logger) http.Hand
 		src.Drain()
 		io.WriteString(w, "draining\n")
 	})
+	// The profiles are how the proxy is measured under load (Envoy's admin
+	// has /cpuprofiler and /heapprofiler for the same). The admin address
+	// may be reachable from elsewhere for Prometheus, so they are served to
+	// loopback callers only: a CPU profile costs the proxy while it runs.
+	mux.Handle("GET /debug/pprof/", localOnly(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/cmdline", localOnly(http.HandlerFunc(pprof.Cmdline)))
+	mux.Handle("GET /debug/pprof/profile", localOnly(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/symbol", localOnly(http.HandlerFunc(pprof.Symbol)))
+	mux.Handle("GET /debug/pprof/trace", localOnly(http.HandlerFunc(pprof.Trace)))
 	return mux
+}
+
+// localOnly serves h to callers from a loopback address and refuses others.
+func localOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !fromLoopback(r.RemoteAddr) {
+			http.Error(w, "admin: profiles are served to loopback callers only; run the request on the proxy's host", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// fromLoopback reports whether a request's RemoteAddr is a loopback address.
+func fromLoopback(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // NewServer wraps the handler in a server with sane timeouts.

@@ -1,6 +1,8 @@
 package admin_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -211,4 +213,46 @@ func roundTrip(t *testing.T, v any) any {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestProfilesLoopbackOnly: the Go profiles are served to a caller on
+// loopback, as a real profile, and refused to any other caller.
+func TestProfilesLoopbackOnly(t *testing.T) {
+	url := serve(t, newSource(), nil)
+	resp := call(t, "GET", url+"/debug/pprof/heap")
+	if resp.status != http.StatusOK {
+		t.Fatalf("heap profile from loopback: status %d: %s", resp.status, resp.body)
+	}
+	// A profile is a gzipped profile.proto; a heap profile's string table
+	// names its sample types.
+	zr, err := gzip.NewReader(strings.NewReader(resp.body))
+	if err != nil {
+		t.Fatalf("heap profile from loopback is not gzipped: %v", err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil || !bytes.Contains(raw, []byte("inuse_space")) {
+		t.Fatalf("heap profile from loopback: %d bytes (err %v), want a profile.proto with inuse_space", len(raw), err)
+	}
+
+	h := admin.Handler(newSource(), prometheus.NewRegistry(), nil)
+	for _, remote := range []string{"192.0.2.7:4321", "[2001:db8::1]:4321", "not-an-address"} {
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1", "/debug/pprof/cmdline"} {
+			req := httptest.NewRequest("GET", path, nil)
+			req.RemoteAddr = remote
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "loopback") {
+				t.Errorf("GET %s from %s: status %d, body %q; want 403 naming loopback", path, remote, rec.Code, rec.Body.String())
+			}
+		}
+	}
+	for _, remote := range []string{"127.0.0.1:4321", "[::1]:4321", "[::ffff:127.0.0.9]:4321"} {
+		req := httptest.NewRequest("GET", "/debug/pprof/cmdline", nil)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Errorf("GET /debug/pprof/cmdline from %s: status %d; want 200", remote, rec.Code)
+		}
+	}
 }
