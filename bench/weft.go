@@ -155,8 +155,13 @@ func (w *weft) sidecar(ctx context.Context, e *env, service, ip, app string, ext
 	argv := []string{w.proxy, "--service", service, "--control", w.grpcAddr, "--token-file", tokenFile,
 		"--ca-file", filepath.Join(w.dataDir, "ca.crt"), "--app", app,
 		"--inbound", addrs[0], "--admin", addrs[1], "--log-level", "warn"}
-	return e.procs.start(spec{name: "weft-proxy-" + service, argv: append(argv, extra...),
+	p, err := e.procs.start(spec{name: "weft-proxy-" + service, argv: append(argv, extra...),
 		env: []string{"GOMAXPROCS=1"}})
+	if err != nil {
+		return nil, err
+	}
+	p.admin = addrs[1]
+	return p, nil
 }
 
 // version names the commit the working tree is on (it may hold changes
