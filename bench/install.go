@@ -88,9 +88,16 @@ func (t *tools) weft(ctx context.Context, dir string) (weft, proxy string, err e
 	}
 	weft, proxy = filepath.Join(dir, "weft"), filepath.Join(dir, "weft-proxy")
 	t.log("building weft and weft-proxy")
-	for bin, pkg := range map[string]string{weft: "./cmd/weft", proxy: "./cmd/weft-proxy"} {
-		if _, err := runCmd(ctx, nil, goBin, "build", "-C", t.root, "-o", bin, pkg); err != nil {
-			return "", "", fmt.Errorf("build %s: %w", pkg, err)
+	// The sidecar is built as README.md says: static (CGO_ENABLED=0), so
+	// that no libc is mapped into it.
+	for _, b := range []struct {
+		bin, pkg string
+		env      []string
+	}{
+		{weft, "./cmd/weft", nil}, {proxy, "./cmd/weft-proxy", []string{"CGO_ENABLED=0"}},
+	} {
+		if _, err := runCmd(ctx, b.env, goBin, "build", "-C", t.root, "-o", b.bin, b.pkg); err != nil {
+			return "", "", fmt.Errorf("build %s: %w", b.pkg, err)
 		}
 	}
 	return weft, proxy, nil
