@@ -37,6 +37,7 @@ func TestSmoke(t *testing.T) {
 	o.Work = t.TempDir()
 	o.Results = filepath.Join(o.Work, "RESULTS.md")
 	o.Command = "go test ./bench -run TestSmoke"
+	o.Profile = t.TempDir()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -56,6 +57,19 @@ func TestSmoke(t *testing.T) {
 		for _, p := range o.Protocols {
 			if !carried(rep, name, p) {
 				t.Errorf("%s: no %s run carried traffic", name, p)
+			}
+		}
+	}
+	// -profile: a CPU and a heap profile of each of the two weft proxies
+	// for every latency run.
+	for _, kind := range []string{"cpu", "heap"} {
+		files, _ := filepath.Glob(filepath.Join(o.Profile, "weft-*-"+kind+".pprof"))
+		if want := 2 * len(o.Protocols) * len(o.Conns); len(files) != want {
+			t.Errorf("%d %s profiles of weft proxies, want %d: %v", len(files), kind, want, files)
+		}
+		for _, f := range files {
+			if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+				t.Errorf("profile %s is empty or missing: %v", f, err)
 			}
 		}
 	}
