@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/weftmesh/weft/bench/internal/pprofget"
 )
 
 // profile starts a CPU profile of every proxy that has an admin endpoint,
@@ -34,20 +34,23 @@ func (e *env) profile(ctx context.Context, run string, proxies []*proc, dur time
 		return func() {}
 	}
 	secs := max(1, int((dur-time.Second)/time.Second))
+	// A proxy that hangs must not hold the run up for longer than this.
+	fetchCtx, cancel := context.WithTimeout(ctx, dur+time.Minute)
 	var wg sync.WaitGroup
 	for _, p := range targets {
 		wg.Go(func() {
 			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.admin, secs)
-			if err := fetchProfile(ctx, url, e.profilePath(run, p, "cpu")); err != nil {
+			if err := pprofget.Save(fetchCtx, url, e.profilePath(run, p, "cpu")); err != nil {
 				e.logf("warning: CPU profile of %s: %v", p.name, err)
 			}
 		})
 	}
 	return func() {
+		defer cancel()
 		wg.Wait()
 		for _, p := range targets {
 			url := fmt.Sprintf("http://%s/debug/pprof/heap", p.admin)
-			if err := fetchProfile(ctx, url, e.profilePath(run, p, "heap")); err != nil {
+			if err := pprofget.Save(fetchCtx, url, e.profilePath(run, p, "heap")); err != nil {
 				e.logf("warning: heap profile of %s: %v", p.name, err)
 			}
 		}
@@ -56,32 +59,4 @@ func (e *env) profile(ctx context.Context, run string, proxies []*proc, dur time
 
 func (e *env) profilePath(run string, p *proc, kind string) string {
 	return filepath.Join(e.opts.Profile, fmt.Sprintf("%s-%s-%s.pprof", run, p.name, kind))
-}
-
-// fetchProfile saves what url serves to path.
-func fetchProfile(ctx context.Context, url, path string) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	return f.Close()
 }

@@ -95,14 +95,9 @@ func (r *scaleRun) endpointEvents(ctx context.Context) {
 			if ev == nil {
 				continue
 			}
-			ev.wait(eventTimeout)
-			rs = append(rs, ev.result())
-			time.Sleep(time.Duration(20+r.m.intn(60)) * time.Millisecond)
+			rs = append(rs, r.await(ev))
 		}
-		r.logMissing(rs)
-		s := summarize(kind, rs)
-		r.out.putSummary(s)
-		r.log("  %-6s %s", kind, describe(s))
+		r.summarizeKind(kind, rs)
 	}
 }
 
@@ -150,15 +145,10 @@ func (r *scaleRun) configEvents(ctx context.Context) error {
 					return fmt.Errorf("apply %s protocol %s: %w", s.host(), to, err)
 				}
 				ev.arm(start)
-				ev.wait(eventTimeout)
-				rs = append(rs, ev.result())
-				time.Sleep(time.Duration(20+r.m.intn(60)) * time.Millisecond)
+				rs = append(rs, r.await(ev))
 			}
 		}
-		r.logMissing(rs)
-		sm := summarize(kind, rs)
-		r.out.putSummary(sm)
-		r.log("  %-6s %s", kind, describe(sm))
+		r.summarizeKind(kind, rs)
 	}
 	return nil
 }
@@ -205,16 +195,29 @@ func (r *scaleRun) routeEvents(ctx context.Context) error {
 				return fmt.Errorf("%s: %w", ev.detail, err)
 			}
 			ev.arm(start)
-			ev.wait(eventTimeout)
-			rs = append(rs, ev.result())
-			time.Sleep(time.Duration(20+r.m.intn(60)) * time.Millisecond)
+			rs = append(rs, r.await(ev))
 		}
 	}
+	r.summarizeKind(kind, rs)
+	return nil
+}
+
+// await waits for an armed event to reach every proxy it watches (or time
+// out), then pauses a little, so that changes made one at a time do not
+// meet at the control plane's debounce.
+func (r *scaleRun) await(ev *event) result {
+	ev.wait(eventTimeout)
+	res := ev.result()
+	time.Sleep(time.Duration(20+r.m.intn(60)) * time.Millisecond)
+	return res
+}
+
+// summarizeKind logs and records what the changes of one kind measured.
+func (r *scaleRun) summarizeKind(kind string, rs []result) {
 	r.logMissing(rs)
 	sm := summarize(kind, rs)
 	r.out.putSummary(sm)
 	r.log("  %-6s %s", kind, describe(sm))
-	return nil
 }
 
 // canaryRoute is a Route for s that sends pct percent of its requests to t.
@@ -345,9 +348,6 @@ func (r *scaleRun) churn(ctx context.Context) error {
 	if err := <-profErr; err != nil {
 		r.log("  CPU profile: %v", err)
 	}
-	r.logMissing(rs)
-	sm := summarize("churn", rs)
-	r.out.putSummary(sm)
 	r.out["churn_rate"] = float64(ops.Load()) / elapsed.Seconds()
 	r.out["churn_cpu"] = cpuBetween(a, b)
 	r.out["churn_bench_cpu"] = cpuBetween(self0, self1)
@@ -355,7 +355,7 @@ func (r *scaleRun) churn(ctx context.Context) error {
 	r.out["churn_failed"] = float64(failed)
 	r.log("  churn: %.1f changes/s for %v (%d skipped, %d failed joins): control plane CPU %.2f cores, peak VmRSS %.0f MB; bench process CPU %.2f cores",
 		r.out["churn_rate"], elapsed.Round(time.Millisecond), skipped, failed, r.out["churn_cpu"], r.out["churn_rss_peak_mb"], r.out["churn_bench_cpu"])
-	r.log("  churn  %s", describe(sm))
+	r.summarizeKind("churn", rs)
 	return nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/api/client"
+	"github.com/weftmesh/weft/bench/internal/pprofget"
 )
 
 // buildWeft builds the weft binary of the module that holds this program into dir.
@@ -299,27 +299,10 @@ func (cp *controlPlane) goroutineProfile(ctx context.Context, path string) error
 // saveDebug writes what /debug/pprof/<what> answers to path.
 func (cp *controlPlane) saveDebug(ctx context.Context, what, path string) error {
 	url := fmt.Sprintf("http://%s/debug/pprof/%s", cp.dashAddr, what)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
+	if err := pprofget.Save(ctx, url, path); err != nil {
+		return fmt.Errorf("%w (does this weft serve /debug/pprof/?)", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s (does this weft serve /debug/pprof/?)", url, resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return nil
 }
 
 // freeAddrs returns n loopback addresses whose ports were free a moment ago.
