@@ -209,7 +209,12 @@ func TestFullQueueDropsAndCounts(t *testing.T) {
 	}
 	obs := Observer(loggers)
 	start := time.Now()
-	n := QueueLines + 100
+	// The writer takes lines off the queue into its 64 KiB buffer until a
+	// write to the destination blocks: fewer than 64Ki/100+2 lines of at
+	// least 100 bytes, however the goroutines are scheduled. The queue
+	// takes QueueLines more; the rest must be dropped.
+	const extra = 1000
+	n := QueueLines + extra
 	for range n {
 		obs.Done(deniedRequest())
 	}
@@ -225,11 +230,12 @@ func TestFullQueueDropsAndCounts(t *testing.T) {
 	if err := sinks.written.WithLabelValues(Stdout).Write(&queued); err != nil {
 		t.Fatal(err)
 	}
-	// The writer buffers a few lines before it is stuck; the rest fill the
-	// queue and the remainder is dropped.
 	d, q := dropped.GetCounter().GetValue(), queued.GetCounter().GetValue()
-	if d == 0 || d > 100 || d+q != float64(n) {
-		t.Fatalf("dropped %v and queued %v of %d lines", d, q, n)
+	if minDropped := float64(extra - (64<<10)/100 - 2); d < minDropped || d > extra || d+q != float64(n) {
+		t.Fatalf("dropped %v and queued %v of %d lines; want %v to %d dropped, the rest queued", d, q, n, minDropped, extra)
+	}
+	if l := len(loggers[0].format.appendLine(nil, &record{req: deniedRequest()})); l < 100 {
+		t.Fatalf("a line is %d bytes; the bounds above assume at least 100", l)
 	}
 }
 
