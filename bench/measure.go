@@ -186,6 +186,14 @@ func (e *env) backendProcs() []*proc {
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 // median of the values; NaN for none.
+// bounds returns the lowest and highest of v, NaN for both when v is empty.
+func bounds(v []float64) (lo, hi float64) {
+	if len(v) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	return slices.Min(v), slices.Max(v)
+}
+
 func median(v []float64) float64 {
 	if len(v) == 0 {
 		return math.NaN()

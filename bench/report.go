@@ -55,7 +55,11 @@ type row struct {
 	errs     []string   // why repeats did not count
 	lat      [3]float64 // p50, p90, p99, seconds
 	added    [3]float64 // minus direct, seconds; NaN without direct
+	addedLo  [3]float64 // the lowest and highest added latency over repeats
+	addedHi  [3]float64
 	cpu      [2]float64 // CPU seconds per 1000 requests, client and server
+	cpuLo    [2]float64 // the lowest and highest over repeats
+	cpuHi    [2]float64
 	rss      [2]float64 // peak RSS, bytes
 	anon     [2]float64 // anonymous RSS at the end of the run, bytes
 	qps      float64
@@ -106,9 +110,11 @@ func (r *report) rows(c cell) []row {
 		w.measured = w.runs > 0
 		for i := range 3 {
 			w.lat[i], w.added[i] = median(lat[i]), median(added[i])
+			w.addedLo[i], w.addedHi[i] = bounds(added[i])
 		}
 		for i := range 2 {
 			w.cpu[i], w.rss[i], w.anon[i] = median(cpu[i]), median(rss[i]), median(anon[i])
+			w.cpuLo[i], w.cpuHi[i] = bounds(cpu[i])
 		}
 		w.qps = median(qps)
 		out = append(out, w)
@@ -123,6 +129,8 @@ type tputRow struct {
 	failed   int64
 	errs     []string
 	rps      float64
+	rpsLo    float64 // the lowest and highest over repeats
+	rpsHi    float64
 	vsHAP    float64 // rps ÷ HAProxy's; NaN without HAProxy
 	measured bool
 }
@@ -147,6 +155,7 @@ func (r *report) tputRows(p protocol) []tputRow {
 		}
 		w.measured = w.runs > 0
 		w.rps = median(rps)
+		w.rpsLo, w.rpsHi = bounds(rps)
 		if name == "haproxy" {
 			hap = w.rps
 		}

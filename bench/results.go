@@ -154,6 +154,10 @@ func (r *report) markdown(b *bytes.Buffer) {
 		}
 	}
 
+	if o.Repeats > 1 {
+		r.spread(p)
+	}
+
 	if len(r.notRun) > 0 {
 		p("\n## Not measured\n\n")
 		for _, name := range o.Configs {
@@ -166,6 +170,45 @@ func (r *report) markdown(b *bytes.Buffer) {
 		p("\n## Failed runs\n\n")
 		for _, f := range bad {
 			p("- %s\n", f)
+		}
+	}
+}
+
+// spread writes, for every proxied configuration, the lowest and highest
+// of the figures whose medians the tables above quote: on a shared machine
+// the range says how far one repeat may stray from the next.
+func (r *report) spread(p func(string, ...any)) {
+	o := r.opts
+	p("\n## Spread over repeats\n\n")
+	p("The lowest and highest value over the %d repeats of each median above (clean repeats only).\n\n", o.Repeats)
+	p("| protocol | conns | config | added p50 ms | added p90 ms | added p99 ms | CPU s/1k req client | CPU server |\n")
+	p("|---|--:|---|---|---|---|---|---|\n")
+	for _, proto := range o.Protocols {
+		for _, c := range o.Conns {
+			for _, w := range r.rows(cell{proto, c}) {
+				if !w.proxied || !w.measured {
+					continue
+				}
+				var add [3]string
+				for i := range 3 {
+					add[i] = "–"
+					if !math.IsNaN(w.addedLo[i]) {
+						add[i] = fmt.Sprintf("%+.3f … %+.3f", w.addedLo[i]*1e3, w.addedHi[i]*1e3)
+					}
+				}
+				p("| %s | %d | %s | %s | %s | %s | %.3f … %.3f | %.3f … %.3f |\n", protocolTitle[proto], c, w.config,
+					add[0], add[1], add[2], w.cpuLo[0], w.cpuHi[0], w.cpuLo[1], w.cpuHi[1])
+			}
+		}
+	}
+	if o.TputDuration > 0 {
+		p("\n| max rate | config | rps |\n|---|---|---|\n")
+		for _, proto := range o.TputProtocols {
+			for _, w := range r.tputRows(proto) {
+				if w.measured {
+					p("| %s | %s | %.0f … %.0f |\n", protocolTitle[proto], w.config, w.rpsLo, w.rpsHi)
+				}
+			}
 		}
 	}
 }
