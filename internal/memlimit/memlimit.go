@@ -1,6 +1,6 @@
 // Package memlimit sets the Go runtime's soft memory limit from a flag or
 // from the container's cgroup memory limit, for every weft process that
-// runs in a container.
+// runs in a container, and the GC's target percentage from a flag.
 package memlimit
 
 import (
@@ -59,6 +59,24 @@ func Apply(flag string, root fs.FS, log *slog.Logger) error {
 	}
 	debug.SetMemoryLimit(limit)
 	log.Info("memory limit", "bytes", limit, "flag", flag)
+	return nil
+}
+
+// GCPercentUsage is the --gc-percent flag's help.
+const GCPercentUsage = "how far the heap may grow past what the last collection kept before the next one, in percent " +
+	"(Go's GOGC): lower trades CPU in bursts of changes for memory. GOGC, when set, takes precedence"
+
+// ApplyGCPercent sets the GC's target percentage from a --gc-percent flag
+// (Go's GOGC; its default is 100); GOGC, when set, wins.
+func ApplyGCPercent(percent int, log *slog.Logger) error {
+	if v := os.Getenv("GOGC"); v != "" {
+		log.Info("GC target from GOGC", "gogc", v)
+		return nil
+	}
+	if percent < 1 || percent > 10000 {
+		return fmt.Errorf("--gc-percent: %d is not between 1 and 10000", percent)
+	}
+	debug.SetGCPercent(percent)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package memlimit
 import (
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"testing"
 	"testing/fstest"
 )
@@ -96,5 +97,33 @@ func TestApplyMemoryLimit(t *testing.T) {
 	}
 	if err := Apply("lots", container, log); err == nil {
 		t.Error("--memory-limit=lots accepted")
+	}
+}
+
+func TestApplyGCPercent(t *testing.T) {
+	t.Setenv("GOGC", "")
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	log := slog.New(slog.DiscardHandler)
+	if err := ApplyGCPercent(50, log); err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetGCPercent(100); got != 50 {
+		t.Errorf("--gc-percent 50: GC percent %d", got)
+	}
+	for _, bad := range []int{0, -1, 10001} {
+		if err := ApplyGCPercent(bad, log); err == nil || !strings.Contains(err.Error(), "--gc-percent") {
+			t.Errorf("--gc-percent %d: %v, want an error naming the flag", bad, err)
+		}
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("a refused --gc-percent changed the GC percent to %d", got)
+	}
+	// GOGC wins over the flag.
+	t.Setenv("GOGC", "200")
+	if err := ApplyGCPercent(50, log); err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set, --gc-percent changed the GC percent to %d", got)
 	}
 }
