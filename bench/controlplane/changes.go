@@ -175,18 +175,19 @@ func (r *scaleRun) routeEvents(ctx context.Context) error {
 			break
 		}
 		name := fmt.Sprintf("bench-%d", i)
-		routeName := xdsmeta.OutboundRoute(s.name, s.ns)
+		routeName, canary := xdsmeta.OutboundRoute(s.name, s.ns), t.outboundCluster()
 		for _, w := range []int{10, 50, 0} {
 			ev := newEvent(kind)
 			ev.detail = fmt.Sprintf("Route %s/%s: %s gets %d%%", s.ns, name, t.name, w)
-			want := w
+			if w == 0 {
+				ev.detail = fmt.Sprintf("Route %s/%s deleted", s.ns, name)
+			}
 			for _, sub := range r.m.subscribersOf(s) {
-				ev.watchProxy(sub.ads, func(a *adsClient) bool { return canaryWeight(a, routeName, t.outboundCluster()) == want })
+				ev.watchProxy(sub.ads, func(a *adsClient) bool { return canaryWeight(a, routeName, canary) == w })
 			}
 			start := time.Now()
 			var err error
 			if w == 0 {
-				ev.detail = fmt.Sprintf("Route %s/%s deleted", s.ns, name)
 				err = r.m.cp.api.Delete(ctx, "Route", s.ns, name)
 			} else {
 				_, err = r.m.cp.api.Apply(ctx, []byte(canaryRoute(name, s, t, w)), "bench")
