@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/http/httputil"
 	"os"
 	"sync"
 	"syscall"
@@ -185,7 +186,7 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	}
 	b := &h1Body{c: c, t: t, res: res, stop: stop, keep: keep, kind: kind, remaining: res.ContentLength}
 	if kind == chunkedBody {
-		b.chunks = newChunkedReader(c.br)
+		b.chunks = httputil.NewChunkedReader(c.br)
 	}
 	res.Body = b
 	return res, nil

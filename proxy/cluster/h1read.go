@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 
 	"github.com/weftmesh/weft/internal/ascii"
@@ -247,6 +246,3 @@ func readTrailer(br *bufio.Reader, res *http.Response, scratch *[]byte) error {
 	}
 	return nil
 }
-
-// newChunkedReader decodes a chunked body from br.
-func newChunkedReader(br *bufio.Reader) io.Reader { return httputil.NewChunkedReader(br) }

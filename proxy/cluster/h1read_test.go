@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/http/httputil"
 	"slices"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ func readOurs(raw, method string) (*http.Response, string, error, error) {
 	if kind != noBody {
 		b := &h1Body{res: res, kind: kind, remaining: res.ContentLength, c: &h1Conn{br: br}, done: false}
 		if kind == chunkedBody {
-			b.chunks = newChunkedReader(br)
+			b.chunks = httputil.NewChunkedReader(br)
 		}
 		// Read as the transport would, without a pool to hand back to.
 		var sb strings.Builder
@@ -200,7 +201,7 @@ func TestReadResponseKeepsTheNext(t *testing.T) {
 		if kind != noBody {
 			b := &h1Body{res: res, kind: kind, remaining: res.ContentLength, c: &h1Conn{br: br}}
 			if kind == chunkedBody {
-				b.chunks = newChunkedReader(br)
+				b.chunks = httputil.NewChunkedReader(br)
 			}
 			all, err := io.ReadAll(readerFunc(b.read))
 			if err != nil {
