@@ -117,6 +117,9 @@ type adsStream struct {
 	resps chan *discoverypb.DiscoveryResponse
 	errc  chan error
 	close func()
+	// names are the names last asked for, per type: an ACK repeats them,
+	// as every client does.
+	names map[string][]string
 }
 
 // dial connects to the server with cert, or with no client certificate if nil.
@@ -145,6 +148,7 @@ func (h *harness) open(cert *tls.Certificate, node xdsmeta.Node) *adsStream {
 	a := &adsStream{
 		t: h.t, node: node.ToProto(), s: s,
 		resps: make(chan *discoverypb.DiscoveryResponse, 16), errc: make(chan error, 1),
+		names: map[string][]string{},
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -172,6 +176,7 @@ func (h *harness) open(cert *tls.Certificate, node xdsmeta.Node) *adsStream {
 // send sends a request; the node goes on every request, as Envoy does.
 func (a *adsStream) send(typeURL, version, nonce string, names ...string) {
 	a.t.Helper()
+	a.names[typeURL] = names
 	if err := a.s.Send(&discoverypb.DiscoveryRequest{
 		Node: a.node, TypeUrl: typeURL, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names,
 	}); err != nil {
@@ -184,6 +189,7 @@ func (a *adsStream) send(typeURL, version, nonce string, names ...string) {
 // set_node_on_first_message_only) sends every later one.
 func (a *adsStream) sendBare(typeURL, version, nonce string, names ...string) {
 	a.t.Helper()
+	a.names[typeURL] = names
 	if err := a.s.Send(&discoverypb.DiscoveryRequest{
 		TypeUrl: typeURL, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names,
 	}); err != nil {
@@ -191,9 +197,10 @@ func (a *adsStream) sendBare(typeURL, version, nonce string, names ...string) {
 	}
 }
 
+// ack accepts r, asking for the names last asked for of its type.
 func (a *adsStream) ack(r *discoverypb.DiscoveryResponse) {
 	a.t.Helper()
-	a.send(r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce())
+	a.send(r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce(), a.names[r.GetTypeUrl()]...)
 }
 
 func (a *adsStream) recv() *discoverypb.DiscoveryResponse {

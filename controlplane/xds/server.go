@@ -7,7 +7,6 @@ package xds
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -16,10 +15,6 @@ import (
 	"time"
 
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weftmesh/weft/controlplane/translate"
 	"google.golang.org/grpc"
@@ -46,13 +41,7 @@ type Server struct {
 	log      *slog.Logger
 	debounce time.Duration
 	metrics  *metrics
-	cache    cache.SnapshotCache
-	ads      server.Server
-
-	// ctx ends the ADS streams when Run returns.
-	ctx    context.Context
-	cancel context.CancelFunc
-	ran    atomic.Bool
+	ran      atomic.Bool
 
 	// input is the latest Input given to Update; updated wakes Run.
 	input   atomic.Pointer[translate.Input]
@@ -60,12 +49,9 @@ type Server struct {
 	// translations shares, between proxies, the resources that depend on
 	// one service alone, and those that came out the same.
 	translations *translate.Cache
-	// typeSets shares the snapshot cache's per-type resource indexes.
-	typeSets *typeSets
 
-	mu      sync.Mutex
-	streams map[int64]*stream
-	nodes   map[string]*node
+	mu    sync.Mutex // guards nodes and every node's streams
+	nodes map[string]*node
 }
 
 // New returns a Server. It serves nothing until registered, and pushes
@@ -83,26 +69,17 @@ func New(opts Options) *Server {
 		metrics:      newMetrics(opts.Metrics),
 		updated:      make(chan struct{}, 1),
 		translations: translate.NewCache(),
-		typeSets:     newTypeSets(),
-		streams:      map[int64]*stream{},
-		nodes:        map[string]*node{},
+		// Nodes are keyed by node.id, which authentication ties to the
+		// SVID's service: see authorize.
+		nodes: map[string]*node{},
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	// Nodes are keyed by node.id, which authentication ties to the SVID's
-	// service: see authorize.
-	s.cache = cache.NewSnapshotCache(true, cache.IDHash{}, cacheLog{s.log})
-	// Ordered ADS: every stream's responses go through one channel and a
-	// plain select, in the order the cache produced them. The default
-	// makes a channel per request and multiplexes them with reflect.Select,
-	// which boxes what it receives and keeps a slice of cases per stream:
-	// garbage and held memory that thousands of streams multiply.
-	s.ads = server.NewServer(s.ctx, s.cache, s.callbacks(), sotw.WithOrderedADS())
 	return s
 }
 
-// Register adds the Aggregated Discovery Service to g.
+// Register adds the Aggregated Discovery Service to g. Its streams end
+// when g stops.
 func (s *Server) Register(g *grpc.Server) {
-	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, s.ads)
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, ads{s: s})
 }
 
 // Update hands the server the mesh's current state. It returns at once;
@@ -119,13 +96,12 @@ func (s *Server) Update(in *translate.Input) {
 	}
 }
 
-// Run debounces updates and pushes them until ctx is done, then ends the
-// ADS streams. It may be called once.
+// Run debounces updates and pushes them until ctx is done. It may be
+// called once. The streams stay until the gRPC server stops.
 func (s *Server) Run(ctx context.Context) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return errors.New("xds: Run called twice")
 	}
-	defer s.cancel()
 
 	var (
 		timer *time.Timer
@@ -212,8 +188,8 @@ func (s *Server) recompute(prev *translate.Input) *translate.Input {
 }
 
 // push translates the latest input for n and, if the configuration of any
-// type changed, sets n's snapshot; the cache then answers the open watches
-// of the changed types only.
+// type changed, publishes n's snapshot; its streams then send the changed
+// types only.
 func (s *Server) push(n *node) error {
 	n.push.Lock()
 	defer n.push.Unlock()
@@ -243,10 +219,11 @@ func (s *Server) push(n *node) error {
 		}
 	}
 	if len(changed) > 0 {
-		if err := s.setSnapshot(n, byType, versions); err != nil {
-			n.setError(err)
-			return err
+		snap := &snapshot{types: make(map[string]*typeSnapshot, len(byType))}
+		for typeURL, items := range byType {
+			snap.types[typeURL] = &typeSnapshot{version: versions[typeURL], items: items}
 		}
+		s.publish(n, snap)
 		n.versions = versions
 		n.setVersions(versions)
 		slices.Sort(changed)
@@ -256,46 +233,4 @@ func (s *Server) push(n *node) error {
 	n.setError(nil)
 	s.metrics.pushDuration.Observe(time.Since(start).Seconds())
 	return nil
-}
-
-// setSnapshot sets n's snapshot to the resources of byType at versions,
-// each type's set shared with the snapshots of other proxies that hold the
-// same (see typeSets), and releases the sets of n's last snapshot. The
-// caller holds n.push.
-func (s *Server) setSnapshot(n *node, byType map[string][]types.Resource, versions map[string]string) error {
-	var snap cache.Snapshot
-	held := make(map[string]*typeSet, len(byType))
-	for typeURL, items := range byType {
-		set := s.typeSets.acquire(typeURL, versions[typeURL], items)
-		held[typeURL] = set
-		snap.Resources[cache.GetResponseType(typeURL)] = set.res
-	}
-	if err := s.cache.SetSnapshot(s.ctx, n.id, &snap); err != nil {
-		s.releaseSets(held)
-		return fmt.Errorf("xds: set snapshot of %q: %w", n.id, err)
-	}
-	s.releaseSets(n.held)
-	n.held = held
-	return nil
-}
-
-// releaseSets releases the sets a snapshot held.
-func (s *Server) releaseSets(held map[string]*typeSet) {
-	for _, set := range held {
-		s.typeSets.release(set)
-	}
-}
-
-// cacheLog writes go-control-plane's log lines to slog.
-type cacheLog struct{ l *slog.Logger }
-
-func (c cacheLog) Debugf(format string, args ...any) { c.logf(slog.LevelDebug, format, args) }
-func (c cacheLog) Infof(format string, args ...any)  { c.logf(slog.LevelInfo, format, args) }
-func (c cacheLog) Warnf(format string, args ...any)  { c.logf(slog.LevelWarn, format, args) }
-func (c cacheLog) Errorf(format string, args ...any) { c.logf(slog.LevelError, format, args) }
-
-func (c cacheLog) logf(level slog.Level, format string, args []any) {
-	if c.l.Enabled(context.Background(), level) {
-		c.l.Log(context.Background(), level, "xds: "+fmt.Sprintf(format, args...))
-	}
 }

@@ -43,7 +43,7 @@ func (s *Server) Nodes() []NodeStatus {
 	streams := make(map[*node]int, len(s.nodes))
 	for _, n := range s.nodes {
 		nodes = append(nodes, n)
-		streams[n] = n.streams
+		streams[n] = len(n.streams)
 	}
 	s.mu.Unlock()
 

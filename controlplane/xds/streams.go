@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discoverypb "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/weftmesh/weft/api/spiffe"
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/controlplane/translate"
@@ -18,30 +17,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 )
-
-// stream is one ADS stream. go-control-plane calls every callback of a
-// stream from that stream's goroutine, so its fields need no lock of their
-// own; Server.mu guards the map that holds it.
-type stream struct {
-	peer spiffe.ID
-	// node is nil until the first request names and authenticates it.
-	node *node
-	// nodeProto is the node of that first request, slimmed once decoded
-	// (see slim). Later requests may carry the node again (Envoy sends it
-	// every time unless set_node_on_first_message_only); they are made to
-	// share this one, because the cache keeps every stream's last request
-	// of each type.
-	nodeProto *corev3.Node
-	// sent is the last response per type URL, to tell which version a NACK rejects.
-	sent map[string]response
-	// claimedID is the node id the first request carried; nodeProto's id
-	// differs for a proxyless node (see streamNode).
-	claimedID string
-}
-
-type response struct{ version, nonce string }
 
 // node is one proxy, known by its node.id. It usually has one stream; a
 // second one appears when a proxy reconnects before the old stream is
@@ -49,18 +25,20 @@ type response struct{ version, nonce string }
 type node struct {
 	id    string
 	since time.Time
-	// streams counts the node's streams; Server.mu guards it.
-	streams int
+	// streams are the node's open streams; they change under Server.mu
+	// and mu both, so that holding either is enough to read them.
+	streams []*stream
+	// snap is the node's configuration, nil until its first push and after
+	// its last stream closed.
+	snap atomic.Pointer[snapshot]
 
 	// push serialises translation and SetSnapshot for the node, and guards
 	// the fields below it.
 	push   sync.Mutex
 	meta   xdsmeta.Node
 	closed bool
-	// versions are those of the snapshot in the cache, per type URL.
+	// versions are those of snap, per type URL.
 	versions map[string]string
-	// held are the shared resource sets of that snapshot, per type URL.
-	held map[string]*typeSet
 	// in is the input the snapshot was computed from, or one that differs
 	// from it only in what the node does not read.
 	in *translate.Input
@@ -68,37 +46,10 @@ type node struct {
 	// stream asks for: its snapshot holds those alone (see subscribe).
 	requested map[string][]string
 
-	mu     sync.Mutex // guards status
+	// mu guards status, and streams with Server.mu. It is taken last,
+	// after Server.mu and push.
+	mu     sync.Mutex
 	status NodeStatus
-}
-
-func (s *Server) callbacks() server.Callbacks {
-	return server.CallbackFuncs{
-		StreamOpenFunc:     s.onStreamOpen,
-		StreamClosedFunc:   s.onStreamClosed,
-		StreamRequestFunc:  s.onStreamRequest,
-		StreamResponseFunc: s.onStreamResponse,
-		DeltaStreamOpenFunc: func(context.Context, int64, string) error {
-			return status.Error(codes.Unimplemented, "xds: incremental (delta) xDS is not served; use state-of-the-world ADS")
-		},
-		FetchRequestFunc: func(context.Context, *discoverypb.DiscoveryRequest) error {
-			return status.Error(codes.Unimplemented, "xds: REST fetch is not served; use ADS")
-		},
-	}
-}
-
-// onStreamOpen authenticates the peer: only a verified client certificate
-// carrying a SPIFFE ID opens a stream.
-func (s *Server) onStreamOpen(ctx context.Context, id int64, _ string) error {
-	who, err := peerIdentity(ctx)
-	if err != nil {
-		s.log.Warn("xds: refused stream", "err", err)
-		return status.Error(codes.Unauthenticated, "xds: "+err.Error())
-	}
-	s.mu.Lock()
-	s.streams[id] = &stream{peer: who, sent: map[string]response{}}
-	s.mu.Unlock()
-	return nil
 }
 
 func peerIdentity(ctx context.Context) (spiffe.ID, error) {
@@ -119,51 +70,6 @@ func peerIdentity(ctx context.Context) (spiffe.ID, error) {
 		return spiffe.ID{}, fmt.Errorf("client certificate: %w", err)
 	}
 	return id, nil
-}
-
-// onStreamRequest attaches the stream to its node on the first request,
-// then records ACKs and NACKs.
-func (s *Server) onStreamRequest(id int64, req *discoverypb.DiscoveryRequest) error {
-	s.mu.Lock()
-	st := s.streams[id]
-	s.mu.Unlock()
-	if st == nil {
-		return status.Errorf(codes.Internal, "xds: stream %d was not opened", id)
-	}
-	if st.node == nil {
-		st.claimedID = req.GetNode().GetId()
-		node := streamNode(req.GetNode(), id)
-		if err := s.attach(st, node); err != nil {
-			return err
-		}
-		slim(req.Node)
-		slim(node)
-		st.nodeProto = node
-		req.Node = node
-		return s.subscribe(st, req)
-	}
-	if got := req.GetNode().GetId(); got != st.claimedID {
-		return status.Errorf(codes.InvalidArgument, "xds: node id changed on the stream from %q to %q", st.claimedID, got)
-	}
-	if req.Node != st.nodeProto { // a node the request carried: not shared yet
-		slim(req.Node)
-	}
-	req.Node = st.nodeProto
-	s.observe(st, req)
-	return s.subscribe(st, req)
-}
-
-// slim drops, in place, all of p but its id and cluster, which are what the
-// cache and the stream's checks read once attach has decoded the node.
-// go-control-plane keeps the last node each stream sent, and the metadata
-// is most of it: two decoded copies per proxy, before.
-func slim(p *corev3.Node) {
-	if p == nil {
-		return
-	}
-	id, cluster := p.GetId(), p.GetCluster()
-	proto.Reset(p)
-	p.Id, p.Cluster = id, cluster
 }
 
 // attach decodes and authorises the stream's node, then computes its
@@ -187,8 +93,10 @@ func (s *Server) attach(st *stream, p *corev3.Node) error {
 		s.nodes[meta.ID] = n
 		s.metrics.connected.Inc()
 	}
-	n.streams++
-	streams := n.streams
+	n.mu.Lock()
+	n.streams = append(n.streams, st)
+	streams := len(n.streams)
+	n.mu.Unlock()
 	st.node = n
 	s.mu.Unlock()
 	s.log.Info("xds: proxy connected", "node", meta.ID, "peer", st.peer.String(), "streams", streams)
@@ -221,73 +129,14 @@ func (s *Server) authorize(peer spiffe.ID, n xdsmeta.Node) error {
 	return nil
 }
 
-// observe records what a request says about the last response of its type.
-func (s *Server) observe(st *stream, req *discoverypb.DiscoveryRequest) {
-	typeURL := req.GetTypeUrl()
-	if d := req.GetErrorDetail(); d != nil {
-		var rejected string
-		if last, ok := st.sent[typeURL]; ok && last.nonce == req.GetResponseNonce() {
-			rejected = last.version
-			// The cache answers any request whose version differs from the
-			// snapshot's, which would send the rejected configuration right
-			// back, again and again. Treat the request as standing on the
-			// rejected version: the next response is the next change.
-			req.VersionInfo = rejected
-		}
-		s.metrics.nacks.WithLabelValues(typeLabel(typeURL)).Inc()
-		s.log.Warn("xds: proxy rejected configuration", "node", st.node.id, "type", typeURL,
-			"version", rejected, "message", d.GetMessage())
-		st.node.mu.Lock()
-		st.node.status.LastNACK = &NACK{TypeURL: typeURL, Version: rejected, Message: d.GetMessage(), At: time.Now()}
-		st.node.mu.Unlock()
-		return
+// acked records that the node's proxy accepted version of typeURL.
+func (n *node) acked(typeURL, version string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.status.Acked == nil {
+		n.status.Acked = map[string]string{}
 	}
-	if req.GetResponseNonce() != "" {
-		st.node.mu.Lock()
-		if st.node.status.Acked == nil {
-			st.node.status.Acked = map[string]string{}
-		}
-		st.node.status.Acked[typeURL] = req.GetVersionInfo()
-		st.node.mu.Unlock()
-	}
-}
-
-func (s *Server) onStreamResponse(_ context.Context, id int64, _ *discoverypb.DiscoveryRequest, resp *discoverypb.DiscoveryResponse) {
-	s.mu.Lock()
-	st := s.streams[id]
-	s.mu.Unlock()
-	if st != nil {
-		st.sent[resp.GetTypeUrl()] = response{version: resp.GetVersionInfo(), nonce: resp.GetNonce()}
-	}
-	s.metrics.pushes.WithLabelValues(typeLabel(resp.GetTypeUrl())).Inc()
-}
-
-// onStreamClosed forgets the stream and, with its node's last stream, the
-// node and its snapshot.
-func (s *Server) onStreamClosed(id int64, _ *corev3.Node) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.streams[id]
-	delete(s.streams, id)
-	if st == nil || st.node == nil {
-		return
-	}
-	n := st.node
-	if n.streams--; n.streams > 0 {
-		return
-	}
-	delete(s.nodes, n.id)
-	s.metrics.connected.Dec()
-	// Under Server.mu, so that a new stream of the same node, which
-	// attaches under it too, cannot see its snapshot cleared; under
-	// n.push, so that no push in flight sets it again.
-	n.push.Lock()
-	n.closed = true
-	s.cache.ClearSnapshot(n.id)
-	s.releaseSets(n.held)
-	n.held = nil
-	n.push.Unlock()
-	s.log.Info("xds: proxy disconnected", "node", n.id)
+	n.status.Acked[typeURL] = version
 }
 
 func (n *node) setVersions(v map[string]string) {
