@@ -15,6 +15,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/weftmesh/weft/api/spiffe"
+	"github.com/weftmesh/weft/internal/offstack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -67,14 +68,15 @@ type subscription struct {
 	wildcard bool
 	names    []string
 	// version is the version the proxy holds as far as the server knows:
-	// that of the last response, which a NACK leaves in place so that the
-	// rejected configuration is not sent again; the next change is.
+	// the one its first request of the type carried, then that of the last
+	// response, which a NACK leaves in place so that the rejected
+	// configuration is not sent again; the next change is.
 	version string
 	// nonce is that of the last response of the type: a request answering
 	// an older one is stale.
 	nonce string
 	// force sends the type on the next flush even if its version did not
-	// change: the first request of the type on the stream, or new names.
+	// change: the proxy asked for names it did not ask for before.
 	force bool
 }
 
@@ -106,7 +108,9 @@ func (a ads) StreamAggregatedResources(srv grpc.BidiStreamingServer[discoverypb.
 		if err != nil {
 			return err
 		}
-		if err := s.request(st, req); err != nil {
+		// Translation and marshalling run deep; the stream's goroutine
+		// parks in Recv for the proxy's life and must not keep that depth.
+		if err := offstack.Do(func() error { return s.request(st, req) }); err != nil {
 			return err
 		}
 	}
@@ -150,9 +154,10 @@ func (s *Server) request(st *stream, req *discoverypb.DiscoveryRequest) error {
 		s.log.Warn("xds: proxy asked for a type this server does not serve", "node", st.node.id, "type", typeURL)
 	}
 	if first {
-		// The first request of a type: respond even if the proxy already
-		// holds the version (it may be back from another stream).
-		sub = &subscription{force: true}
+		// The version the proxy holds: one from a stream to another replica
+		// (versions are content hashes, the same on every replica) is not
+		// sent again, so a failover costs no push storm.
+		sub = &subscription{version: req.GetVersionInfo()}
 		st.subs[typeURL] = sub
 	}
 	sub.update(req.GetResourceNames(), first)
@@ -185,16 +190,21 @@ func (sub *subscription) update(names []string, first bool) {
 	sorted := slices.Clone(names)
 	slices.Sort(sorted)
 	sorted = slices.Compact(slices.DeleteFunc(sorted, func(n string) bool { return n == "*" }))
-	for _, n := range sorted {
-		if _, found := slices.BinarySearch(sub.names, n); !found && !sub.wildcard {
-			sub.force = true
-			break
+	// A first request is answered unless the proxy holds the version
+	// already: with that version, it holds what it names.
+	grew := !first && !sub.wildcard && (wildcard || !isSubset(sorted, sub.names))
+	sub.force = sub.force || grew
+	sub.wildcard, sub.names = wildcard, sorted
+}
+
+// isSubset reports whether every name of a is in b; both are sorted.
+func isSubset(a, b []string) bool {
+	for _, n := range a {
+		if _, found := slices.BinarySearch(b, n); !found {
+			return false
 		}
 	}
-	if wildcard && !sub.wildcard {
-		sub.force = true
-	}
-	sub.wildcard, sub.names = wildcard, sorted
+	return true
 }
 
 // wants reports whether the subscription asks for anything at all.

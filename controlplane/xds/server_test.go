@@ -337,3 +337,43 @@ func endpoints(t *testing.T, r *discoverypb.DiscoveryResponse) int {
 	}
 	return n
 }
+
+// TestSubscriptions checks how requests are answered: a stream that
+// presents the version the server has is not sent it again, a request
+// naming more than the last is answered at the same version and one naming
+// less is not, and a request answering a replaced response is ignored.
+func TestSubscriptions(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.srv.Update(meshInput(h.ca))
+	web := h.svid("default", "web")
+	a := h.open(&web, webNode())
+	syncWeb(a)
+	a.send(resource.SecretType, "", "", xdsmeta.SecretRootCA)
+	sds := a.recv()
+	a.ack(sds)
+
+	// More names: the same version again, for what they add.
+	a.send(resource.SecretType, sds.GetVersionInfo(), sds.GetNonce(), xdsmeta.SecretRootCA, xdsmeta.SecretDefault)
+	more := a.recv()
+	if more.GetTypeUrl() != resource.SecretType || more.GetVersionInfo() != sds.GetVersionInfo() {
+		t.Fatalf("got %s version %s, want SDS again at %s", more.GetTypeUrl(), more.GetVersionInfo(), sds.GetVersionInfo())
+	}
+	// Fewer names, and a request answering the replaced response: nothing.
+	a.send(resource.SecretType, more.GetVersionInfo(), more.GetNonce(), xdsmeta.SecretRootCA)
+	a.send(resource.SecretType, sds.GetVersionInfo(), sds.GetNonce(), xdsmeta.SecretRootCA, "another")
+	a.expectNothing(quiet)
+
+	// A second stream of the proxy (as to another replica) that holds the
+	// current endpoints is not sent them; it is sent the next change.
+	var eds string
+	for _, n := range h.srv.Nodes() {
+		eds = n.Versions[resource.EndpointType]
+	}
+	b := h.open(&web, webNode())
+	b.send(resource.EndpointType, eds, "", "outbound|payments.default")
+	b.expectNothing(quiet)
+	h.srv.Update(meshInput(h.ca, ws("default", "payments", "v2", "127.0.1.3:15006", true)))
+	if r := b.recv(); r.GetTypeUrl() != resource.EndpointType || endpoints(t, r) != 2 {
+		t.Errorf("got %s, want EDS with the new endpoint", r.GetTypeUrl())
+	}
+}
