@@ -308,8 +308,15 @@ type RegisterResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Seconds an endpoint outlives a stream that vanished without closing.
 	LeaseTtlSeconds int64 `protobuf:"varint,1,opt,name=lease_ttl_seconds,json=leaseTtlSeconds,proto3" json:"lease_ttl_seconds,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The control plane lost the lease the endpoint was on: etcd was out of
+	// reach for longer than its TTL, or this replica is shutting down. The
+	// endpoint is gone, or goes within the TTL. The proxy closes the stream
+	// and registers again, with this replica or another; the server, whose
+	// stream goroutine waits on the proxy's requests, cannot end the stream
+	// first.
+	LeaseLost     bool `protobuf:"varint,2,opt,name=lease_lost,json=leaseLost,proto3" json:"lease_lost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterResponse) Reset() {
@@ -349,6 +356,13 @@ func (x *RegisterResponse) GetLeaseTtlSeconds() int64 {
 	return 0
 }
 
+func (x *RegisterResponse) GetLeaseLost() bool {
+	if x != nil {
+		return x.LeaseLost
+	}
+	return false
+}
+
 var File_mesh_proto protoreflect.FileDescriptor
 
 const file_mesh_proto_rawDesc = "" +
@@ -378,9 +392,11 @@ const file_mesh_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"E\n" +
 	"\x0fRegisterRequest\x122\n" +
-	"\bworkload\x18\x01 \x01(\v2\x16.weft.mesh.v1.WorkloadR\bworkload\">\n" +
+	"\bworkload\x18\x01 \x01(\v2\x16.weft.mesh.v1.WorkloadR\bworkload\"]\n" +
 	"\x10RegisterResponse\x12*\n" +
-	"\x11lease_ttl_seconds\x18\x01 \x01(\x03R\x0fleaseTtlSeconds2I\n" +
+	"\x11lease_ttl_seconds\x18\x01 \x01(\x03R\x0fleaseTtlSeconds\x12\x1d\n" +
+	"\n" +
+	"lease_lost\x18\x02 \x01(\bR\tleaseLost2I\n" +
 	"\bIdentity\x12=\n" +
 	"\x04Sign\x12\x19.weft.mesh.v1.SignRequest\x1a\x1a.weft.mesh.v1.SignResponse2Y\n" +
 	"\bRegistry\x12M\n" +

@@ -143,7 +143,8 @@ const (
 // Registry keeps a workload's endpoint alive while its stream is open. The
 // first request registers; later requests update (for example readiness);
 // closing the stream deregisters at once, and a stream that dies without
-// closing is cleaned up when its lease expires.
+// closing is cleaned up when its lease expires. A response with lease_lost
+// set asks the proxy to close the stream and register again.
 type RegistryClient interface {
 	Register(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RegisterRequest, RegisterResponse], error)
 }
@@ -176,7 +177,8 @@ type Registry_RegisterClient = grpc.BidiStreamingClient[RegisterRequest, Registe
 // Registry keeps a workload's endpoint alive while its stream is open. The
 // first request registers; later requests update (for example readiness);
 // closing the stream deregisters at once, and a stream that dies without
-// closing is cleaned up when its lease expires.
+// closing is cleaned up when its lease expires. A response with lease_lost
+// set asks the proxy to close the stream and register again.
 type RegistryServer interface {
 	Register(grpc.BidiStreamingServer[RegisterRequest, RegisterResponse]) error
 	mustEmbedUnimplementedRegistryServer()

@@ -37,11 +37,12 @@ type replicaLease struct {
 type grant struct {
 	id  clientv3.LeaseID
 	ttl int64
-	// lost is closed when the lease is no longer kept alive: it expired
+	// lost is done when the lease is no longer kept alive: it expired
 	// (etcd unreachable for longer than its TTL), the store client closed,
 	// or the replica let it go. Its registrations then live at most one TTL.
-	lost chan struct{}
-	stop context.CancelFunc
+	lost     context.Context
+	markLost context.CancelFunc
+	stop     context.CancelFunc
 }
 
 // get returns the lease in use, granting one if there is none.
@@ -65,7 +66,8 @@ func (r *replicaLease) get(ctx context.Context) (*grant, error) {
 		r.revoke(resp.ID)
 		return nil, fmt.Errorf("keep lease %x alive: %w", int64(resp.ID), err)
 	}
-	g := &grant{id: resp.ID, ttl: resp.TTL, lost: make(chan struct{}), stop: stop}
+	g := &grant{id: resp.ID, ttl: resp.TTL, stop: stop}
+	g.lost, g.markLost = context.WithCancel(context.Background())
 	r.cur = g
 	r.keepers.Add(1)
 	go r.keep(g, alive)
@@ -85,7 +87,7 @@ func (r *replicaLease) keep(g *grant, alive <-chan *clientv3.LeaseKeepAliveRespo
 	}
 	stopped := r.stopped
 	r.mu.Unlock()
-	close(g.lost)
+	g.markLost()
 	if !stopped {
 		r.log.Warn("replica lease lost: its registrations end and are made again on a new one",
 			"lease", fmt.Sprintf("%x", int64(g.id)))

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/weftmesh/weft/api/meshv1"
 	"github.com/weftmesh/weft/api/spiffe"
 	"github.com/weftmesh/weft/controlplane/store"
+	"github.com/weftmesh/weft/internal/offstack"
 )
 
 // DefaultLeaseTTL is how long an endpoint outlives a stream that vanished
@@ -140,17 +142,24 @@ func (s *Server) Register(stream grpc.BidiStreamingServer[meshv1.RegisterRequest
 	if err := checkWorkload(caller, w); err != nil {
 		return err
 	}
-	l, err := s.register(ctx, w)
-	if err != nil {
+	// Registering writes to etcd, deep down the stack; the stream's
+	// goroutine parks in Recv for the proxy's life and must not keep that
+	// depth (see offstack).
+	var l *registration
+	if err := offstack.Do(func() (err error) { l, err = s.register(ctx, w); return err }); err != nil {
 		return err
 	}
 	defer l.deregister()
 	s.active.Inc()
 	defer s.active.Dec()
 	l.log.Info("workload registered", "ready", w.GetReady())
-	if err := stream.Send(l.reply); err != nil {
+	if err := l.send(stream, l.reply); err != nil {
 		return err
 	}
+	// The stream's goroutine waits in Recv, so a lost lease cannot end the
+	// stream: the proxy is told, and ends it (see RegisterResponse).
+	stop := context.AfterFunc(l.grant.lost, func() { l.leaseLost(stream) })
+	defer stop()
 	return s.serve(stream, caller, w.GetId(), l)
 }
 
@@ -167,73 +176,49 @@ func (s *Server) authenticate(ctx context.Context) (spiffe.ID, error) {
 	return caller, nil
 }
 
-// serve applies the stream's later requests until the stream ends or the
-// lease is lost.
+// serve applies the stream's later requests until the stream ends. It
+// reads them on the stream's own goroutine: a registration costs no other.
 func (s *Server) serve(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, meshv1.RegisterResponse], caller spiffe.ID, id string, l *registration) error {
 	ctx := stream.Context()
-	updates, recvErr := receive(stream)
 	for {
-		select {
-		case <-ctx.Done():
-			l.log.Info("workload deregistered: stream cancelled")
-			return status.FromContextError(ctx.Err()).Err()
-		case err := <-recvErr:
-			if errors.Is(err, io.EOF) {
-				l.log.Info("workload deregistered: stream closed")
-				return nil
-			}
-			l.log.Info("workload deregistered: stream failed", "err", err)
-			return err
-		case <-l.grant.lost:
+		req, err := stream.Recv()
+		switch {
+		case l.lost.Load():
 			// The lease expired, this replica's store client is closing (it
 			// is dying), or it is handing over: either way the endpoint is
 			// left to the lease, not deleted.
-			l.lost = true
 			l.log.Warn("workload deregistered: lease lost")
 			return status.Errorf(codes.Unavailable, "registry: lease of %q lost; register again", id)
-		case w := <-updates:
-			if err := checkWorkload(caller, w); err != nil {
-				return err
-			}
-			if w.GetId() != id {
-				return status.Errorf(codes.InvalidArgument,
-					"registry: workload id changed from %q to %q on one stream; open a new stream for another workload", id, w.GetId())
-			}
+		case errors.Is(err, io.EOF):
+			l.log.Info("workload deregistered: stream closed")
+			return nil
+		case ctx.Err() != nil:
+			l.log.Info("workload deregistered: stream cancelled")
+			return status.FromContextError(ctx.Err()).Err()
+		case err != nil:
+			l.log.Info("workload deregistered: stream failed", "err", err)
+			return err
+		}
+		w := req.GetWorkload()
+		if err := checkWorkload(caller, w); err != nil {
+			return err
+		}
+		if w.GetId() != id {
+			return status.Errorf(codes.InvalidArgument,
+				"registry: workload id changed from %q to %q on one stream; open a new stream for another workload", id, w.GetId())
+		}
+		if err := offstack.Do(func() error {
 			rev, err := s.store.PutWorkload(ctx, w, l.grant.id)
-			if err != nil {
-				return status.Errorf(codes.Unavailable, "registry: %v", err)
-			}
 			l.rev = rev
-			l.log.Debug("workload updated", "ready", w.GetReady())
-			if err := stream.Send(l.reply); err != nil {
-				return err
-			}
+			return err
+		}); err != nil {
+			return status.Errorf(codes.Unavailable, "registry: %v", err)
+		}
+		l.log.Debug("workload updated", "ready", w.GetReady())
+		if err := l.send(stream, l.reply); err != nil {
+			return err
 		}
 	}
-}
-
-// receive reads the stream's requests in a goroutine of its own, because a
-// pending Recv cannot be interrupted by the handler. The goroutine ends with
-// the stream: gRPC closes the stream as soon as the handler returns, which
-// fails the pending Recv, and the stream's context is then done.
-func receive(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, meshv1.RegisterResponse]) (<-chan *meshv1.Workload, <-chan error) {
-	updates := make(chan *meshv1.Workload)
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			req, err := stream.Recv()
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case updates <- req.GetWorkload():
-			case <-stream.Context().Done():
-				return
-			}
-		}
-	}()
-	return updates, errc
 }
 
 // registration is one stream's endpoint, on the replica's lease.
@@ -245,7 +230,28 @@ type registration struct {
 	reply *meshv1.RegisterResponse
 	log   *slog.Logger
 	// lost is set when the lease was lost: the endpoint is the lease's then.
-	lost bool
+	lost atomic.Bool
+	// sending serialises the stream's responses: replies from the stream's
+	// goroutine, and the lease's loss from the goroutine that reports it.
+	sending sync.Mutex
+}
+
+// send sends r on the registration's stream.
+func (l *registration) send(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, meshv1.RegisterResponse], r *meshv1.RegisterResponse) error {
+	l.sending.Lock()
+	defer l.sending.Unlock()
+	return stream.Send(r)
+}
+
+// leaseLost tells the proxy that the endpoint went with the lease, so that
+// it registers again. It runs on a goroutine of its own once the lease is
+// lost; if the proxy does not read, its Send ends with the stream.
+func (l *registration) leaseLost(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, meshv1.RegisterResponse]) {
+	l.lost.Store(true)
+	l.log.Warn("lease lost: asking the proxy to register again")
+	if err := l.send(stream, &meshv1.RegisterResponse{LeaseTtlSeconds: l.grant.ttl, LeaseLost: true}); err != nil {
+		l.log.Debug("lease loss not sent", "err", err)
+	}
 }
 
 // register puts w on the replica's lease.
@@ -270,7 +276,7 @@ func (s *Server) register(ctx context.Context, w *meshv1.Workload) (*registratio
 // when the stream's context may already be done, so it has its own
 // deadline; if it fails, the endpoint stays until the replica's lease ends.
 func (l *registration) deregister() {
-	if l.lost {
+	if l.lost.Load() {
 		return
 	}
 	if l.s.handingOver.Load() {

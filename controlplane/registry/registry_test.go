@@ -333,8 +333,16 @@ func TestLeaseExpiresWhenControlPlaneDies(t *testing.T) {
 	if took := h.waitGone(t, w, ttl+5*time.Second); took < ttl/4 {
 		t.Errorf("endpoint gone %v after the control plane died; a %v lease should have kept it longer", took, ttl)
 	}
-	// The server notices it lost the lease and ends the stream, so the proxy
-	// re-registers (with another replica, in a real mesh).
+	// The server notices it lost the lease and tells the proxy, which
+	// re-registers (with another replica, in a real mesh); the stream the
+	// proxy then closes ends as lost.
+	r, err := stream.Recv()
+	if err != nil || !r.GetLeaseLost() {
+		t.Fatalf("after the lease was lost: %v, %v; want a response with lease_lost", r, err)
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := stream.Recv(); status.Code(err) != codes.Unavailable {
 		t.Errorf("stream after the lease was lost: %v, want Unavailable", err)
 	}

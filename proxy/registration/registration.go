@@ -6,6 +6,7 @@ package registration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	mathrand "math/rand/v2"
@@ -17,6 +18,10 @@ import (
 
 	"github.com/weftmesh/weft/api/meshv1"
 )
+
+// errLeaseLost ends a stream whose endpoint went with the control plane's
+// lease: the control plane asks for a new registration.
+var errLeaseLost = errors.New("the control plane lost the lease the endpoint was on")
 
 // Registration is one workload's registration. Set updates it; Run keeps it.
 type Registration struct {
@@ -99,7 +104,11 @@ func (r *Registration) stream(ctx context.Context) error {
 	recvErr := make(chan error, 1)
 	wg.Go(func() {
 		for {
-			if _, err := s.Recv(); err != nil {
+			resp, err := s.Recv()
+			if err == nil && resp.GetLeaseLost() {
+				err = errLeaseLost
+			}
+			if err != nil {
 				recvErr <- err
 				return
 			}

@@ -50,10 +50,17 @@ type controlPlane struct {
 	ca      *ca.CA
 	serving tls.Certificate
 	addr    string
+	ttl     time.Duration
 	stop    func()
 }
 
 func startControlPlane(t *testing.T) *controlPlane {
+	t.Helper()
+	return startControlPlaneTTL(t, leaseTTL)
+}
+
+// startControlPlaneTTL starts a control plane whose lease lasts ttl.
+func startControlPlaneTTL(t *testing.T, ttl time.Duration) *controlPlane {
 	t.Helper()
 	st := storetest.New(t)
 	authority, err := ca.Load(context.Background(), st.Client(), ca.Options{Log: quiet})
@@ -64,7 +71,7 @@ func startControlPlane(t *testing.T) *controlPlane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp := &controlPlane{t: t, st: st, ca: authority, serving: serving}
+	cp := &controlPlane{t: t, st: st, ca: authority, serving: serving, ttl: ttl}
 	cp.start("127.0.0.1:0")
 	t.Cleanup(func() { cp.stop() })
 	return cp
@@ -85,7 +92,7 @@ func (cp *controlPlane) start(addr string) {
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    cp.ca.TrustBundlePool(),
 	})))
-	reg := registry.New(registry.Options{Store: cp.st, TrustDomain: cp.ca.TrustDomain(), LeaseTTL: leaseTTL, Log: quiet})
+	reg := registry.New(registry.Options{Store: cp.st, TrustDomain: cp.ca.TrustDomain(), LeaseTTL: cp.ttl, Log: quiet})
 	meshv1.RegisterRegistryServer(g, reg)
 	served := make(chan struct{})
 	go func() {
@@ -303,6 +310,29 @@ func TestRunReregistersAfterRestart(t *testing.T) {
 	r.SetReady(true)
 	cp.waitStored("readiness reaching the new control plane", withReady(w, true))
 
+	stop()
+	cp.waitStored("the endpoint deleted", nil)
+}
+
+// TestRunReregistersWhenLeaseLost: when the control plane's lease ends
+// under a live stream (revoked here; etcd expires it after an outage
+// longer than its TTL), the control plane says so on the stream and Run
+// registers again, on the lease the control plane grants next.
+func TestRunReregistersWhenLeaseLost(t *testing.T) {
+	// A short lease is renewed, and its loss noticed, every second.
+	cp := startControlPlaneTTL(t, 3*time.Second)
+	w := webWorkload()
+	r := registration.New(cp.dial(cp.addr, cp.svid("web")), w, quiet)
+	stop := run(t, r, patience)
+	cp.waitStored("the workload registered", withReady(w, false))
+	old := cp.lease(w)
+	if _, err := cp.st.Client().Revoke(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the workload registered on a new lease", func() bool {
+		l := cp.lease(w)
+		return l != clientv3.NoLease && l != old
+	})
 	stop()
 	cp.waitStored("the endpoint deleted", nil)
 }
