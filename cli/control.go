@@ -69,10 +69,11 @@ xDS/Identity/Registry on --grpc-addr, the CLI's API on --api-addr and metrics on
 	f.DurationVar(&cfg.ScrapeInterval, "scrape-interval", 5*time.Second, "how often to read every proxy's metrics for weft stat and the dashboard")
 	f.StringVar(&cfg.VIPRange, "vip-range", "240.240.0.0/16", "IPv4 CIDR that Services' virtual IPs (transparent mode) are allocated from")
 	f.StringVar(&memoryLimit, "memory-limit", "auto", memlimit.FlagUsage)
-	// Half of Go's default: the control plane holds a large heap that is
-	// mostly idle, so it pays the extra collections only in bursts of
-	// changes. At 2000 proxies: peak RSS 442 → 361 MB, CPU in churn
-	// 0.43 → 0.47 cores (bench/controlplane).
-	f.IntVar(&gcPercent, "gc-percent", 50, memlimit.GCPercentUsage)
+	// Under half of Go's default: the control plane holds a large heap
+	// that is mostly idle, so it pays the extra collections only in bursts
+	// of changes. At 2000 proxies, 100 → 50 took peak RSS 442 → 361 MB for
+	// CPU in churn 0.43 → 0.47 cores; once streams cost less, 50 → 40
+	// took it 312 → 294 MB for 0.47 → 0.48 (bench/controlplane).
+	f.IntVar(&gcPercent, "gc-percent", 40, memlimit.GCPercentUsage)
 	return cmd
 }
