@@ -9,6 +9,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/weftmesh/weft/api/meshv1"
 )
 
 // errLetGo refuses registrations once the replica is shutting down.
@@ -43,6 +45,8 @@ type grant struct {
 	lost     context.Context
 	markLost context.CancelFunc
 	stop     context.CancelFunc
+	// reply answers every accepted request of the lease's registrations.
+	reply *meshv1.RegisterResponse
 }
 
 // get returns the lease in use, granting one if there is none.
@@ -66,7 +70,7 @@ func (r *replicaLease) get(ctx context.Context) (*grant, error) {
 		r.revoke(resp.ID)
 		return nil, fmt.Errorf("keep lease %x alive: %w", int64(resp.ID), err)
 	}
-	g := &grant{id: resp.ID, ttl: resp.TTL, stop: stop}
+	g := &grant{id: resp.ID, ttl: resp.TTL, stop: stop, reply: &meshv1.RegisterResponse{LeaseTtlSeconds: resp.TTL}}
 	g.lost, g.markLost = context.WithCancel(context.Background())
 	r.cur = g
 	r.keepers.Add(1)

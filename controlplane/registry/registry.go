@@ -152,8 +152,8 @@ func (s *Server) Register(stream grpc.BidiStreamingServer[meshv1.RegisterRequest
 	defer l.deregister()
 	s.active.Inc()
 	defer s.active.Dec()
-	l.log.Info("workload registered", "ready", w.GetReady())
-	if err := l.send(stream, l.reply); err != nil {
+	l.log().Info("workload registered", "ready", w.GetReady())
+	if err := l.send(stream, l.grant.reply); err != nil {
 		return err
 	}
 	// The stream's goroutine waits in Recv, so a lost lease cannot end the
@@ -187,16 +187,16 @@ func (s *Server) serve(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, m
 			// The lease expired, this replica's store client is closing (it
 			// is dying), or it is handing over: either way the endpoint is
 			// left to the lease, not deleted.
-			l.log.Warn("workload deregistered: lease lost")
+			l.log().Warn("workload deregistered: lease lost")
 			return status.Errorf(codes.Unavailable, "registry: lease of %q lost; register again", id)
 		case errors.Is(err, io.EOF):
-			l.log.Info("workload deregistered: stream closed")
+			l.log().Info("workload deregistered: stream closed")
 			return nil
 		case ctx.Err() != nil:
-			l.log.Info("workload deregistered: stream cancelled")
+			l.log().Info("workload deregistered: stream cancelled")
 			return status.FromContextError(ctx.Err()).Err()
 		case err != nil:
-			l.log.Info("workload deregistered: stream failed", "err", err)
+			l.log().Info("workload deregistered: stream failed", "err", err)
 			return err
 		}
 		w := req.GetWorkload()
@@ -214,21 +214,21 @@ func (s *Server) serve(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, m
 		}); err != nil {
 			return status.Errorf(codes.Unavailable, "registry: %v", err)
 		}
-		l.log.Debug("workload updated", "ready", w.GetReady())
-		if err := l.send(stream, l.reply); err != nil {
+		l.log().Debug("workload updated", "ready", w.GetReady())
+		if err := l.send(stream, l.grant.reply); err != nil {
 			return err
 		}
 	}
 }
 
-// registration is one stream's endpoint, on the replica's lease.
+// registration is one stream's endpoint, on the replica's lease. It lives
+// as long as its proxy: it keeps what deregistering needs, not the workload.
 type registration struct {
-	s     *Server
-	w     *meshv1.Workload
-	grant *grant
-	rev   int64 // of the stream's last write of the endpoint
-	reply *meshv1.RegisterResponse
-	log   *slog.Logger
+	s              *Server
+	namespace, svc string
+	id             string
+	grant          *grant
+	rev            int64 // of the stream's last write of the endpoint
 	// lost is set when the lease was lost: the endpoint is the lease's then.
 	lost atomic.Bool
 	// sending serialises the stream's responses: replies from the stream's
@@ -248,9 +248,9 @@ func (l *registration) send(stream grpc.BidiStreamingServer[meshv1.RegisterReque
 // lost; if the proxy does not read, its Send ends with the stream.
 func (l *registration) leaseLost(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, meshv1.RegisterResponse]) {
 	l.lost.Store(true)
-	l.log.Warn("lease lost: asking the proxy to register again")
+	l.log().Warn("lease lost: asking the proxy to register again")
 	if err := l.send(stream, &meshv1.RegisterResponse{LeaseTtlSeconds: l.grant.ttl, LeaseLost: true}); err != nil {
-		l.log.Debug("lease loss not sent", "err", err)
+		l.log().Debug("lease loss not sent", "err", err)
 	}
 }
 
@@ -264,11 +264,13 @@ func (s *Server) register(ctx context.Context, w *meshv1.Workload) (*registratio
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "registry: %v", err)
 	}
-	return &registration{
-		s: s, w: w, grant: g, rev: rev,
-		reply: &meshv1.RegisterResponse{LeaseTtlSeconds: g.ttl},
-		log:   s.log.With("workload", w.GetId(), "lease", fmt.Sprintf("%x", int64(g.id))),
-	}, nil
+	return &registration{s: s, namespace: w.GetNamespace(), svc: w.GetService(), id: w.GetId(), grant: g, rev: rev}, nil
+}
+
+// log returns the server's logger with the registration's workload and
+// lease, made when something is logged rather than kept per registration.
+func (l *registration) log() *slog.Logger {
+	return l.s.log.With("workload", l.id, "lease", fmt.Sprintf("%x", int64(l.grant.id)))
 }
 
 // deregister deletes the endpoint at once, unless the server is handing
@@ -280,17 +282,17 @@ func (l *registration) deregister() {
 		return
 	}
 	if l.s.handingOver.Load() {
-		l.log.Info("leaving the endpoint to the replica's lease for the next control plane")
+		l.log().Info("leaving the endpoint to the replica's lease for the next control plane")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), revokeTimeout)
 	defer cancel()
-	deleted, err := l.s.store.DeleteWorkloadAt(ctx, l.w.GetNamespace(), l.w.GetService(), l.w.GetId(), l.rev)
+	deleted, err := l.s.store.DeleteWorkloadAt(ctx, l.namespace, l.svc, l.id, l.rev)
 	switch {
 	case err != nil:
-		l.log.Warn("could not delete the endpoint; it stays until the replica's lease ends", "err", err)
+		l.log().Warn("could not delete the endpoint; it stays until the replica's lease ends", "err", err)
 	case !deleted:
-		l.log.Info("endpoint registered again since: left to the newer registration")
+		l.log().Info("endpoint registered again since: left to the newer registration")
 	}
 }
 

@@ -36,7 +36,7 @@ import (
 // what is referenced before what references it (clusters and secrets
 // before the listeners that use them, listeners before their routes), as
 // Envoy's xDS documentation recommends so that no update dangles.
-var pushOrder = []string{resource.ClusterType, resource.EndpointType, resource.SecretType, resource.ListenerType, resource.RouteType}
+var pushOrder = [...]string{resource.ClusterType, resource.EndpointType, resource.SecretType, resource.ListenerType, resource.RouteType}
 
 // stream is one ADS stream. Its handler goroutine reads requests and sets
 // node, nodeID and the subscriptions; responses go out one flush at a time,
@@ -150,7 +150,7 @@ func (s *Server) request(st *stream, req *discoverypb.DiscoveryRequest) error {
 		return nil
 	}
 	first := sub == nil
-	if first && !slices.Contains(pushOrder, typeURL) {
+	if first && !slices.Contains(pushOrder[:], typeURL) {
 		s.log.Warn("xds: proxy asked for a type this server does not serve", "node", st.node.id, "type", typeURL)
 	}
 	if first {
@@ -283,9 +283,9 @@ func (s *Server) flush(st *stream) error {
 	}
 	var out []outgoing
 	st.mu.Lock()
-	for _, typeURL := range pushOrder {
-		sub, ts := st.subs[typeURL], snap.types[typeURL]
-		if sub == nil || ts == nil || !sub.wants() || (!sub.force && sub.version == ts.version) {
+	for i, typeURL := range pushOrder {
+		sub, ts := st.subs[typeURL], &snap[i]
+		if sub == nil || !sub.wants() || (!sub.force && sub.version == ts.version) {
 			continue
 		}
 		st.nonces++
@@ -325,15 +325,22 @@ func (o outgoing) response() (*discoverypb.DiscoveryResponse, error) {
 	return resp, nil
 }
 
-// snapshot is a node's configuration: per type URL, its resources sorted by
-// name and their version. It is never modified once published.
-type snapshot struct {
-	types map[string]*typeSnapshot
-}
+// snapshot is a node's configuration: per type of pushOrder, at its index,
+// the resources sorted by name and their version. It is never modified
+// once published.
+type snapshot [len(pushOrder)]typeSnapshot
 
 type typeSnapshot struct {
 	version string
 	items   []types.Resource
+}
+
+// of returns the resources of typeURL, or nil for a type no snapshot holds.
+func (s *snapshot) of(typeURL string) *typeSnapshot {
+	if i := slices.Index(pushOrder[:], typeURL); i >= 0 {
+		return &s[i]
+	}
+	return nil
 }
 
 // publish makes snap n's configuration and kicks n's streams. The caller

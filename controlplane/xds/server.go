@@ -219,9 +219,11 @@ func (s *Server) push(n *node) error {
 		}
 	}
 	if len(changed) > 0 {
-		snap := &snapshot{types: make(map[string]*typeSnapshot, len(byType))}
+		snap := new(snapshot)
 		for typeURL, items := range byType {
-			snap.types[typeURL] = &typeSnapshot{version: versions[typeURL], items: items}
+			if ts := snap.of(typeURL); ts != nil {
+				*ts = typeSnapshot{version: versions[typeURL], items: items}
+			}
 		}
 		s.publish(n, snap)
 		n.versions = versions
