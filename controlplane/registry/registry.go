@@ -160,7 +160,7 @@ func (s *Server) Register(stream grpc.BidiStreamingServer[meshv1.RegisterRequest
 	// stream: the proxy is told, and ends it (see RegisterResponse).
 	stop := context.AfterFunc(l.grant.lost, func() { l.leaseLost(stream) })
 	defer stop()
-	return s.serve(stream, caller, w.GetId(), l)
+	return s.serve(stream, caller, l)
 }
 
 // authenticate returns the caller's SPIFFE ID if it belongs to this mesh.
@@ -178,7 +178,7 @@ func (s *Server) authenticate(ctx context.Context) (spiffe.ID, error) {
 
 // serve applies the stream's later requests until the stream ends. It
 // reads them on the stream's own goroutine: a registration costs no other.
-func (s *Server) serve(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, meshv1.RegisterResponse], caller spiffe.ID, id string, l *registration) error {
+func (s *Server) serve(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, meshv1.RegisterResponse], caller spiffe.ID, l *registration) error {
 	ctx := stream.Context()
 	for {
 		req, err := stream.Recv()
@@ -188,7 +188,7 @@ func (s *Server) serve(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, m
 			// is dying), or it is handing over: either way the endpoint is
 			// left to the lease, not deleted.
 			l.log().Warn("workload deregistered: lease lost")
-			return status.Errorf(codes.Unavailable, "registry: lease of %q lost; register again", id)
+			return status.Errorf(codes.Unavailable, "registry: lease of %q lost; register again", l.id)
 		case errors.Is(err, io.EOF):
 			l.log().Info("workload deregistered: stream closed")
 			return nil
@@ -203,13 +203,15 @@ func (s *Server) serve(stream grpc.BidiStreamingServer[meshv1.RegisterRequest, m
 		if err := checkWorkload(caller, w); err != nil {
 			return err
 		}
-		if w.GetId() != id {
+		if w.GetId() != l.id {
 			return status.Errorf(codes.InvalidArgument,
-				"registry: workload id changed from %q to %q on one stream; open a new stream for another workload", id, w.GetId())
+				"registry: workload id changed from %q to %q on one stream; open a new stream for another workload", l.id, w.GetId())
 		}
 		if err := offstack.Do(func() error {
 			rev, err := s.store.PutWorkload(ctx, w, l.grant.id)
-			l.rev = rev
+			if err == nil {
+				l.rev = rev
+			}
 			return err
 		}); err != nil {
 			return status.Errorf(codes.Unavailable, "registry: %v", err)
