@@ -21,17 +21,17 @@ import (
 // Proxyless gRPC nodes differ from proxies in two ways that matter here.
 //
 // They ask for resources by name (the targets the application dials, then
-// what those reference) and never by wildcard, and the snapshot cache in
-// ADS mode answers a request only when it names every resource of the
-// snapshot. So a proxyless node's snapshot holds, of what translation
-// gives it, only the names its stream asks for now: a request naming new
-// resources recomputes the snapshot before the cache sees the request.
+// what those reference) and never by wildcard. So a proxyless node's
+// snapshot holds, of what translation gives it, only the names its stream
+// asks for now, and each type's version covers those names: a request
+// naming other resources recomputes the snapshot before it is answered,
+// with the new set, whether it grew or shrank.
 //
 // And every process started from one bootstrap file carries the same node
 // id, each asking for its own names. So each proxyless stream is a node of
-// its own for the cache, known by the node id and the stream's number.
+// its own, known by the node id and the stream's number.
 
-// streamNode is the node the cache knows a stream by.
+// streamNode is the node a stream is served as.
 func streamNode(p *corev3.Node, streamID int64) *corev3.Node {
 	if !xdsmeta.IsProxyless(p) {
 		return p
@@ -42,8 +42,8 @@ func streamNode(p *corev3.Node, streamID int64) *corev3.Node {
 }
 
 // subscribe records the names a proxyless node's request asks for and, when
-// they changed, recomputes the node's snapshot, before the request reaches
-// the cache. For a proxy it does nothing.
+// they changed, recomputes the node's snapshot before the request is
+// answered. For a proxy it does nothing.
 func (s *Server) subscribe(st *stream, req *discoverypb.DiscoveryRequest) error {
 	n := st.node
 	names := slices.Clone(req.GetResourceNames())
@@ -69,8 +69,8 @@ func (s *Server) subscribe(st *stream, req *discoverypb.DiscoveryRequest) error 
 
 // requestedOnly keeps, of each type of res, the resources requested names.
 // The version of a type is that of all its resources and of the names: a
-// proxyless node that asks for one more name gets a new version, so the
-// cache answers it.
+// proxyless node that asks for one name more or less gets a new version,
+// so its stream is sent the new set.
 func requestedOnly(res *translate.Resources, requested map[string][]string) (map[resource.Type][]types.Resource, func(resource.Type) string) {
 	byType := res.ByType()
 	versions := make(map[resource.Type]string, len(byType))
