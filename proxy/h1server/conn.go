@@ -302,8 +302,8 @@ func (c *conn) refuse(err error) {
 func (c *conn) hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c.hijacked = true
 	_ = c.rwc.SetReadDeadline(time.Time{})
-	c.srv.untrack(c)
 	c.srv.setState(c.rwc, http.StateHijacked)
+	c.srv.untrack(c)
 	return c.rwc, bufio.NewReadWriter(c.br, c.bw), nil
 }
 
@@ -325,8 +325,8 @@ func (c *conn) handOff() {
 	_ = c.rwc.SetReadDeadline(time.Time{})
 	buffered, _ := c.br.Peek(c.br.Buffered())
 	rc := &replayConn{Conn: c.rwc, pending: append([]byte(nil), buffered...)}
-	c.srv.untrack(c)
 	c.srv.setState(c.rwc, http.StateHijacked)
+	c.srv.untrack(c)
 	c.releaseBuffers()
 	c.srv.Fallback(rc)
 }
@@ -341,8 +341,10 @@ func (c *conn) end() {
 		c.closeGently()
 	}
 	c.rwc.Close()
-	c.srv.untrack(c)
+	// The state first: Shutdown returns once the last connection is
+	// untracked, and by then every ConnState hook has seen it closed.
 	c.srv.setState(c.rwc, http.StateClosed)
+	c.srv.untrack(c)
 	c.releaseBuffers()
 }
 

@@ -54,6 +54,7 @@ type Server struct {
 	// ConnState, if set, is told a connection's states, as
 	// http.Server.ConnState is: New, then Active and Idle in turn, then
 	// Closed or Hijacked (also for a connection handed to Fallback).
+	// Shutdown returns after the last connection's Closed or Hijacked.
 	ConnState func(net.Conn, http.ConnState)
 	// ReadHeaderTimeout bounds the wait for a request's head from its
 	// first byte (from the connection's start for the first request);

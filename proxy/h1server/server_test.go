@@ -290,6 +290,38 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
+// TestShutdownAfterClosedHooks: Shutdown returns only once the ConnState
+// hook has seen every connection closed, so a gauge the hook keeps reads
+// zero after a drain.
+func TestShutdownAfterClosedHooks(t *testing.T) {
+	var open atomic.Int64
+	srv := &Server{
+		Handler: http.HandlerFunc(echo),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed:
+				// A slow hook: Shutdown must still wait for it.
+				time.Sleep(20 * time.Millisecond)
+				open.Add(-1)
+			}
+		},
+	}
+	addr := serveLean(t, srv)
+	for range 3 {
+		c := dial(t, addr)
+		c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		c.read("GET")
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := open.Load(); n != 0 {
+		t.Fatalf("%d connections not seen closed when Shutdown returned", n)
+	}
+}
+
 // fakeConn is a connection that is only closed.
 type fakeConn struct {
 	net.Conn
