@@ -47,7 +47,7 @@ func (s *Server) PolicyStatus(kind, namespace, name, service string, revision in
 	views := make([]policyView, 0, len(nodes))
 	for _, n := range nodes {
 		n.push.Lock()
-		v := policyView{meta: n.meta, listeners: n.versions[resource.ListenerType], carries: carried == nil}
+		v := policyView{meta: n.meta, listeners: n.version(resource.ListenerType), carries: carried == nil}
 		if !n.closed && carried != nil && n.in != nil {
 			rev, ok := carried(n.in, namespace, name, service)
 			v.carries = ok && rev >= revision

@@ -203,30 +203,28 @@ func (s *Server) push(n *node) error {
 		n.setError(err)
 		return err
 	}
-	// Each type carries its own version, so the cache answers only the
-	// watches of the types whose content changed.
-	versions := make(map[string]string, len(n.versions))
-	var changed []string
+	// Each type carries its own version, so the streams send only the
+	// types whose content changed.
 	byType, versionOf := res.ByType(), res.Version
 	if n.meta.Proxyless {
 		byType, versionOf = requestedOnly(res, n.requested)
 	}
-	for typeURL := range byType {
-		v := versionOf(typeURL)
-		versions[typeURL] = v
-		if n.versions[typeURL] != v {
+	prev, snap := n.snap.Load(), new(snapshot)
+	versions := make(map[string]string, len(byType))
+	var changed []string
+	for typeURL, items := range byType {
+		ts := snap.of(typeURL)
+		if ts == nil {
+			continue // a type no stream is sent
+		}
+		*ts = typeSnapshot{version: versionOf(typeURL), items: items}
+		versions[typeURL] = ts.version
+		if prev == nil || prev.of(typeURL).version != ts.version {
 			changed = append(changed, typeLabel(typeURL))
 		}
 	}
 	if len(changed) > 0 {
-		snap := new(snapshot)
-		for typeURL, items := range byType {
-			if ts := snap.of(typeURL); ts != nil {
-				*ts = typeSnapshot{version: versions[typeURL], items: items}
-			}
-		}
 		s.publish(n, snap)
-		n.versions = versions
 		n.setVersions(versions)
 		slices.Sort(changed)
 		s.log.Debug("xds: snapshot set", "node", n.id, "changed", changed)

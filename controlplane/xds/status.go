@@ -16,7 +16,7 @@ type NodeStatus struct {
 	// Streams counts the proxy's open ADS streams; more than one while a
 	// reconnecting proxy's old stream is being reaped.
 	Streams int
-	// Versions is, per type URL, the version last handed to the cache.
+	// Versions is, per type URL, the version of the proxy's snapshot.
 	Versions map[string]string
 	// Acked is, per type URL, the version the proxy last accepted.
 	Acked map[string]string

@@ -32,13 +32,11 @@ type node struct {
 	// its last stream closed.
 	snap atomic.Pointer[snapshot]
 
-	// push serialises translation and SetSnapshot for the node, and guards
+	// push serialises translation and publishing for the node, and guards
 	// the fields below it.
 	push   sync.Mutex
 	meta   xdsmeta.Node
 	closed bool
-	// versions are those of snap, per type URL.
-	versions map[string]string
 	// in is the input the snapshot was computed from, or one that differs
 	// from it only in what the node does not read.
 	in *translate.Input
@@ -73,8 +71,8 @@ func peerIdentity(ctx context.Context) (spiffe.ID, error) {
 }
 
 // attach decodes and authorises the stream's node, then computes its
-// snapshot before the request reaches the cache, so the first response
-// goes out at once.
+// snapshot before the request is answered, so the first response goes out
+// at once.
 func (s *Server) attach(st *stream, p *corev3.Node) error {
 	meta, err := xdsmeta.NodeFromProto(p)
 	if err != nil {
@@ -113,7 +111,7 @@ func (s *Server) attach(st *stream, p *corev3.Node) error {
 }
 
 // authorize checks that a node is the workload its certificate names: the
-// cache keys snapshots by node id, so the id must be one of the peer's own.
+// server keys snapshots by node id, so the id must be one of the peer's own.
 func (s *Server) authorize(peer spiffe.ID, n xdsmeta.Node) error {
 	claimed := xdsmeta.ServiceHost(n.Service, n.Namespace)
 	if peer.Service != n.Service || peer.Namespace != n.Namespace {
@@ -127,6 +125,17 @@ func (s *Server) authorize(peer spiffe.ID, n xdsmeta.Node) error {
 		return fmt.Errorf("certificate %s is not of trust domain %q", peer, in.TrustDomain)
 	}
 	return nil
+}
+
+// version returns the version of typeURL in the node's snapshot, "" if it
+// has none.
+func (n *node) version(typeURL string) string {
+	if snap := n.snap.Load(); snap != nil {
+		if ts := snap.of(typeURL); ts != nil {
+			return ts.version
+		}
+	}
+	return ""
 }
 
 // acked records that the node's proxy accepted version of typeURL.
