@@ -84,17 +84,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestCoalesceBackToBackWrites(t *testing.T) {
 	rec := &recordingConn{}
 	c := Coalesce(rec)
+	// Whether the flush goroutine runs before the second Write is up to the
+	// scheduler (another P may take it at once), so hold the batch back the
+	// way a write in progress does: every Write made meanwhile must join it.
+	c.wmu.Lock()
 	for _, s := range []string{"HEADERS", "DATA", "DATA-END"} {
 		if n, err := c.Write([]byte(s)); err != nil || n != len(s) {
 			t.Fatalf("Write(%q) = %d, %v", s, n, err)
 		}
 	}
+	if n, _, _ := rec.snapshot(); n != 0 {
+		t.Fatalf("%d writes before the batch was released", n)
+	}
+	c.wmu.Unlock()
 	waitFor(t, "the batch is sent", func() bool { n, _, _ := rec.snapshot(); return n > 0 })
 	n, all, _ := rec.snapshot()
 	if string(all) != "HEADERSDATADATA-END" {
 		t.Fatalf("sent %q", all)
 	}
-	// Nothing blocks between the three writes: they leave together.
+	// The three writes were pending together: they leave together.
 	if n != 1 {
 		t.Errorf("%d writes, want 1", n)
 	}
