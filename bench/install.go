@@ -89,14 +89,19 @@ func (t *tools) weft(ctx context.Context, dir string) (weft, proxy string, err e
 	weft, proxy = filepath.Join(dir, "weft"), filepath.Join(dir, "weft-proxy")
 	t.log("building weft and weft-proxy")
 	// The sidecar is built as README.md says: static (CGO_ENABLED=0), so
-	// that no libc is mapped into it.
+	// that no libc is mapped into it, and without gRPC's request tracing,
+	// whose templates would keep every exported method in the binary.
 	for _, b := range []struct {
 		bin, pkg string
 		env      []string
+		flags    []string
 	}{
-		{weft, "./cmd/weft", nil}, {proxy, "./cmd/weft-proxy", []string{"CGO_ENABLED=0"}},
+		{weft, "./cmd/weft", nil, nil},
+		{proxy, "./cmd/weft-proxy", []string{"CGO_ENABLED=0"}, []string{"-tags", "grpcnotrace"}},
 	} {
-		if _, err := runCmd(ctx, b.env, goBin, "build", "-C", t.root, "-o", b.bin, b.pkg); err != nil {
+		argv := append([]string{goBin, "build", "-C", t.root}, b.flags...)
+		argv = append(argv, "-o", b.bin, b.pkg)
+		if _, err := runCmd(ctx, b.env, argv...); err != nil {
 			return "", "", fmt.Errorf("build %s: %w", b.pkg, err)
 		}
 	}

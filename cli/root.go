@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weftmesh/weft/api/client"
-	"github.com/weftmesh/weft/cli/proxycmd"
 )
 
 // Run runs the weft command line with the process's standard streams and
@@ -118,7 +117,7 @@ and 'weft delete'. 'weft demo' runs a whole local mesh in one command.`,
 		newDemoCmd(),
 		newAgentCmd(),
 		newBootstrapCmd(),
-		proxycmd.Command(),
+		newProxyCmd(),
 	)
 	return root
 }

@@ -1,25 +1,27 @@
 package proxycmd
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/weftmesh/weft/proxy/capture"
 )
 
 // iptablesCommand is `weft proxy iptables`: the NAT rules of transparent mode,
 // applied in the pod's network namespace before the app starts.
-func iptablesCommand() *cobra.Command {
+func iptablesCommand() *Command {
 	var (
 		c                                 capture.Config
 		uids, gids, mark                  string
 		exOutPorts, exInPorts, exOutCIDRs string
 		cleanup, dryRun                   bool
 	)
-	cmd := &cobra.Command{
+	cmd := &Command{
 		Use:   "iptables [--proxy-uid UID] [--capture-dns] [--cleanup] [--dry-run]",
 		Short: "Send the pod's TCP through its proxy (NAT rules, like istio-init)",
 		Long: `Install, in the current network namespace, the NAT rules of transparent mode:
@@ -29,14 +31,12 @@ inbound one to its inbound port (15006), and with --capture-dns every DNS query
 left alone by uid, gid or mark. The rules live in their own chains (WEFT_*),
 applied in one iptables-restore transaction: running it again converges, and
 --cleanup removes exactly what it added. IPv4 only.`,
-		Args:          cobra.NoArgs,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Flags: pflag.NewFlagSet("iptables", pflag.ContinueOnError),
+		Run: func(ctx context.Context, stdout, _ io.Writer) error {
 			var err error
 			ipt := capture.IPTables{}
 			if cleanup {
-				save, err := ipt.CurrentNAT(cmd.Context())
+				save, err := ipt.CurrentNAT(ctx)
 				if err != nil {
 					return err
 				}
@@ -44,7 +44,7 @@ applied in one iptables-restore transaction: running it again converges, and
 				if err != nil || script == "" {
 					return err
 				}
-				return applyOrPrint(cmd, ipt, script, dryRun)
+				return applyOrPrint(ctx, stdout, ipt, script, dryRun)
 			}
 			if c.ProxyUIDs, err = capture.ParseIDs(uids); err != nil {
 				return fmt.Errorf("--proxy-uid: %w", err)
@@ -68,7 +68,7 @@ applied in one iptables-restore transaction: running it again converges, and
 			if c.ExcludeOutboundCIDRs, err = capture.ParseCIDRs(exOutCIDRs); err != nil {
 				return fmt.Errorf("--exclude-outbound-cidrs: %w", err)
 			}
-			save, err := ipt.CurrentNAT(cmd.Context())
+			save, err := ipt.CurrentNAT(ctx)
 			if err != nil {
 				if !dryRun {
 					return err
@@ -79,10 +79,10 @@ applied in one iptables-restore transaction: running it again converges, and
 			if err != nil {
 				return err
 			}
-			return applyOrPrint(cmd, ipt, script, dryRun)
+			return applyOrPrint(ctx, stdout, ipt, script, dryRun)
 		},
 	}
-	f := cmd.Flags()
+	f := cmd.Flags
 	f.IntVar(&c.OutboundPort, "outbound-port", capture.DefaultOutboundPort, "the proxy's outbound capture port")
 	f.IntVar(&c.InboundPort, "inbound-port", capture.DefaultInboundPort, "the proxy's inbound capture port")
 	f.IntVar(&c.DNSPort, "dns-port", capture.DefaultDNSPort, "the proxy's DNS port (with --capture-dns)")
@@ -98,10 +98,10 @@ applied in one iptables-restore transaction: running it again converges, and
 	return cmd
 }
 
-func applyOrPrint(cmd *cobra.Command, ipt capture.IPTables, script string, dryRun bool) error {
+func applyOrPrint(ctx context.Context, stdout io.Writer, ipt capture.IPTables, script string, dryRun bool) error {
 	if dryRun {
-		fmt.Fprintf(cmd.OutOrStdout(), "# iptables-restore %s <<EOF\n%sEOF\n", strings.Join(capture.RestoreArgs, " "), script)
+		fmt.Fprintf(stdout, "# iptables-restore %s <<EOF\n%sEOF\n", strings.Join(capture.RestoreArgs, " "), script)
 		return nil
 	}
-	return ipt.Apply(cmd.Context(), script)
+	return ipt.Apply(ctx, script)
 }

@@ -2,18 +2,15 @@ package proxycmd
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 )
 
 func runIptables(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := Command()
 	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(append([]string{"iptables"}, args...))
-	err := cmd.Execute()
+	err := execute(context.Background(), Proxy(), "weft-proxy", append([]string{"iptables"}, args...), &out, &out)
 	return out.String(), err
 }
 

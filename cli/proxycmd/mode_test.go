@@ -2,6 +2,7 @@ package proxycmd
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 )
@@ -10,11 +11,8 @@ import (
 // and that an ingress gateway refuses what only a sidecar has.
 func TestModeFlag(t *testing.T) {
 	run := func(args ...string) error {
-		cmd := Command()
-		cmd.SetArgs(args)
-		cmd.SetOut(&bytes.Buffer{})
-		cmd.SetErr(&bytes.Buffer{})
-		return cmd.Execute()
+		var out bytes.Buffer
+		return execute(context.Background(), Proxy(), "weft-proxy", args, &out, &out)
 	}
 	if err := run("--mode", "sideways", "--service", "a"); err == nil || !strings.Contains(err.Error(), `--mode: unknown proxy mode "sideways"`) {
 		t.Errorf("--mode sideways: %v, want it named as unknown", err)

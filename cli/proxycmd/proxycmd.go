@@ -1,16 +1,23 @@
 // Package proxycmd is the `proxy` command, shared by `weft proxy` and the
-// slim `weft-proxy` binary. It imports nothing of the control plane.
+// slim `weft-proxy` binary. It imports nothing of the control plane, and no
+// CLI framework: `weft` wraps it in cobra, while weft-proxy parses its flags
+// with pflag alone. A framework that executes text templates makes the
+// linker keep every exported method of every type in the binary, which
+// costs the sidecar megabytes of resident text.
 package proxycmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/cli/logging"
@@ -18,8 +25,22 @@ import (
 	"github.com/weftmesh/weft/proxy"
 )
 
-// Command returns the proxy command.
-func Command() *cobra.Command {
+// Command is a command's flags, help and action, for a CLI to present.
+type Command struct {
+	Use   string // the usage line, its first word the command's name
+	Short string
+	Long  string
+	Flags *pflag.FlagSet
+	// Run runs the command once Flags hold the parsed arguments.
+	Run         func(ctx context.Context, stdout, stderr io.Writer) error
+	Subcommands []*Command
+}
+
+// Name is the first word of Use.
+func (c *Command) Name() string { name, _, _ := strings.Cut(c.Use, " "); return name }
+
+// Proxy returns the proxy command, with iptables as its subcommand.
+func Proxy() *Command {
 	var (
 		o           proxy.Options
 		upstreams   []string
@@ -28,7 +49,7 @@ func Command() *cobra.Command {
 		mode        string
 		memoryLimit string
 	)
-	cmd := &cobra.Command{
+	cmd := &Command{
 		Use:   "proxy --service S --control ADDR (--token T | --token-file F) --ca-file F --app ADDR --inbound ADDR --admin ADDR",
 		Short: "Run the sidecar proxy beside one workload",
 		Long: `Run the sidecar proxy beside one workload. It joins the mesh with the join token,
@@ -37,11 +58,9 @@ registers the workload, receives its configuration over xDS and serves:
   --upstream    NAME=LOCALADDR: a local port that reaches service NAME (or NAME.NAMESPACE)
   --http-proxy  a local HTTP proxy port that routes by Host (service or service.namespace)
 SIGTERM drains: the endpoint leaves the mesh, in-flight requests finish, then it exits.`,
-		Args:          cobra.NoArgs,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := logging.New(cmd.ErrOrStderr(), logLevel)
+		Flags: pflag.NewFlagSet("proxy", pflag.ContinueOnError),
+		Run: func(ctx context.Context, _, stderr io.Writer) error {
+			log, err := logging.New(stderr, logLevel)
 			if err != nil {
 				return err
 			}
@@ -65,12 +84,12 @@ SIGTERM drains: the endpoint leaves the mesh, in-flight requests finish, then it
 			if err := memlimit.Apply(memoryLimit, os.DirFS("/"), log); err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return proxy.Run(ctx, o)
 		},
 	}
-	f := cmd.Flags()
+	f := cmd.Flags
 	f.StringVar(&o.Service, "service", "", "service this workload belongs to")
 	f.StringVar(&mode, "mode", string(xdsmeta.ModeExplicit), "explicit (a sidecar), ingress (a gateway serving the Gateways that name --service), egress, or transparent (a sidecar whose pod's TCP 'weft proxy iptables' redirects to ports 15001/15006; --inbound is then the pod's IP:app port that peers dial)")
 	f.StringVar(&o.ListenIP, "listen-ip", "", "ingress mode: the IP the Gateway listeners bind (default 0.0.0.0)")
@@ -92,7 +111,7 @@ SIGTERM drains: the endpoint leaves the mesh, in-flight requests finish, then it
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&memoryLimit, "memory-limit", "auto", memlimit.FlagUsage)
 	f.IntVar(&concurrency, "concurrency", defaultConcurrency, "worker threads (0: one per CPU); the GOMAXPROCS environment variable, if set, wins")
-	cmd.AddCommand(iptablesCommand())
+	cmd.Subcommands = []*Command{iptablesCommand()}
 	return cmd
 }
 
@@ -117,14 +136,56 @@ func setConcurrency(n int) error {
 	return nil
 }
 
-// Run runs the proxy command alone, as the weft-proxy binary does.
+// Run runs the proxy command alone, as the weft-proxy binary does, and
+// returns the process's exit code.
 func Run(args []string) int {
-	cmd := Command()
-	cmd.Use = "weft-proxy"
-	cmd.SetArgs(args)
-	if err := cmd.ExecuteContext(context.Background()); err != nil {
-		cmd.PrintErrln("error:", err)
+	return Execute(context.Background(), Proxy(), "weft-proxy", args, os.Stdout, os.Stderr)
+}
+
+// Execute parses args for cmd, or for the subcommand args name first, and
+// runs it; -h or --help prints the help instead. name is the program's
+// name in the help. Errors go to stderr; the result is an exit code.
+func Execute(ctx context.Context, cmd *Command, name string, args []string, stdout, stderr io.Writer) int {
+	if err := execute(ctx, cmd, name, args, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "error:", err)
 		return 1
 	}
 	return 0
+}
+
+func execute(ctx context.Context, cmd *Command, name string, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		if args[0] == "help" {
+			printHelp(stdout, cmd, name)
+			return nil
+		}
+		for _, sub := range cmd.Subcommands {
+			if args[0] == sub.Name() {
+				return execute(ctx, sub, name+" "+sub.Name(), args[1:], stdout, stderr)
+			}
+		}
+	}
+	cmd.Flags.SetOutput(io.Discard) // errors are returned, help printed below
+	if err := cmd.Flags.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			printHelp(stdout, cmd, name)
+			return nil
+		}
+		return fmt.Errorf("%w (see %s --help)", err, name)
+	}
+	if rest := cmd.Flags.Args(); len(rest) > 0 {
+		return fmt.Errorf("unexpected argument %q: %s takes flags only (see %s --help)", rest[0], name, name)
+	}
+	return cmd.Run(ctx, stdout, stderr)
+}
+
+func printHelp(w io.Writer, cmd *Command, name string) {
+	fmt.Fprintf(w, "%s\n\nUsage:\n  %s [flags]\n", cmd.Long, name)
+	if len(cmd.Subcommands) > 0 {
+		fmt.Fprintf(w, "\nCommands:\n")
+		for _, sub := range cmd.Subcommands {
+			fmt.Fprintf(w, "  %-10s %s\n", sub.Name(), sub.Short)
+		}
+	}
+	fmt.Fprintf(w, "\nFlags:\n%s", cmd.Flags.FlagUsages())
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -89,18 +88,3 @@ func processesMentioning(s string) []string {
 	return found
 }
 
-// TestProxyBinaryIsSlim: weft-proxy links neither etcd's server, nor a
-// Kubernetes client, nor any control-plane package.
-func TestProxyBinaryIsSlim(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "github.com/weftmesh/weft/cmd/weft-proxy").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		for _, banned := range []string{"go.etcd.io/etcd/server", "k8s.io/client-go", "github.com/weftmesh/weft/controlplane"} {
-			if strings.HasPrefix(dep, banned) {
-				t.Errorf("weft-proxy depends on %s", dep)
-			}
-		}
-	}
-}
