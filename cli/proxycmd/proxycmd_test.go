@@ -39,6 +39,7 @@ func TestFlagsMatchTheContract(t *testing.T) {
 }
 
 func TestExecute(t *testing.T) {
+	t.Setenv("GOGC", "") // or the flag is not looked at
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := execute(context.Background(), Proxy(), "weft-proxy", args, &out, &out)
@@ -65,6 +66,7 @@ func TestExecute(t *testing.T) {
 		"iptables stray":        `unexpected argument "stray": weft-proxy iptables takes flags only`,
 		"--concurrency lots":    `invalid argument "lots" for "--concurrency"`,
 		"--service a --mode no": `--mode: unknown proxy mode "no"`,
+		"--gc-percent 0":        "--gc-percent: 0 is not between 1 and 10000",
 	} {
 		if _, err := run(strings.Fields(args)...); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", args, err, want)

@@ -64,7 +64,7 @@ func Apply(flag string, root fs.FS, log *slog.Logger) error {
 
 // GCPercentUsage is the --gc-percent flag's help.
 const GCPercentUsage = "how far the heap may grow past what the last collection kept before the next one, in percent " +
-	"(Go's GOGC): lower trades CPU in bursts of changes for memory. GOGC, when set, takes precedence"
+	"(Go's GOGC): lower trades CPU for memory. GOGC, when set, takes precedence"
 
 // ApplyGCPercent sets the GC's target percentage from a --gc-percent flag
 // (Go's GOGC; its default is 100); GOGC, when set, wins.
