@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/testnet"
 )
 
 // recordingConn records each Write it receives.
@@ -234,7 +236,7 @@ func TestCoalesceClose(t *testing.T) {
 // into the socket buffer, which a deadline does not cut short (over
 // net.Pipe, whose writes wait for the reader, it would be).
 func TestCoalesceDeadlineAppliesToLaterWrites(t *testing.T) {
-	a, b := tcpPair(t)
+	a, b := testnet.TCPPair(t)
 	defer b.Close()
 	got := make(chan []byte, 1)
 	go func() {
@@ -285,24 +287,4 @@ func TestCoalesceOverTCP(t *testing.T) {
 			t.Fatalf("echo %q %v", buf, err)
 		}
 	}
-}
-
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ln.Accept()
-	if err != nil {
-		a.Close()
-		t.Fatal(err)
-	}
-	return a, b
 }

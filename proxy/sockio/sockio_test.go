@@ -8,37 +8,16 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/testnet"
 )
 
 // pair returns a wrapped client end and the plain server end of a loopback
 // TCP connection.
 func pair(t *testing.T) (net.Conn, net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, ok := <-accepted
-	if !ok {
-		t.Fatal("accept failed")
-	}
-	w := Wrap(c)
-	t.Cleanup(func() { w.Close(); s.Close() })
-	return w, s
+	c, s := testnet.TCPPair(t)
+	return Wrap(c), s
 }
 
 func TestReadWriteBothWays(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/weftmesh/weft/internal/testnet"
 	"github.com/weftmesh/weft/proxy/cluster"
 	"github.com/weftmesh/weft/proxy/lb"
 	_ "github.com/weftmesh/weft/proxy/lb/roundrobin"
@@ -51,7 +52,7 @@ func TestServeRecordsConn(t *testing.T) {
 	p := &Proxy{Backend: Backend{Name: "outbound|db.data", Cluster: c, Destination: observe.Peer{Service: "db", Namespace: "data"}},
 		Direction: observe.Outbound, Listener: "outbound|db.data", Local: local, Observers: []observe.ConnObserver{rec}}
 
-	client, down := pair(t)
+	client, down := testnet.TCPPair(t)
 	done := make(chan struct{})
 	go func() { p.Serve(context.Background(), down); close(done) }()
 	io.WriteString(client, "hello")
@@ -72,7 +73,7 @@ func TestServeRecordsConn(t *testing.T) {
 	}
 
 	// A connection a network filter refused is recorded as denied.
-	client2, down2 := pair(t)
+	client2, down2 := testnet.TCPPair(t)
 	defer client2.Close()
 	p.Refused(down2, "rbac_access_denied_matched_policy[deny-all]")
 	down2.Close()

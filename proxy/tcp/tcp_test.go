@@ -7,26 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// pair returns two connected TCP sockets.
-func pair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.(*net.TCPConn), s.(*net.TCPConn)
-}
+	"github.com/weftmesh/weft/internal/testnet"
+)
 
 // wrapped hides *net.TCPConn, as a TLS connection would.
 type wrapped struct{ net.Conn }
@@ -40,8 +23,8 @@ func TestPipeHalfClose(t *testing.T) {
 			name = "splice"
 		}
 		t.Run(name, func(t *testing.T) {
-			client, proxyDown := pair(t)
-			proxyUp, server := pair(t)
+			client, proxyDown := testnet.TCPPair(t)
+			proxyUp, server := testnet.TCPPair(t)
 			var down, up net.Conn = proxyDown, proxyUp
 			if !splice {
 				down, up = wrapped{proxyDown}, wrapped{proxyUp}
@@ -74,8 +57,8 @@ func TestPipeHalfClose(t *testing.T) {
 }
 
 func TestPipeAbortClosesBoth(t *testing.T) {
-	client, down := pair(t)
-	up, server := pair(t)
+	client, down := testnet.TCPPair(t)
+	up, server := testnet.TCPPair(t)
 	done := make(chan struct{})
 	go func() { Pipe(down, up); close(done) }()
 	server.SetLinger(0)
@@ -94,7 +77,7 @@ func TestPipeAbortClosesBoth(t *testing.T) {
 
 func TestSessions(t *testing.T) {
 	s := NewSessions()
-	a, b := pair(t)
+	a, b := testnet.TCPPair(t)
 	done, ok := s.Add(a, b)
 	if !ok || s.Len() != 1 {
 		t.Fatalf("Add: ok=%v len=%d", ok, s.Len())
@@ -109,7 +92,7 @@ func TestSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, d := pair(t)
+	c, d := testnet.TCPPair(t)
 	s.Add(c)
 	s.CloseAll()
 	if _, err := c.Write([]byte("x")); err == nil {

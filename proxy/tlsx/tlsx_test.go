@@ -5,13 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/weftmesh/weft/api/spiffe"
+	"github.com/weftmesh/weft/internal/testnet"
 	"github.com/weftmesh/weft/internal/testpki"
 )
 
@@ -51,31 +51,11 @@ func newSVID(t *testing.T, ca *testpki.CA, id spiffe.ID, o testpki.Options) *tes
 	return s
 }
 
-// tcpPair returns both ends of a loopback TCP connection (a pipe would
-// deadlock when one side aborts while the other still writes its flight).
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	b, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a, b
-}
-
 // handshake runs one TLS handshake over loopback and returns the client's
 // view of the server certificate and each side's error.
 func handshake(t *testing.T, server, client *tls.Config) (peer *x509.Certificate, serverErr, clientErr error) {
 	t.Helper()
-	a, b := tcpPair(t)
+	a, b := testnet.TCPPair(t)
 	defer a.Close()
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -87,4 +87,3 @@ func processesMentioning(s string) []string {
 	}
 	return found
 }
-
