@@ -78,8 +78,8 @@ type ConnectionManager struct {
 	refusals *ratelog.Limiter
 	// shadows are the mirrored requests in flight.
 	shadows sync.WaitGroup
-	// peers caches the identities of client certificates.
-	peers peerCache
+	// peers caches the identities of client certificates; inbound only.
+	peers *peerCache
 	// peerHeader is the PeerHeader value sent over mutual TLS, or nil.
 	peerHeader []string
 }
@@ -96,6 +96,9 @@ func New(cfg Config) *ConnectionManager {
 	m := &ConnectionManager{cfg: cfg, refusals: ratelog.New(cfg.Log, slog.LevelInfo, refusalBurst, refusalEvery)}
 	if v := peerHeaderValue(cfg.Local); v != "" && cfg.Direction == observe.Outbound {
 		m.peerHeader = []string{v}
+	}
+	if cfg.Direction == observe.Inbound {
+		m.peers = new(peerCache)
 	}
 	return m
 }

@@ -84,10 +84,18 @@ func flagsOfFilter(name string) observe.Flags {
 
 // peerCache remembers the identity parsed from recent peer certificates:
 // requests between proxies share a few pooled connections, whose
-// certificate is one pointer per connection.
+// certificate is one pointer per connection. It has room for some hundred
+// connections' before two of them often take turns in one slot, each miss
+// costing a parse and two allocations.
 type peerCache struct {
-	slots [16]atomic.Pointer[peerEntry]
+	slots [peerCacheSlots]atomic.Pointer[peerEntry]
 }
+
+// peerCacheBits sizes the cache: 1<<peerCacheBits slots.
+const (
+	peerCacheBits  = 8
+	peerCacheSlots = 1 << peerCacheBits
+)
 
 type peerEntry struct {
 	cert *x509.Certificate
@@ -97,7 +105,10 @@ type peerEntry struct {
 // peer returns the identity of a verified client certificate: its SPIFFE
 // ID, and the service and namespace in it.
 func (c *peerCache) peer(cert *x509.Certificate) observe.Peer {
-	slot := &c.slots[(uintptr(unsafe.Pointer(cert))>>6)%uintptr(len(c.slots))]
+	// Fibonacci hashing: the top bits of the pointer times 2^64/φ spread
+	// the addresses of one allocation size class over the slots.
+	h := uint64(uintptr(unsafe.Pointer(cert))) * 0x9e3779b97f4a7c15
+	slot := &c.slots[h>>(64-peerCacheBits)]
 	if e := slot.Load(); e != nil && e.cert == cert {
 		return e.peer
 	}

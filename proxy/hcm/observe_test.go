@@ -3,6 +3,7 @@ package hcm
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/weftmesh/weft/api/spiffe"
 	"github.com/weftmesh/weft/proxy/cluster"
 	"github.com/weftmesh/weft/proxy/filter"
 	"github.com/weftmesh/weft/proxy/observe"
@@ -238,5 +240,29 @@ func TestInboundPeer(t *testing.T) {
 	}
 	if !slices.Equal(observe.Flags(0).Names(), nil) {
 		t.Error("no flags should have no names")
+	}
+}
+
+// TestPeerCache looks up more certificates than the cache has slots, in
+// turns: whatever shares a slot, each lookup names its own certificate's
+// workload.
+func TestPeerCache(t *testing.T) {
+	var c peerCache
+	certs := make([]*x509.Certificate, 3*peerCacheSlots)
+	for i := range certs {
+		id := spiffe.ID{TrustDomain: "weft.local", Namespace: "ns", Service: fmt.Sprintf("svc-%d", i)}
+		certs[i] = &x509.Certificate{URIs: []*url.URL{id.URL()}}
+	}
+	for round := range 3 {
+		for k := range certs {
+			i := (k*7 + round) % len(certs) // another order each round
+			want := fmt.Sprintf("svc-%d", i)
+			if p := c.peer(certs[i]); p.Service != want || p.Namespace != "ns" || p.ID != "spiffe://weft.local/ns/ns/sa/"+want {
+				t.Fatalf("round %d: peer of %s's certificate = %+v", round, want, p)
+			}
+		}
+	}
+	if p := c.peer(&x509.Certificate{}); p != (observe.Peer{}) {
+		t.Fatalf("a certificate without a SPIFFE ID: %+v", p)
 	}
 }
