@@ -150,13 +150,13 @@ func setConcurrency(n int) error {
 // Run runs the proxy command alone, as the weft-proxy binary does, and
 // returns the process's exit code.
 func Run(args []string) int {
-	return Execute(context.Background(), Proxy(), "weft-proxy", args, os.Stdout, os.Stderr)
+	return exitCode(context.Background(), Proxy(), "weft-proxy", args, os.Stdout, os.Stderr)
 }
 
-// Execute parses args for cmd, or for the subcommand args name first, and
+// exitCode parses args for cmd, or for the subcommand args name first, and
 // runs it; -h or --help prints the help instead. name is the program's
 // name in the help. Errors go to stderr; the result is an exit code.
-func Execute(ctx context.Context, cmd *Command, name string, args []string, stdout, stderr io.Writer) int {
+func exitCode(ctx context.Context, cmd *Command, name string, args []string, stdout, stderr io.Writer) int {
 	if err := execute(ctx, cmd, name, args, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return 1

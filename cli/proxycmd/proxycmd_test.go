@@ -73,7 +73,7 @@ func TestExecute(t *testing.T) {
 		}
 	}
 	var stderr bytes.Buffer
-	if code := Execute(context.Background(), Proxy(), "weft-proxy", []string{"stray"}, &stderr, &stderr); code != 1 || !strings.HasPrefix(stderr.String(), "error: ") {
-		t.Errorf("Execute: exit %d, stderr %q", code, stderr.String())
+	if code := exitCode(context.Background(), Proxy(), "weft-proxy", []string{"stray"}, &stderr, &stderr); code != 1 || !strings.HasPrefix(stderr.String(), "error: ") {
+		t.Errorf("exitCode: exit %d, stderr %q", code, stderr.String())
 	}
 }

@@ -84,9 +84,9 @@ func flagsOfFilter(name string) observe.Flags {
 
 // peerCache remembers the identity parsed from recent peer certificates:
 // requests between proxies share a few pooled connections, whose
-// certificate is one pointer per connection. It has room for some hundred
-// connections' before two of them often take turns in one slot, each miss
-// costing a parse and two allocations.
+// certificate is one pointer per connection. Two connections whose
+// certificates share a slot take turns in it, and every turn costs a parse
+// and two allocations; with 256 slots a few dozen connections seldom do.
 type peerCache struct {
 	slots [peerCacheSlots]atomic.Pointer[peerEntry]
 }
@@ -105,8 +105,8 @@ type peerEntry struct {
 // peer returns the identity of a verified client certificate: its SPIFFE
 // ID, and the service and namespace in it.
 func (c *peerCache) peer(cert *x509.Certificate) observe.Peer {
-	// Fibonacci hashing: the top bits of the pointer times 2^64/φ spread
-	// the addresses of one allocation size class over the slots.
+	// Fibonacci hashing: the top bits of the pointer multiplied by 2^64/φ
+	// spread the addresses of one allocation size class over the slots.
 	h := uint64(uintptr(unsafe.Pointer(cert))) * 0x9e3779b97f4a7c15
 	slot := &c.slots[h>>(64-peerCacheBits)]
 	if e := slot.Load(); e != nil && e.cert == cert {
