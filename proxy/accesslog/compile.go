@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/proxy/observe"
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 // Logger is one compiled access_log entry: which records it keeps, how it
@@ -45,7 +46,7 @@ func compileOne(l *accesslogv3.AccessLog, sinks *Sinks, path string) (*Logger, e
 	if any == nil {
 		return nil, fmt.Errorf("%s.typed_config: required", path)
 	}
-	msg, err := any.UnmarshalNew()
+	msg, err := xdswire.UnmarshalNew(any)
 	if err != nil {
 		return nil, fmt.Errorf("%s.typed_config: %w", path, err)
 	}

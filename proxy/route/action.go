@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weftmesh/weft/proxy/filter"
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 // Backend is one cluster of a weighted split.
@@ -480,7 +481,7 @@ func compilePerFilter(m map[string]*anypb.Any, path string) (map[string]any, err
 			return nil, fieldErr(p, "%s has no per-route config in this proxy", a.MessageName())
 		}
 		cfg := f.Config.ProtoReflect().New().Interface()
-		if err := a.UnmarshalTo(cfg); err != nil {
+		if err := xdswire.UnmarshalAny(a, cfg); err != nil {
 			return nil, &FieldError{Path: p, Err: err}
 		}
 		c, err := f.PerRoute(cfg)

@@ -11,7 +11,6 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/internal/ratelog"
@@ -20,6 +19,7 @@ import (
 	"github.com/weftmesh/weft/proxy/lb"
 	"github.com/weftmesh/weft/proxy/observe"
 	"github.com/weftmesh/weft/proxy/stats"
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 // Transparent capture (the translator's capture.go): the outbound capture
@@ -132,7 +132,7 @@ func (b *builder) originalDstChain(fc *listenerv3.FilterChain) bool {
 		return false
 	}
 	tp := &tcpproxyv3.TcpProxy{}
-	if !fs[0].GetTypedConfig().MessageIs(tp) || fs[0].GetTypedConfig().UnmarshalTo(tp) != nil {
+	if !fs[0].GetTypedConfig().MessageIs(tp) || xdswire.UnmarshalAny(fs[0].GetTypedConfig(), tp) != nil {
 		return false
 	}
 	return b.next.res.Clusters[tp.GetCluster()].GetType() == clusterv3.Cluster_ORIGINAL_DST
@@ -165,10 +165,10 @@ func (b *builder) originalDstCluster(c *clusterv3.Cluster) (*clusterState, error
 		return nil, pathErr("connect_timeout", "invalid duration")
 	}
 	name := c.GetName()
-	st := &clusterState{kind: c.GetType().String(), balancer: "cluster_provided"}
-	st.key = proto.Clone(c).(*clusterv3.Cluster)
+	st := &clusterState{kind: c.GetType(), balancer: "cluster_provided"}
+	st.key = c
 	var pool *cluster.Pool
-	if old, ok := b.prev.clusters[name]; ok && proto.Equal(old.key, st.key) {
+	if old, ok := b.prev.clusters[name]; ok && xdswire.Equal(old.key, c) {
 		pool = old.c.Pool()
 	} else {
 		timeout := c.GetConnectTimeout().AsDuration()

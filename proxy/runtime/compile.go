@@ -20,6 +20,7 @@ import (
 	"github.com/weftmesh/weft/proxy/lb"
 	"github.com/weftmesh/weft/proxy/route"
 	"github.com/weftmesh/weft/proxy/tlsx"
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 // snapshot is one immutable, validated configuration of the proxy.
@@ -35,10 +36,12 @@ type snapshot struct {
 // clusterState is a compiled cluster and what its pool was built from.
 type clusterState struct {
 	c *cluster.Cluster
-	// key is the resource without its endpoints: the pool is kept across
-	// updates while the key stays equal.
-	key      *clusterv3.Cluster
-	kind     string
+	// key is the resource: the pool is kept across updates while it stays
+	// equal but for its endpoints (load_assignment).
+	key *clusterv3.Cluster
+	// kind is its discovery type, named only by the admin's dump: an
+	// enum's String builds the descriptors of its whole .proto file.
+	kind     clusterv3.Cluster_DiscoveryType
 	balancer string
 }
 
@@ -73,7 +76,7 @@ func (b *builder) check(kind, key, name string, m interface {
 		b.fail(kind, key, fmt.Errorf("resource is named %q", name))
 		return false
 	}
-	if err := checkFields(m); err != nil {
+	if err := xdswire.Check(m); err != nil {
 		b.fail(kind, key, err)
 		return false
 	}
@@ -213,7 +216,7 @@ const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolO
 
 func (b *builder) cluster(c *clusterv3.Cluster) (*clusterState, error) {
 	name := c.GetName()
-	st := &clusterState{kind: c.GetType().String()}
+	st := &clusterState{kind: c.GetType()}
 	var specs []cluster.EndpointSpec
 	switch c.GetType() {
 	case clusterv3.Cluster_STATIC:
@@ -312,10 +315,9 @@ func (b *builder) cluster(c *clusterv3.Cluster) (*clusterState, error) {
 		return nil, err
 	}
 
-	st.key = proto.Clone(c).(*clusterv3.Cluster)
-	st.key.LoadAssignment = nil
+	st.key = c
 	var pool *cluster.Pool
-	if old, ok := b.prev.clusters[name]; ok && proto.Equal(old.key, st.key) {
+	if old, ok := b.prev.clusters[name]; ok && xdswire.EqualExcept(old.key, c, "load_assignment") {
 		pool = old.c.Pool()
 	} else {
 		pool = cluster.NewPool(settings)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/proxy/tlsx"
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 const tlsTransportSocket = "envoy.transport_sockets.tls"
@@ -102,8 +103,8 @@ func unpackAny(a *anypb.Any, into proto.Message, path string) error {
 	if !a.MessageIs(into) {
 		return pathErr(path, "%s is not valid here (want %s)", typeName(a), want)
 	}
-	if err := a.UnmarshalTo(into); err != nil {
-		return pathErr(path, "decode %s: %w", want, err)
+	if err := xdswire.UnmarshalAny(a, into); err != nil {
+		return wrapPath(path+"("+string(want)+")", err)
 	}
 	return nil
 }
@@ -172,7 +173,7 @@ func (b *builder) validator(common *tlsv3.CommonTlsContext, path string, usage x
 	for i, m := range defaults.GetMatchTypedSubjectAltNames() {
 		mpath := fmt.Sprintf("%s.match_typed_subject_alt_names[%d]", matchPath, i)
 		if m.GetSanType() == tlsv3.SubjectAltNameMatcher_DNS && usage == x509.ExtKeyUsageServerAuth {
-			// A server outside the mesh (allowlist_egress.go).
+			// A server outside the mesh (proxy/xdswire/spec_egress_test.go).
 			if err := dnsSANMatcher(v, m.GetMatcher(), join(mpath, "matcher")); err != nil {
 				return nil, err
 			}
@@ -244,5 +245,24 @@ func checkConfigSource(cs *corev3.ConfigSource, path string) error {
 	if v := cs.GetResourceApiVersion(); v != corev3.ApiVersion_AUTO && v != corev3.ApiVersion_V3 {
 		return pathErr(join(path, "resource_api_version"), "%v is not supported", v)
 	}
+	return nil
+}
+
+// dnsSANMatcher sets the host name an external server's certificate must
+// be valid for: one exact, case-sensitive DNS matcher, checked with x509's
+// hostname rules (a certificate's wildcard covers one label).
+func dnsSANMatcher(v *tlsx.PeerValidator, m *matcherv3.StringMatcher, path string) error {
+	exact, ok := m.GetMatchPattern().(*matcherv3.StringMatcher_Exact)
+	switch {
+	case !ok:
+		return pathErr(path, "a DNS SAN matcher must be exact (the server name)")
+	case m.GetIgnoreCase():
+		return pathErr(join(path, "ignore_case"), "is not supported for DNS SANs: host names compare without case anyway")
+	case exact.Exact == "":
+		return pathErr(join(path, "exact"), "a server name is required")
+	case v.DNSName != "":
+		return pathErr(path, "only one DNS SAN matcher is supported (have %q)", v.DNSName)
+	}
+	v.DNSName = exact.Exact
 	return nil
 }

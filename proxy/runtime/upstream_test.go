@@ -14,6 +14,7 @@ import (
 
 	"github.com/weftmesh/weft/proxy/cluster"
 	"github.com/weftmesh/weft/proxy/lb"
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 func TestCircuitBreakers(t *testing.T) {
@@ -76,7 +77,7 @@ func TestCircuitBreakerUnsupportedFields(t *testing.T) {
 		{MaxConnectionPools: wrapperspb.UInt32(1)},
 	} {
 		c := &clusterv3.Cluster{Name: "c", CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{th}}}
-		err := checkFields(c)
+		err := xdswire.Check(c)
 		if err == nil || !strings.Contains(err.Error(), "circuit_breakers.thresholds[0].") || !strings.Contains(err.Error(), "not supported") {
 			t.Errorf("%v: err %v", th, err)
 		}
@@ -85,7 +86,7 @@ func TestCircuitBreakerUnsupportedFields(t *testing.T) {
 		MaxRequests: wrapperspb.UInt32(1), MaxRetries: wrapperspb.UInt32(1),
 		RetryBudget: &clusterv3.CircuitBreakers_Thresholds_RetryBudget{BudgetPercent: &typev3.Percent{Value: 1}, MinRetryConcurrency: wrapperspb.UInt32(1)},
 	}}}}
-	if err := checkFields(ok); err != nil {
+	if err := xdswire.Check(ok); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -142,7 +143,7 @@ func TestBalancerUnsupportedFields(t *testing.T) {
 		{HealthChecks: []*corev3.HealthCheck{{HealthChecker: &corev3.HealthCheck_HttpHealthCheck_{HttpHealthCheck: &corev3.HealthCheck_HttpHealthCheck{RequestHeadersToAdd: []*corev3.HeaderValueOption{{}}}}}}},
 		{HealthChecks: []*corev3.HealthCheck{{UnhealthyInterval: durationpb.New(time.Second)}}},
 	} {
-		if err := checkFields(c); err == nil || !strings.Contains(err.Error(), "not supported") {
+		if err := xdswire.Check(c); err == nil || !strings.Contains(err.Error(), "not supported") {
 			t.Errorf("%v: err %v", c, err)
 		}
 	}

@@ -192,9 +192,6 @@ func TestValidation(t *testing.T) {
 		{"secret without certificates", func(t *testing.T, r *Resources) {
 			r.Secrets[xdsmeta.SecretRootCA] = rootCA([]byte("not PEM"))
 		}, `secret "ROOTCA": validation_context.trusted_ca: tlsx: trust bundle: no PEM certificate found`},
-		{"unknown fields", func(t *testing.T, r *Resources) {
-			r.Clusters[grpcCluster].ProtoReflect().SetUnknown([]byte{0xf8, 0xff, 0x7f, 0x01})
-		}, `cluster "outbound|greeter.default": holds fields unknown to this proxy`},
 		{"Envoy's own constraints", func(t *testing.T, r *Resources) {
 			r.Clusters[grpcCluster].ConnectTimeout = durationpb.New(-1)
 		}, `cluster "outbound|greeter.default": invalid Cluster.ConnectTimeout`},

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/proxy/runtime"
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 func emptyResources() *runtime.Resources {
@@ -37,43 +38,49 @@ func withType(cur *runtime.Resources, typeURL string, resp *discoveryv3.Discover
 	var err error
 	switch typeURL {
 	case resource.ListenerType:
-		next.Listeners, err = decode[*listenerv3.Listener](resp, func(m *listenerv3.Listener) string { return m.GetName() })
+		next.Listeners, err = decode(resp, "listener", (*listenerv3.Listener).GetName)
 	case resource.RouteType:
-		next.Routes, err = decode[*routev3.RouteConfiguration](resp, func(m *routev3.RouteConfiguration) string { return m.GetName() })
+		next.Routes, err = decode(resp, "route", (*routev3.RouteConfiguration).GetName)
 	case resource.ClusterType:
-		next.Clusters, err = decode[*clusterv3.Cluster](resp, func(m *clusterv3.Cluster) string { return m.GetName() })
+		next.Clusters, err = decode(resp, "cluster", (*clusterv3.Cluster).GetName)
 	case resource.EndpointType:
-		next.Endpoints, err = decode[*endpointv3.ClusterLoadAssignment](resp, func(m *endpointv3.ClusterLoadAssignment) string { return m.GetClusterName() })
+		next.Endpoints, err = decode(resp, "endpoints", (*endpointv3.ClusterLoadAssignment).GetClusterName)
 	case resource.SecretType:
-		next.Secrets, err = decode[*tlsv3.Secret](resp, func(m *tlsv3.Secret) string { return m.GetName() })
+		next.Secrets, err = decode(resp, "secret", (*tlsv3.Secret).GetName)
 	default:
 		return nil, fmt.Errorf("unsupported resource type %s", typeURL)
 	}
 	return next, err
 }
 
-func decode[M proto.Message](resp *discoveryv3.DiscoveryResponse, name func(M) string) (map[string]M, error) {
+// decode decodes each resource of a response with the proxy's own decoder,
+// which refuses fields the proxy does not honour. An error names the
+// resource (kind "name"), as the runtime's checks do, when its name could
+// be read.
+func decode[T any, M interface {
+	*T
+	proto.Message
+}](resp *discoveryv3.DiscoveryResponse, kind string, name func(M) string) (map[string]M, error) {
 	out := make(map[string]M, len(resp.GetResources()))
 	for i, a := range resp.GetResources() {
-		if a.GetTypeUrl() != resp.GetTypeUrl() {
+		m := M(new(T))
+		if a.GetTypeUrl() != resp.GetTypeUrl() || !a.MessageIs(m) {
 			return nil, fmt.Errorf("resources[%d]: type %s in a %s response", i, a.GetTypeUrl(), resp.GetTypeUrl())
 		}
-		m, err := a.UnmarshalNew()
-		if err != nil {
-			return nil, fmt.Errorf("resources[%d]: decode %s: %w", i, a.GetTypeUrl(), err)
+		if err := xdswire.Unmarshal(a.GetValue(), m); err != nil {
+			if n := name(m); n != "" {
+				return nil, fmt.Errorf("%s %q: %w", kind, n, err)
+			}
+			return nil, fmt.Errorf("resources[%d]: %s: %w", i, kind, err)
 		}
-		typed, ok := m.(M)
-		if !ok {
-			return nil, fmt.Errorf("resources[%d]: unexpected message %T", i, m)
-		}
-		n := name(typed)
+		n := name(m)
 		if n == "" {
 			return nil, fmt.Errorf("resources[%d]: %w: no name", i, errNilResource)
 		}
 		if _, dup := out[n]; dup {
 			return nil, fmt.Errorf("resources[%d]: duplicate resource name %q", i, n)
 		}
-		out[n] = typed
+		out[n] = m
 	}
 	return out, nil
 }
@@ -100,7 +107,7 @@ func rdsNames(r *runtime.Resources) []string {
 		for _, fc := range l.GetFilterChains() {
 			for _, f := range fc.GetFilters() {
 				hcm := &hcmv3.HttpConnectionManager{}
-				if f.GetTypedConfig().MessageIs(hcm) && f.GetTypedConfig().UnmarshalTo(hcm) == nil {
+				if f.GetTypedConfig().MessageIs(hcm) && xdswire.UnmarshalAny(f.GetTypedConfig(), hcm) == nil {
 					if n := hcm.GetRds().GetRouteConfigName(); n != "" {
 						set[n] = struct{}{}
 					}

@@ -37,6 +37,7 @@ func TestWithTypeRefusesMalformedResponses(t *testing.T) {
 		typeURL   string
 		resources []proto.Message
 		garbage   bool   // replaces the encoded resources with bytes that do not decode
+		extra     []byte // appended to each encoded resource
 		want      string // error substring; "" for success
 		wantIs    error
 	}{
@@ -49,7 +50,12 @@ func TestWithTypeRefusesMalformedResponses(t *testing.T) {
 		{name: "another type inside", typeURL: resource.ClusterType, resources: []proto.Message{&listenerv3.Listener{Name: "l"}},
 			want: "resources[0]: type " + resource.ListenerType + " in a " + resource.ClusterType + " response"},
 		{name: "undecodable", typeURL: resource.ClusterType, resources: []proto.Message{cluster("a")}, garbage: true,
-			want: "resources[0]: decode " + resource.ClusterType},
+			want: "resources[0]: cluster: malformed"},
+		{name: "unknown fields", typeURL: resource.ClusterType, resources: []proto.Message{cluster("a")}, extra: []byte{0xf8, 0xff, 0x7f, 0x01},
+			want: `cluster "a": holds fields unknown to this proxy`},
+		{name: "a field the proxy does not honour", typeURL: resource.ClusterType,
+			resources: []proto.Message{&clusterv3.Cluster{Name: "a", RespectDnsTtl: true}},
+			want:      `cluster "a": respect_dns_ttl: field is not supported by this proxy`},
 		{name: "unsupported type", typeURL: resource.RuntimeType, want: "unsupported resource type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,6 +65,7 @@ func TestWithTypeRefusesMalformedResponses(t *testing.T) {
 				if tc.garbage {
 					a.Value = []byte{0xff}
 				}
+				a.Value = append(a.Value, tc.extra...)
 				resp.Resources = append(resp.Resources, a)
 			}
 			cur := emptyResources()

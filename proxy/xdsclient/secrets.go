@@ -8,6 +8,7 @@ import (
 
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/proxy/runtime"
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 // sdsNames are the SDS secrets to subscribe to: ROOTCA always, and every
@@ -56,5 +57,5 @@ func sdsNames(r *runtime.Resources) []string {
 // whether it holds one (the runtime rejects anything else).
 func unpackTLS(ts *corev3.TransportSocket, ctx proto.Message) bool {
 	tc := ts.GetTypedConfig()
-	return tc != nil && tc.MessageIs(ctx) && tc.UnmarshalTo(ctx) == nil
+	return tc != nil && tc.MessageIs(ctx) && xdswire.UnmarshalAny(tc, ctx) == nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/proxy/filter"
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 // Entry is one key and value of a descriptor.
@@ -88,7 +89,7 @@ func compileExtension(s *routev3.RateLimit_Action_Extension, path string) (actio
 	if ext.GetTypedConfig() == nil {
 		return action{}, errors.New(path + ".typed_config: is required")
 	}
-	if err := ext.GetTypedConfig().UnmarshalTo(&d); err != nil {
+	if err := xdswire.UnmarshalAny(ext.GetTypedConfig(), &d); err != nil {
 		return action{}, fmt.Errorf("%s.typed_config: %w", path, err)
 	}
 	if d.GetDescriptorKey() == "" {

@@ -1,4 +1,4 @@
-package runtime
+package xdswire
 
 import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -6,7 +6,7 @@ import (
 
 // Transparent capture (capture.go): a listener that receives redirected
 // connections (use_original_dst), matches chains on the original
-// destination (prefix_ranges and destination_port, allowlist_detect.go)
+// destination (prefix_ranges and destination_port, spec_detect_test.go)
 // and sends the rest to its default_filter_chain; ORIGINAL_DST clusters
 // (type and lb_policy CLUSTER_PROVIDED are checked by the cluster
 // compiler), which TcpProxy passthrough chains and HCM routes send to. The

@@ -1,4 +1,4 @@
-package runtime
+package xdswire
 
 import (
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"

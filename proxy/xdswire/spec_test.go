@@ -1,4 +1,4 @@
-package runtime
+package xdswire
 
 import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -21,7 +21,9 @@ import (
 )
 
 // supported lists, per message, the fields this proxy honours; a populated
-// field missing here makes the whole update fail (NACK). Fields whose value
+// field missing here makes the whole update fail (NACK). The generated
+// decoders, checkers and comparisons of zz_generated.go are written from it
+// and from leaves (TestGenerated). Fields whose value
 // the proxy cannot honour in full (an enum value, a second filter chain) are
 // checked again when the resource is compiled.
 //
@@ -97,17 +99,13 @@ func init() {
 }
 
 // allow adds a message and its fields to what is already allowed, so each
-// feature can list its own fields in its own file (allowlist_<feature>.go).
-// It takes the names as they are, without looking them up: resolving a
-// message's fields builds the full descriptors of its whole .proto file,
-// which for the features a proxy never uses would be heap held for nothing
-// (about a megabyte). TestAllowlistNamesExist checks every name instead.
+// feature can list its own fields in its own file (spec_<feature>_test.go).
+// The generator checks that each field exists.
 func allow(m proto.Message, fields ...string) {
 	d := m.ProtoReflect().Descriptor()
 	set := supported[d.FullName()]
 	if set == nil {
 		set = map[protoreflect.Name]bool{}
-		allowed = append(allowed, d)
 	}
 	for _, f := range fields {
 		set[protoreflect.Name(f)] = true
@@ -115,9 +113,7 @@ func allow(m proto.Message, fields ...string) {
 	supported[d.FullName()] = set
 }
 
-// allowed are the messages of supported, for the test of their field names.
-var allowed []protoreflect.MessageDescriptor
-
+// leaf adds messages the proxy carries whole, without checking their fields.
 func leaf(ms ...proto.Message) {
 	for _, m := range ms {
 		leaves[m.ProtoReflect().Descriptor().FullName()] = true

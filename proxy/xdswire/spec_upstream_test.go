@@ -1,4 +1,4 @@
-package runtime
+package xdswire
 
 import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
