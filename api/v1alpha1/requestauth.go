@@ -41,10 +41,13 @@ const (
 	defaultJWKSCacheDuration = 10 * time.Minute
 	minJWKSCacheDuration     = time.Second
 	maxJWKSCacheDuration     = 24 * time.Hour
-	defaultJWKSTimeout       = 5 * time.Second
 	minJWKSTimeout           = 100 * time.Millisecond
 	maxJWKSTimeout           = time.Minute
 )
+
+// DefaultJWKSTimeout is how long a proxy waits for an issuer's key set
+// when the issuer does not say.
+const DefaultJWKSTimeout = 5 * time.Second
 
 // RequestAuthSpec says which tokens a service accepts and which of its
 // requests must carry one.
@@ -132,7 +135,7 @@ func (s *RequestAuthSpec) Default() {
 			is.JWKSCacheDuration = &Duration{Duration: defaultJWKSCacheDuration}
 		}
 		if is.JWKSTimeout == nil {
-			is.JWKSTimeout = &Duration{Duration: defaultJWKSTimeout}
+			is.JWKSTimeout = &Duration{Duration: DefaultJWKSTimeout}
 		}
 	}
 }

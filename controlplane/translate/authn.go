@@ -211,13 +211,16 @@ func jwtProvider(is *v1alpha1.JWTIssuer) *jwtv3.JwtProvider {
 			port = u.Port()
 		}
 	}
+	// Envoy requires http_uri.timeout.
+	timeout := v1alpha1.DefaultJWKSTimeout
+	if is.JWKSTimeout != nil {
+		timeout = is.JWKSTimeout.Duration
+	}
 	remote := &jwtv3.RemoteJwks{HttpUri: &corev3.HttpUri{
 		Uri:              is.JWKSURI,
 		HttpUpstreamType: &corev3.HttpUri_Cluster{Cluster: xdsmeta.JWKSCluster(host, port)},
+		Timeout:          durationpb.New(timeout),
 	}}
-	if is.JWKSTimeout != nil {
-		remote.HttpUri.Timeout = durationpb.New(is.JWKSTimeout.Duration)
-	}
 	if is.JWKSCacheDuration != nil {
 		remote.CacheDuration = durationpb.New(is.JWKSCacheDuration.Duration)
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
@@ -111,6 +112,27 @@ func TestAuthnMissingRouteRule(t *testing.T) {
 		got := jwtRuleMatches(&v1alpha1.RequestAuthRule{RouteRules: []string{"checkout"}, Require: tc.require}, route)
 		if len(got) != tc.want || (len(got) == 1 && got[0].GetPrefix() != "/") {
 			t.Errorf("require %v: matches %v, want %d of every request", tc.require, got, tc.want)
+		}
+	}
+}
+
+// TestJWKSTimeoutAlwaysSet: Envoy requires a remote key set's
+// http_uri.timeout; an issuer that sets none gets the API's default.
+func TestJWKSTimeoutAlwaysSet(t *testing.T) {
+	for _, tc := range []struct {
+		set  *v1alpha1.Duration
+		want time.Duration
+	}{
+		{nil, v1alpha1.DefaultJWKSTimeout},
+		{&v1alpha1.Duration{Duration: 2 * time.Second}, 2 * time.Second},
+	} {
+		p := jwtProvider(&v1alpha1.JWTIssuer{Issuer: "https://issuer.example", JWKSURI: "https://issuer.example/jwks", JWKSTimeout: tc.set})
+		uri := p.GetRemoteJwks().GetHttpUri()
+		if got := uri.GetTimeout().AsDuration(); uri.GetTimeout() == nil || got != tc.want {
+			t.Errorf("timeout %v (set %v), want %v", uri.GetTimeout(), tc.set, tc.want)
+		}
+		if err := p.ValidateAll(); err != nil {
+			t.Error(err)
 		}
 	}
 }

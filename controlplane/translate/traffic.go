@@ -451,7 +451,9 @@ func (t *translation) tcpRouteProxy(statPrefix string, key ServiceKey) *tcpproxy
 		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_Cluster{Cluster: xdsmeta.OutboundCluster(key.Name, key.Namespace)}
 		return tp
 	}
-	backends := r.Rules[0].Backends
+	// Envoy's TcpProxy takes weights of at least 1: a backend at weight 0
+	// (a finished canary) is left out. The API keeps one weight positive.
+	backends := slices.DeleteFunc(slices.Clone(r.Rules[0].Backends), func(b v1alpha1.Backend) bool { return weightOf(b) == 0 })
 	if len(backends) == 1 {
 		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_Cluster{Cluster: targetCluster(targetOf(key, backends[0].Service), backends[0].Subset)}
 		return tp

@@ -3,6 +3,7 @@ package translate
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -224,6 +225,48 @@ func TestRetriesKeptToIdempotentMethods(t *testing.T) {
 			}
 			if c := routes[len(routes)-1].GetRoute().GetCluster(); c != "outbound|catalog.shop" {
 				t.Errorf("catch-all goes to %q", c)
+			}
+		})
+	}
+}
+
+// TestTCPRouteLeavesOutZeroWeights: Envoy's TcpProxy refuses weights below
+// 1, so a backend at weight 0 is left out of the split (or the split is one
+// cluster when one backend is left).
+func TestTCPRouteLeavesOutZeroWeights(t *testing.T) {
+	key := ServiceKey{"shop", "db"}
+	weight := func(w int32) *int32 { return &w }
+	for _, tc := range []struct {
+		name     string
+		backends []v1alpha1.Backend
+		want     []string // the weighted clusters, or the one cluster
+	}{
+		{"split", []v1alpha1.Backend{{Weight: weight(90)}, {Service: "db-next", Weight: weight(10)}},
+			[]string{"outbound|db.shop", "outbound|db-next.shop"}},
+		{"finished canary", []v1alpha1.Backend{{Weight: weight(0)}, {Service: "db-next", Weight: weight(100)}},
+			[]string{"outbound|db-next.shop"}},
+		{"three, one at 0", []v1alpha1.Backend{{Weight: weight(1)}, {Service: "db-next", Weight: weight(0)}, {Service: "db-old", Weight: weight(1)}},
+			[]string{"outbound|db.shop", "outbound|db-old.shop"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := input(nil, false)
+			in.Routes = map[ServiceKey]*v1alpha1.RouteSpec{key: {Service: "db", Rules: []v1alpha1.RouteRule{{Backends: tc.backends}}}}
+			tp := (&translation{in: in}).tcpRouteProxy("db", key)
+			var got []string
+			if c := tp.GetCluster(); c != "" {
+				got = append(got, c)
+			}
+			for _, c := range tp.GetWeightedClusters().GetClusters() {
+				if c.GetWeight() < 1 {
+					t.Errorf("%s has weight %d", c.GetName(), c.GetWeight())
+				}
+				got = append(got, c.GetName())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("clusters %v, want %v", got, tc.want)
+			}
+			if err := tp.ValidateAll(); err != nil {
+				t.Error(err)
 			}
 		})
 	}

@@ -3,12 +3,14 @@ package runtime
 import (
 	"strings"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -21,6 +23,7 @@ func TestJWTFilterFields(t *testing.T) {
 			PayloadInMetadata: "payload",
 			JwksSourceSpecifier: &jwtv3.JwtProvider_RemoteJwks{RemoteJwks: &jwtv3.RemoteJwks{HttpUri: &corev3.HttpUri{
 				Uri: "https://127.0.0.1:1/jwks", HttpUpstreamType: &corev3.HttpUri_Cluster{Cluster: "jwks|127.0.0.1|1"},
+				Timeout: durationpb.New(time.Second),
 			}}},
 		}
 		if edit != nil {

@@ -63,11 +63,9 @@ func (b *builder) fail(kind, name string, err error) {
 	b.errs = append(b.errs, fmt.Errorf("%s %q: %w", kind, name, err))
 }
 
-// check runs the field allowlist and Envoy's own constraints on a resource.
-func (b *builder) check(kind, key, name string, m interface {
-	proto.Message
-	ValidateAll() error
-}) bool {
+// check runs the field allowlist and Envoy's own field rules on a resource
+// (proxy/xdswire).
+func (b *builder) check(kind, key, name string, m proto.Message) bool {
 	if !m.ProtoReflect().IsValid() {
 		b.fail(kind, key, fmt.Errorf("resource is nil"))
 		return false
@@ -77,10 +75,6 @@ func (b *builder) check(kind, key, name string, m interface {
 		return false
 	}
 	if err := xdswire.Check(m); err != nil {
-		b.fail(kind, key, err)
-		return false
-	}
-	if err := m.ValidateAll(); err != nil {
 		b.fail(kind, key, err)
 		return false
 	}

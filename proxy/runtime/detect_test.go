@@ -353,7 +353,7 @@ func TestDetectConfig(t *testing.T) {
 		}, ""},
 		{"destination port 0", func(t *testing.T, l *listenerv3.Listener) {
 			l.FilterChains[1].FilterChainMatch = &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(0)}
-		}, "DestinationPort: value must be inside range [1, 65535]"},
+		}, "destination_port: value must be greater than or equal to 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := base(t)

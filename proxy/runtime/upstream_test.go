@@ -135,13 +135,13 @@ func TestConfigureBalancer(t *testing.T) {
 // Options of the balancers the proxy does not implement stay NACKed.
 func TestBalancerUnsupportedFields(t *testing.T) {
 	for _, c := range []*clusterv3.Cluster{
-		{LbConfig: &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{SlowStartConfig: &clusterv3.Cluster_SlowStartConfig{}}}},
-		{LbConfig: &clusterv3.Cluster_MaglevLbConfig_{MaglevLbConfig: &clusterv3.Cluster_MaglevLbConfig{}}},
-		{OutlierDetection: &clusterv3.OutlierDetection{SuccessRateMinimumHosts: wrapperspb.UInt32(3)}},
-		{OutlierDetection: &clusterv3.OutlierDetection{EnforcingFailurePercentage: wrapperspb.UInt32(3)}},
-		{HealthChecks: []*corev3.HealthCheck{{HealthChecker: &corev3.HealthCheck_TcpHealthCheck_{TcpHealthCheck: &corev3.HealthCheck_TcpHealthCheck{}}}}},
-		{HealthChecks: []*corev3.HealthCheck{{HealthChecker: &corev3.HealthCheck_HttpHealthCheck_{HttpHealthCheck: &corev3.HealthCheck_HttpHealthCheck{RequestHeadersToAdd: []*corev3.HeaderValueOption{{}}}}}}},
-		{HealthChecks: []*corev3.HealthCheck{{UnhealthyInterval: durationpb.New(time.Second)}}},
+		{Name: "c", LbConfig: &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{SlowStartConfig: &clusterv3.Cluster_SlowStartConfig{}}}},
+		{Name: "c", LbConfig: &clusterv3.Cluster_MaglevLbConfig_{MaglevLbConfig: &clusterv3.Cluster_MaglevLbConfig{}}},
+		{Name: "c", OutlierDetection: &clusterv3.OutlierDetection{SuccessRateMinimumHosts: wrapperspb.UInt32(3)}},
+		{Name: "c", OutlierDetection: &clusterv3.OutlierDetection{EnforcingFailurePercentage: wrapperspb.UInt32(3)}},
+		{Name: "c", HealthChecks: []*corev3.HealthCheck{{HealthChecker: &corev3.HealthCheck_TcpHealthCheck_{TcpHealthCheck: &corev3.HealthCheck_TcpHealthCheck{}}}}},
+		{Name: "c", HealthChecks: []*corev3.HealthCheck{{HealthChecker: &corev3.HealthCheck_HttpHealthCheck_{HttpHealthCheck: &corev3.HealthCheck_HttpHealthCheck{RequestHeadersToAdd: []*corev3.HeaderValueOption{{}}}}}}},
+		{Name: "c", HealthChecks: []*corev3.HealthCheck{{UnhealthyInterval: durationpb.New(time.Second)}}},
 	} {
 		if err := xdswire.Check(c); err == nil || !strings.Contains(err.Error(), "not supported") {
 			t.Errorf("%v: err %v", c, err)

@@ -194,7 +194,7 @@ func TestValidation(t *testing.T) {
 		}, `secret "ROOTCA": validation_context.trusted_ca: tlsx: trust bundle: no PEM certificate found`},
 		{"Envoy's own constraints", func(t *testing.T, r *Resources) {
 			r.Clusters[grpcCluster].ConnectTimeout = durationpb.New(-1)
-		}, `cluster "outbound|greeter.default": invalid Cluster.ConnectTimeout`},
+		}, `cluster "outbound|greeter.default": connect_timeout: value must be greater than 0s`},
 		{"name mismatch", func(t *testing.T, r *Resources) {
 			r.Clusters["renamed"] = r.Clusters[grpcCluster]
 		}, `cluster "renamed": resource is named "outbound|greeter.default"`},

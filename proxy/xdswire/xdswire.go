@@ -30,11 +30,13 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 )
 
 // maxDepth bounds the nesting of messages, as protobuf-go's decoder does.
@@ -92,7 +94,12 @@ func Check(m proto.Message) error {
 	if !m.ProtoReflect().IsValid() {
 		return nil
 	}
-	return check(m)
+	// Fields the proxy does not honour are refused first, anywhere in the
+	// message, then the rules are checked.
+	if err := check(m, false); err != nil {
+		return err
+	}
+	return check(m, true)
 }
 
 // Equal reports whether a and b, two messages of one type the proxy
@@ -103,10 +110,10 @@ func Equal(a, b proto.Message) bool { return equal(a, b, "") }
 // EqualExcept is Equal ignoring the top-level field named skip.
 func EqualExcept(a, b proto.Message, skip string) bool { return equal(a, b, skip) }
 
-// checkAny checks the message an Any holds. ext is the name of the
-// extension it configures (a filter's or transport socket's name), for the
-// error when its type is not one the proxy honours.
-func checkAny(a *anypb.Any, ext, field string) error {
+// checkAny checks the message an Any holds, in the pass of check. ext is
+// the name of the extension it configures (a filter's or transport
+// socket's name), for the error when its type is not one the proxy honours.
+func checkAny(a *anypb.Any, ext, field string, rules bool) error {
 	if a == nil {
 		return nil
 	}
@@ -127,7 +134,7 @@ func checkAny(a *anypb.Any, ext, field string) error {
 		}
 		return &FieldError{Path: field, Err: fmt.Errorf("decode %s: %w", a.MessageName(), err)}
 	}
-	if err := check(m); err != nil {
+	if err := check(m, rules); err != nil {
 		return at(err, path)
 	}
 	return nil
@@ -377,6 +384,55 @@ func equalBytesMap[K comparable](a, b map[K][]byte) bool {
 	}
 	for k, v := range a {
 		if w, ok := b[k]; !ok || !equalBytes(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// Envoy's field rules (protoc-gen-validate), as the checkers enforce them.
+
+func ruleErr(path, msg string) error { return &FieldError{Path: path, Err: errors.New(msg)} }
+
+func runes(s string) int { return utf8.RuneCountInString(s) }
+
+// duration returns a Duration's value, false when it is not valid.
+func duration(d *durationpb.Duration) (time.Duration, bool) {
+	if d.CheckValid() != nil {
+		return 0, false
+	}
+	return d.AsDuration(), true
+}
+
+// headerName reports whether s is an HTTP header name: strictly, a token
+// with an optional leading ':' (protoc-gen-validate's pattern, whose class
+// "+-." also takes ','); loosely, no NUL, CR or LF.
+func headerName(s string, strict bool) bool {
+	if !strict {
+		return headerValue(s, false)
+	}
+	s = strings.TrimPrefix(s, ":")
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case strings.IndexByte("!#$%&'*+,-.^_|~`", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// headerValue reports whether s is an HTTP header value: strictly, no
+// control character but tab; loosely, no NUL, CR or LF.
+func headerValue(s string, strict bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if strict && (c < 0x20 && c != '\t' || c == 0x7f) || !strict && (c == 0 || c == '\r' || c == '\n') {
 			return false
 		}
 	}

@@ -4,6 +4,7 @@ package xdswire
 
 import (
 	"fmt"
+	"regexp"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -44,6 +45,8 @@ import (
 	structpb "google.golang.org/protobuf/types/known/structpb"
 	wrapperspb "google.golang.org/protobuf/types/known/wrapperspb"
 )
+
+var pattern0 = regexp.MustCompile("^[^?#]+[^?#/]$")
 
 func unmarshal(b []byte, m proto.Message, depth int) error {
 	switch m := m.(type) {
@@ -650,294 +653,316 @@ func newMessage(name string) proto.Message {
 	return nil
 }
 
-func check(m proto.Message) error {
+func check(m proto.Message, rules bool) error {
 	switch m := m.(type) {
 	case *config_accesslog_v3.AccessLog:
-		return c_config_accesslog_v3_AccessLog(m)
+		return c_config_accesslog_v3_AccessLog(m, rules)
 	case *config_accesslog_v3.AccessLogFilter:
-		return c_config_accesslog_v3_AccessLogFilter(m)
+		return c_config_accesslog_v3_AccessLogFilter(m, rules)
 	case *config_accesslog_v3.AndFilter:
-		return c_config_accesslog_v3_AndFilter(m)
+		return c_config_accesslog_v3_AndFilter(m, rules)
 	case *config_accesslog_v3.ComparisonFilter:
-		return c_config_accesslog_v3_ComparisonFilter(m)
+		return c_config_accesslog_v3_ComparisonFilter(m, rules)
 	case *config_accesslog_v3.DurationFilter:
-		return c_config_accesslog_v3_DurationFilter(m)
+		return c_config_accesslog_v3_DurationFilter(m, rules)
 	case *config_accesslog_v3.OrFilter:
-		return c_config_accesslog_v3_OrFilter(m)
+		return c_config_accesslog_v3_OrFilter(m, rules)
 	case *config_accesslog_v3.ResponseFlagFilter:
-		return c_config_accesslog_v3_ResponseFlagFilter(m)
+		return c_config_accesslog_v3_ResponseFlagFilter(m, rules)
 	case *config_accesslog_v3.StatusCodeFilter:
-		return c_config_accesslog_v3_StatusCodeFilter(m)
+		return c_config_accesslog_v3_StatusCodeFilter(m, rules)
 	case *config_cluster_v3.CircuitBreakers:
-		return c_config_cluster_v3_CircuitBreakers(m)
+		return c_config_cluster_v3_CircuitBreakers(m, rules)
 	case *config_cluster_v3.CircuitBreakers_Thresholds:
-		return c_config_cluster_v3_CircuitBreakers_Thresholds(m)
+		return c_config_cluster_v3_CircuitBreakers_Thresholds(m, rules)
 	case *config_cluster_v3.CircuitBreakers_Thresholds_RetryBudget:
-		return c_config_cluster_v3_CircuitBreakers_Thresholds_RetryBudget(m)
+		return c_config_cluster_v3_CircuitBreakers_Thresholds_RetryBudget(m, rules)
 	case *config_cluster_v3.Cluster:
-		return c_config_cluster_v3_Cluster(m)
+		return c_config_cluster_v3_Cluster(m, rules)
 	case *config_cluster_v3.Cluster_EdsClusterConfig:
-		return c_config_cluster_v3_Cluster_EdsClusterConfig(m)
+		return c_config_cluster_v3_Cluster_EdsClusterConfig(m, rules)
 	case *config_cluster_v3.Cluster_LeastRequestLbConfig:
-		return c_config_cluster_v3_Cluster_LeastRequestLbConfig(m)
+		return c_config_cluster_v3_Cluster_LeastRequestLbConfig(m, rules)
 	case *config_cluster_v3.Cluster_RingHashLbConfig:
-		return c_config_cluster_v3_Cluster_RingHashLbConfig(m)
+		return c_config_cluster_v3_Cluster_RingHashLbConfig(m, rules)
 	case *config_cluster_v3.OutlierDetection:
-		return c_config_cluster_v3_OutlierDetection(m)
+		return c_config_cluster_v3_OutlierDetection(m, rules)
 	case *config_core_v3.Address:
-		return c_config_core_v3_Address(m)
+		return c_config_core_v3_Address(m, rules)
 	case *config_core_v3.AggregatedConfigSource:
-		return c_config_core_v3_AggregatedConfigSource(m)
+		return c_config_core_v3_AggregatedConfigSource(m, rules)
 	case *config_core_v3.CidrRange:
-		return c_config_core_v3_CidrRange(m)
+		return c_config_core_v3_CidrRange(m, rules)
 	case *config_core_v3.ConfigSource:
-		return c_config_core_v3_ConfigSource(m)
+		return c_config_core_v3_ConfigSource(m, rules)
 	case *config_core_v3.DataSource:
-		return c_config_core_v3_DataSource(m)
+		return c_config_core_v3_DataSource(m, rules)
 	case *config_core_v3.GrpcService:
-		return c_config_core_v3_GrpcService(m)
+		return c_config_core_v3_GrpcService(m, rules)
 	case *config_core_v3.GrpcService_EnvoyGrpc:
-		return c_config_core_v3_GrpcService_EnvoyGrpc(m)
+		return c_config_core_v3_GrpcService_EnvoyGrpc(m, rules)
 	case *config_core_v3.HeaderValue:
-		return c_config_core_v3_HeaderValue(m)
+		return c_config_core_v3_HeaderValue(m, rules)
 	case *config_core_v3.HeaderValueOption:
-		return c_config_core_v3_HeaderValueOption(m)
+		return c_config_core_v3_HeaderValueOption(m, rules)
 	case *config_core_v3.HealthCheck:
-		return c_config_core_v3_HealthCheck(m)
+		return c_config_core_v3_HealthCheck(m, rules)
 	case *config_core_v3.HealthCheck_GrpcHealthCheck:
-		return c_config_core_v3_HealthCheck_GrpcHealthCheck(m)
+		return c_config_core_v3_HealthCheck_GrpcHealthCheck(m, rules)
 	case *config_core_v3.HealthCheck_HttpHealthCheck:
-		return c_config_core_v3_HealthCheck_HttpHealthCheck(m)
+		return c_config_core_v3_HealthCheck_HttpHealthCheck(m, rules)
 	case *config_core_v3.Http1ProtocolOptions:
-		return c_config_core_v3_Http1ProtocolOptions(m)
+		return c_config_core_v3_Http1ProtocolOptions(m, rules)
 	case *config_core_v3.Http2ProtocolOptions:
-		return c_config_core_v3_Http2ProtocolOptions(m)
+		return c_config_core_v3_Http2ProtocolOptions(m, rules)
 	case *config_core_v3.HttpProtocolOptions:
-		return c_config_core_v3_HttpProtocolOptions(m)
+		return c_config_core_v3_HttpProtocolOptions(m, rules)
 	case *config_core_v3.HttpService:
-		return c_config_core_v3_HttpService(m)
+		return c_config_core_v3_HttpService(m, rules)
 	case *config_core_v3.HttpUri:
-		return c_config_core_v3_HttpUri(m)
+		return c_config_core_v3_HttpUri(m, rules)
+	case *config_core_v3.Locality:
+		return c_config_core_v3_Locality(m, rules)
+	case *config_core_v3.Metadata:
+		return c_config_core_v3_Metadata(m, rules)
 	case *config_core_v3.RuntimeFractionalPercent:
-		return c_config_core_v3_RuntimeFractionalPercent(m)
+		return c_config_core_v3_RuntimeFractionalPercent(m, rules)
 	case *config_core_v3.RuntimeUInt32:
-		return c_config_core_v3_RuntimeUInt32(m)
+		return c_config_core_v3_RuntimeUInt32(m, rules)
 	case *config_core_v3.SocketAddress:
-		return c_config_core_v3_SocketAddress(m)
+		return c_config_core_v3_SocketAddress(m, rules)
 	case *config_core_v3.SubstitutionFormatString:
-		return c_config_core_v3_SubstitutionFormatString(m)
+		return c_config_core_v3_SubstitutionFormatString(m, rules)
 	case *config_core_v3.TransportSocket:
-		return c_config_core_v3_TransportSocket(m)
+		return c_config_core_v3_TransportSocket(m, rules)
 	case *config_core_v3.TypedExtensionConfig:
-		return c_config_core_v3_TypedExtensionConfig(m)
+		return c_config_core_v3_TypedExtensionConfig(m, rules)
 	case *config_endpoint_v3.ClusterLoadAssignment:
-		return c_config_endpoint_v3_ClusterLoadAssignment(m)
+		return c_config_endpoint_v3_ClusterLoadAssignment(m, rules)
 	case *config_endpoint_v3.Endpoint:
-		return c_config_endpoint_v3_Endpoint(m)
+		return c_config_endpoint_v3_Endpoint(m, rules)
 	case *config_endpoint_v3.LbEndpoint:
-		return c_config_endpoint_v3_LbEndpoint(m)
+		return c_config_endpoint_v3_LbEndpoint(m, rules)
 	case *config_endpoint_v3.LocalityLbEndpoints:
-		return c_config_endpoint_v3_LocalityLbEndpoints(m)
+		return c_config_endpoint_v3_LocalityLbEndpoints(m, rules)
 	case *config_listener_v3.Filter:
-		return c_config_listener_v3_Filter(m)
+		return c_config_listener_v3_Filter(m, rules)
 	case *config_listener_v3.FilterChain:
-		return c_config_listener_v3_FilterChain(m)
+		return c_config_listener_v3_FilterChain(m, rules)
 	case *config_listener_v3.FilterChainMatch:
-		return c_config_listener_v3_FilterChainMatch(m)
+		return c_config_listener_v3_FilterChainMatch(m, rules)
 	case *config_listener_v3.Listener:
-		return c_config_listener_v3_Listener(m)
+		return c_config_listener_v3_Listener(m, rules)
 	case *config_listener_v3.ListenerFilter:
-		return c_config_listener_v3_ListenerFilter(m)
+		return c_config_listener_v3_ListenerFilter(m, rules)
 	case *config_listener_v3.ListenerFilterChainMatchPredicate:
-		return c_config_listener_v3_ListenerFilterChainMatchPredicate(m)
+		return c_config_listener_v3_ListenerFilterChainMatchPredicate(m, rules)
 	case *config_listener_v3.ListenerFilterChainMatchPredicate_MatchSet:
-		return c_config_listener_v3_ListenerFilterChainMatchPredicate_MatchSet(m)
+		return c_config_listener_v3_ListenerFilterChainMatchPredicate_MatchSet(m, rules)
 	case *config_ratelimit_v3.RateLimitServiceConfig:
-		return c_config_ratelimit_v3_RateLimitServiceConfig(m)
+		return c_config_ratelimit_v3_RateLimitServiceConfig(m, rules)
 	case *config_rbac_v3.Permission:
-		return c_config_rbac_v3_Permission(m)
+		return c_config_rbac_v3_Permission(m, rules)
 	case *config_rbac_v3.Permission_Set:
-		return c_config_rbac_v3_Permission_Set(m)
+		return c_config_rbac_v3_Permission_Set(m, rules)
 	case *config_rbac_v3.Policy:
-		return c_config_rbac_v3_Policy(m)
+		return c_config_rbac_v3_Policy(m, rules)
 	case *config_rbac_v3.Principal:
-		return c_config_rbac_v3_Principal(m)
+		return c_config_rbac_v3_Principal(m, rules)
 	case *config_rbac_v3.Principal_Authenticated:
-		return c_config_rbac_v3_Principal_Authenticated(m)
+		return c_config_rbac_v3_Principal_Authenticated(m, rules)
 	case *config_rbac_v3.Principal_Set:
-		return c_config_rbac_v3_Principal_Set(m)
+		return c_config_rbac_v3_Principal_Set(m, rules)
 	case *config_rbac_v3.RBAC:
-		return c_config_rbac_v3_RBAC(m)
+		return c_config_rbac_v3_RBAC(m, rules)
 	case *config_route_v3.DirectResponseAction:
-		return c_config_route_v3_DirectResponseAction(m)
+		return c_config_route_v3_DirectResponseAction(m, rules)
 	case *config_route_v3.HeaderMatcher:
-		return c_config_route_v3_HeaderMatcher(m)
+		return c_config_route_v3_HeaderMatcher(m, rules)
 	case *config_route_v3.QueryParameterMatcher:
-		return c_config_route_v3_QueryParameterMatcher(m)
+		return c_config_route_v3_QueryParameterMatcher(m, rules)
 	case *config_route_v3.RateLimit:
-		return c_config_route_v3_RateLimit(m)
+		return c_config_route_v3_RateLimit(m, rules)
 	case *config_route_v3.RateLimit_Action:
-		return c_config_route_v3_RateLimit_Action(m)
+		return c_config_route_v3_RateLimit_Action(m, rules)
 	case *config_route_v3.RateLimit_Action_GenericKey:
-		return c_config_route_v3_RateLimit_Action_GenericKey(m)
+		return c_config_route_v3_RateLimit_Action_GenericKey(m, rules)
 	case *config_route_v3.RedirectAction:
-		return c_config_route_v3_RedirectAction(m)
+		return c_config_route_v3_RedirectAction(m, rules)
 	case *config_route_v3.RetryPolicy:
-		return c_config_route_v3_RetryPolicy(m)
+		return c_config_route_v3_RetryPolicy(m, rules)
 	case *config_route_v3.RetryPolicy_RetryBackOff:
-		return c_config_route_v3_RetryPolicy_RetryBackOff(m)
+		return c_config_route_v3_RetryPolicy_RetryBackOff(m, rules)
 	case *config_route_v3.Route:
-		return c_config_route_v3_Route(m)
+		return c_config_route_v3_Route(m, rules)
 	case *config_route_v3.RouteAction:
-		return c_config_route_v3_RouteAction(m)
+		return c_config_route_v3_RouteAction(m, rules)
 	case *config_route_v3.RouteAction_HashPolicy:
-		return c_config_route_v3_RouteAction_HashPolicy(m)
+		return c_config_route_v3_RouteAction_HashPolicy(m, rules)
 	case *config_route_v3.RouteAction_HashPolicy_ConnectionProperties:
-		return c_config_route_v3_RouteAction_HashPolicy_ConnectionProperties(m)
+		return c_config_route_v3_RouteAction_HashPolicy_ConnectionProperties(m, rules)
 	case *config_route_v3.RouteAction_HashPolicy_Cookie:
-		return c_config_route_v3_RouteAction_HashPolicy_Cookie(m)
+		return c_config_route_v3_RouteAction_HashPolicy_Cookie(m, rules)
 	case *config_route_v3.RouteAction_HashPolicy_Header:
-		return c_config_route_v3_RouteAction_HashPolicy_Header(m)
+		return c_config_route_v3_RouteAction_HashPolicy_Header(m, rules)
 	case *config_route_v3.RouteAction_RequestMirrorPolicy:
-		return c_config_route_v3_RouteAction_RequestMirrorPolicy(m)
+		return c_config_route_v3_RouteAction_RequestMirrorPolicy(m, rules)
 	case *config_route_v3.RouteAction_UpgradeConfig:
-		return c_config_route_v3_RouteAction_UpgradeConfig(m)
+		return c_config_route_v3_RouteAction_UpgradeConfig(m, rules)
 	case *config_route_v3.RouteConfiguration:
-		return c_config_route_v3_RouteConfiguration(m)
+		return c_config_route_v3_RouteConfiguration(m, rules)
 	case *config_route_v3.RouteMatch:
-		return c_config_route_v3_RouteMatch(m)
+		return c_config_route_v3_RouteMatch(m, rules)
 	case *config_route_v3.VirtualHost:
-		return c_config_route_v3_VirtualHost(m)
+		return c_config_route_v3_VirtualHost(m, rules)
 	case *config_route_v3.WeightedCluster:
-		return c_config_route_v3_WeightedCluster(m)
+		return c_config_route_v3_WeightedCluster(m, rules)
 	case *config_route_v3.WeightedCluster_ClusterWeight:
-		return c_config_route_v3_WeightedCluster_ClusterWeight(m)
+		return c_config_route_v3_WeightedCluster_ClusterWeight(m, rules)
 	case *config_trace_v3.OpenTelemetryConfig:
-		return c_config_trace_v3_OpenTelemetryConfig(m)
+		return c_config_trace_v3_OpenTelemetryConfig(m, rules)
 	case *config_trace_v3.Tracing_Http:
-		return c_config_trace_v3_Tracing_Http(m)
+		return c_config_trace_v3_Tracing_Http(m, rules)
 	case *extensions_access_loggers_file_v3.FileAccessLog:
-		return c_extensions_access_loggers_file_v3_FileAccessLog(m)
+		return c_extensions_access_loggers_file_v3_FileAccessLog(m, rules)
 	case *extensions_access_loggers_stream_v3.StdoutAccessLog:
-		return c_extensions_access_loggers_stream_v3_StdoutAccessLog(m)
+		return c_extensions_access_loggers_stream_v3_StdoutAccessLog(m, rules)
 	case *extensions_common_ratelimit_v3.LocalRateLimitDescriptor:
-		return c_extensions_common_ratelimit_v3_LocalRateLimitDescriptor(m)
+		return c_extensions_common_ratelimit_v3_LocalRateLimitDescriptor(m, rules)
 	case *extensions_common_ratelimit_v3.RateLimitDescriptor_Entry:
-		return c_extensions_common_ratelimit_v3_RateLimitDescriptor_Entry(m)
+		return c_extensions_common_ratelimit_v3_RateLimitDescriptor_Entry(m, rules)
 	case *extensions_filters_common_fault_v3.FaultDelay:
-		return c_extensions_filters_common_fault_v3_FaultDelay(m)
+		return c_extensions_filters_common_fault_v3_FaultDelay(m, rules)
 	case *extensions_filters_http_fault_v3.FaultAbort:
-		return c_extensions_filters_http_fault_v3_FaultAbort(m)
+		return c_extensions_filters_http_fault_v3_FaultAbort(m, rules)
 	case *extensions_filters_http_fault_v3.HTTPFault:
-		return c_extensions_filters_http_fault_v3_HTTPFault(m)
+		return c_extensions_filters_http_fault_v3_HTTPFault(m, rules)
 	case *extensions_filters_http_jwt_authn_v3.JwtAuthentication:
-		return c_extensions_filters_http_jwt_authn_v3_JwtAuthentication(m)
+		return c_extensions_filters_http_jwt_authn_v3_JwtAuthentication(m, rules)
 	case *extensions_filters_http_jwt_authn_v3.JwtHeader:
-		return c_extensions_filters_http_jwt_authn_v3_JwtHeader(m)
+		return c_extensions_filters_http_jwt_authn_v3_JwtHeader(m, rules)
 	case *extensions_filters_http_jwt_authn_v3.JwtProvider:
-		return c_extensions_filters_http_jwt_authn_v3_JwtProvider(m)
+		return c_extensions_filters_http_jwt_authn_v3_JwtProvider(m, rules)
 	case *extensions_filters_http_jwt_authn_v3.JwtRequirement:
-		return c_extensions_filters_http_jwt_authn_v3_JwtRequirement(m)
+		return c_extensions_filters_http_jwt_authn_v3_JwtRequirement(m, rules)
 	case *extensions_filters_http_jwt_authn_v3.JwtRequirementAndList:
-		return c_extensions_filters_http_jwt_authn_v3_JwtRequirementAndList(m)
+		return c_extensions_filters_http_jwt_authn_v3_JwtRequirementAndList(m, rules)
 	case *extensions_filters_http_jwt_authn_v3.JwtRequirementOrList:
-		return c_extensions_filters_http_jwt_authn_v3_JwtRequirementOrList(m)
+		return c_extensions_filters_http_jwt_authn_v3_JwtRequirementOrList(m, rules)
 	case *extensions_filters_http_jwt_authn_v3.RemoteJwks:
-		return c_extensions_filters_http_jwt_authn_v3_RemoteJwks(m)
+		return c_extensions_filters_http_jwt_authn_v3_RemoteJwks(m, rules)
 	case *extensions_filters_http_jwt_authn_v3.RequirementRule:
-		return c_extensions_filters_http_jwt_authn_v3_RequirementRule(m)
+		return c_extensions_filters_http_jwt_authn_v3_RequirementRule(m, rules)
 	case *extensions_filters_http_local_ratelimit_v3.LocalRateLimit:
-		return c_extensions_filters_http_local_ratelimit_v3_LocalRateLimit(m)
+		return c_extensions_filters_http_local_ratelimit_v3_LocalRateLimit(m, rules)
 	case *extensions_filters_http_ratelimit_v3.RateLimit:
-		return c_extensions_filters_http_ratelimit_v3_RateLimit(m)
+		return c_extensions_filters_http_ratelimit_v3_RateLimit(m, rules)
 	case *extensions_filters_http_ratelimit_v3.RateLimitPerRoute:
-		return c_extensions_filters_http_ratelimit_v3_RateLimitPerRoute(m)
+		return c_extensions_filters_http_ratelimit_v3_RateLimitPerRoute(m, rules)
 	case *extensions_filters_http_rbac_v3.RBAC:
-		return c_extensions_filters_http_rbac_v3_RBAC(m)
+		return c_extensions_filters_http_rbac_v3_RBAC(m, rules)
 	case *extensions_filters_http_router_v3.Router:
-		return c_extensions_filters_http_router_v3_Router(m)
+		return c_extensions_filters_http_router_v3_Router(m, rules)
 	case *extensions_filters_listener_http_inspector_v3.HttpInspector:
-		return c_extensions_filters_listener_http_inspector_v3_HttpInspector(m)
+		return c_extensions_filters_listener_http_inspector_v3_HttpInspector(m, rules)
 	case *extensions_filters_listener_tls_inspector_v3.TlsInspector:
-		return c_extensions_filters_listener_tls_inspector_v3_TlsInspector(m)
+		return c_extensions_filters_listener_tls_inspector_v3_TlsInspector(m, rules)
 	case *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager:
-		return c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager(m)
+		return c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager(m, rules)
 	case *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager_Tracing:
-		return c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_Tracing(m)
+		return c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_Tracing(m, rules)
 	case *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager_UpgradeConfig:
-		return c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_UpgradeConfig(m)
+		return c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_UpgradeConfig(m, rules)
 	case *extensions_filters_network_http_connection_manager_v3.HttpFilter:
-		return c_extensions_filters_network_http_connection_manager_v3_HttpFilter(m)
+		return c_extensions_filters_network_http_connection_manager_v3_HttpFilter(m, rules)
 	case *extensions_filters_network_http_connection_manager_v3.Rds:
-		return c_extensions_filters_network_http_connection_manager_v3_Rds(m)
+		return c_extensions_filters_network_http_connection_manager_v3_Rds(m, rules)
 	case *extensions_filters_network_rbac_v3.RBAC:
-		return c_extensions_filters_network_rbac_v3_RBAC(m)
+		return c_extensions_filters_network_rbac_v3_RBAC(m, rules)
 	case *extensions_filters_network_tcp_proxy_v3.TcpProxy:
-		return c_extensions_filters_network_tcp_proxy_v3_TcpProxy(m)
+		return c_extensions_filters_network_tcp_proxy_v3_TcpProxy(m, rules)
 	case *extensions_filters_network_tcp_proxy_v3.TcpProxy_WeightedCluster:
-		return c_extensions_filters_network_tcp_proxy_v3_TcpProxy_WeightedCluster(m)
+		return c_extensions_filters_network_tcp_proxy_v3_TcpProxy_WeightedCluster(m, rules)
 	case *extensions_filters_network_tcp_proxy_v3.TcpProxy_WeightedCluster_ClusterWeight:
-		return c_extensions_filters_network_tcp_proxy_v3_TcpProxy_WeightedCluster_ClusterWeight(m)
+		return c_extensions_filters_network_tcp_proxy_v3_TcpProxy_WeightedCluster_ClusterWeight(m, rules)
 	case *extensions_rate_limit_descriptors_expr_v3.Descriptor:
-		return c_extensions_rate_limit_descriptors_expr_v3_Descriptor(m)
+		return c_extensions_rate_limit_descriptors_expr_v3_Descriptor(m, rules)
 	case *extensions_transport_sockets_tls_v3.CertificateValidationContext:
-		return c_extensions_transport_sockets_tls_v3_CertificateValidationContext(m)
+		return c_extensions_transport_sockets_tls_v3_CertificateValidationContext(m, rules)
 	case *extensions_transport_sockets_tls_v3.CommonTlsContext:
-		return c_extensions_transport_sockets_tls_v3_CommonTlsContext(m)
+		return c_extensions_transport_sockets_tls_v3_CommonTlsContext(m, rules)
 	case *extensions_transport_sockets_tls_v3.CommonTlsContext_CombinedCertificateValidationContext:
-		return c_extensions_transport_sockets_tls_v3_CommonTlsContext_CombinedCertificateValidationContext(m)
+		return c_extensions_transport_sockets_tls_v3_CommonTlsContext_CombinedCertificateValidationContext(m, rules)
 	case *extensions_transport_sockets_tls_v3.DownstreamTlsContext:
-		return c_extensions_transport_sockets_tls_v3_DownstreamTlsContext(m)
+		return c_extensions_transport_sockets_tls_v3_DownstreamTlsContext(m, rules)
 	case *extensions_transport_sockets_tls_v3.SdsSecretConfig:
-		return c_extensions_transport_sockets_tls_v3_SdsSecretConfig(m)
+		return c_extensions_transport_sockets_tls_v3_SdsSecretConfig(m, rules)
 	case *extensions_transport_sockets_tls_v3.Secret:
-		return c_extensions_transport_sockets_tls_v3_Secret(m)
+		return c_extensions_transport_sockets_tls_v3_Secret(m, rules)
 	case *extensions_transport_sockets_tls_v3.SubjectAltNameMatcher:
-		return c_extensions_transport_sockets_tls_v3_SubjectAltNameMatcher(m)
+		return c_extensions_transport_sockets_tls_v3_SubjectAltNameMatcher(m, rules)
 	case *extensions_transport_sockets_tls_v3.TlsCertificate:
-		return c_extensions_transport_sockets_tls_v3_TlsCertificate(m)
+		return c_extensions_transport_sockets_tls_v3_TlsCertificate(m, rules)
 	case *extensions_transport_sockets_tls_v3.TlsParameters:
-		return c_extensions_transport_sockets_tls_v3_TlsParameters(m)
+		return c_extensions_transport_sockets_tls_v3_TlsParameters(m, rules)
 	case *extensions_transport_sockets_tls_v3.UpstreamTlsContext:
-		return c_extensions_transport_sockets_tls_v3_UpstreamTlsContext(m)
+		return c_extensions_transport_sockets_tls_v3_UpstreamTlsContext(m, rules)
 	case *extensions_upstreams_http_v3.HttpProtocolOptions:
-		return c_extensions_upstreams_http_v3_HttpProtocolOptions(m)
+		return c_extensions_upstreams_http_v3_HttpProtocolOptions(m, rules)
 	case *extensions_upstreams_http_v3.HttpProtocolOptions_ExplicitHttpConfig:
-		return c_extensions_upstreams_http_v3_HttpProtocolOptions_ExplicitHttpConfig(m)
+		return c_extensions_upstreams_http_v3_HttpProtocolOptions_ExplicitHttpConfig(m, rules)
 	case *extensions_upstreams_http_v3.HttpProtocolOptions_UseDownstreamHttpConfig:
-		return c_extensions_upstreams_http_v3_HttpProtocolOptions_UseDownstreamHttpConfig(m)
+		return c_extensions_upstreams_http_v3_HttpProtocolOptions_UseDownstreamHttpConfig(m, rules)
 	case *type_matcher_v3.ListMatcher:
-		return c_type_matcher_v3_ListMatcher(m)
+		return c_type_matcher_v3_ListMatcher(m, rules)
 	case *type_matcher_v3.MetadataMatcher:
-		return c_type_matcher_v3_MetadataMatcher(m)
+		return c_type_matcher_v3_MetadataMatcher(m, rules)
 	case *type_matcher_v3.MetadataMatcher_PathSegment:
-		return c_type_matcher_v3_MetadataMatcher_PathSegment(m)
+		return c_type_matcher_v3_MetadataMatcher_PathSegment(m, rules)
 	case *type_matcher_v3.PathMatcher:
-		return c_type_matcher_v3_PathMatcher(m)
+		return c_type_matcher_v3_PathMatcher(m, rules)
 	case *type_matcher_v3.RegexMatcher:
-		return c_type_matcher_v3_RegexMatcher(m)
+		return c_type_matcher_v3_RegexMatcher(m, rules)
 	case *type_matcher_v3.RegexMatcher_GoogleRE2:
-		return c_type_matcher_v3_RegexMatcher_GoogleRE2(m)
+		return c_type_matcher_v3_RegexMatcher_GoogleRE2(m, rules)
 	case *type_matcher_v3.StringMatcher:
-		return c_type_matcher_v3_StringMatcher(m)
+		return c_type_matcher_v3_StringMatcher(m, rules)
 	case *type_matcher_v3.ValueMatcher:
-		return c_type_matcher_v3_ValueMatcher(m)
+		return c_type_matcher_v3_ValueMatcher(m, rules)
 	case *type_tracing_v3.CustomTag:
-		return c_type_tracing_v3_CustomTag(m)
+		return c_type_tracing_v3_CustomTag(m, rules)
 	case *type_tracing_v3.CustomTag_Literal:
-		return c_type_tracing_v3_CustomTag_Literal(m)
+		return c_type_tracing_v3_CustomTag_Literal(m, rules)
 	case *type_v3.FractionalPercent:
-		return c_type_v3_FractionalPercent(m)
+		return c_type_v3_FractionalPercent(m, rules)
 	case *type_v3.HttpStatus:
-		return c_type_v3_HttpStatus(m)
+		return c_type_v3_HttpStatus(m, rules)
 	case *type_v3.Int32Range:
-		return c_type_v3_Int32Range(m)
+		return c_type_v3_Int32Range(m, rules)
 	case *type_v3.Int64Range:
-		return c_type_v3_Int64Range(m)
+		return c_type_v3_Int64Range(m, rules)
+	case *type_v3.Percent:
+		return c_type_v3_Percent(m, rules)
 	case *type_v3.TokenBucket:
-		return c_type_v3_TokenBucket(m)
-	case *config_core_v3.Locality, *config_core_v3.Metadata, *type_v3.Percent, *anypb.Any, *wrapperspb.BoolValue, *durationpb.Duration, *emptypb.Empty, *structpb.ListValue, *structpb.Struct, *wrapperspb.UInt32Value, *wrapperspb.UInt64Value, *structpb.Value:
-		return nil
+		return c_type_v3_TokenBucket(m, rules)
+	case *anypb.Any:
+		return c_anypb_Any(m, rules)
+	case *wrapperspb.BoolValue:
+		return c_wrapperspb_BoolValue(m, rules)
+	case *durationpb.Duration:
+		return c_durationpb_Duration(m, rules)
+	case *emptypb.Empty:
+		return c_emptypb_Empty(m, rules)
+	case *structpb.ListValue:
+		return c_structpb_ListValue(m, rules)
+	case *structpb.Struct:
+		return c_structpb_Struct(m, rules)
+	case *wrapperspb.UInt32Value:
+		return c_wrapperspb_UInt32Value(m, rules)
+	case *wrapperspb.UInt64Value:
+		return c_wrapperspb_UInt64Value(m, rules)
+	case *structpb.Value:
+		return c_structpb_Value(m, rules)
 	}
 	return &FieldError{Err: fmt.Errorf("%s is not supported", m.ProtoReflect().Descriptor().FullName())}
 }
@@ -1461,15 +1486,17 @@ func u_config_accesslog_v3_AccessLog(b []byte, m *config_accesslog_v3.AccessLog,
 	return nil
 }
 
-func c_config_accesslog_v3_AccessLog(m *config_accesslog_v3.AccessLog) error {
+func c_config_accesslog_v3_AccessLog(m *config_accesslog_v3.AccessLog, rules bool) error {
+	if !rules {
+	}
 	if m.Filter != nil {
-		if err := c_config_accesslog_v3_AccessLogFilter(m.Filter); err != nil {
+		if err := c_config_accesslog_v3_AccessLogFilter(m.Filter, rules); err != nil {
 			return at(err, "filter")
 		}
 	}
 	switch w := m.ConfigType.(type) {
 	case *config_accesslog_v3.AccessLog_TypedConfig:
-		if err := checkAny(w.TypedConfig, m.Name, "typed_config"); err != nil {
+		if err := checkAny(w.TypedConfig, m.Name, "typed_config", rules); err != nil {
 			return err
 		}
 	}
@@ -1610,54 +1637,61 @@ func u_config_accesslog_v3_AccessLogFilter(b []byte, m *config_accesslog_v3.Acce
 	return nil
 }
 
-func c_config_accesslog_v3_AccessLogFilter(m *config_accesslog_v3.AccessLogFilter) error {
+func c_config_accesslog_v3_AccessLogFilter(m *config_accesslog_v3.AccessLogFilter, rules bool) error {
+	if !rules {
+		switch m.FilterSpecifier.(type) {
+		case *config_accesslog_v3.AccessLogFilter_NotHealthCheckFilter:
+			return notSupported("not_health_check_filter")
+		case *config_accesslog_v3.AccessLogFilter_TraceableFilter:
+			return notSupported("traceable_filter")
+		case *config_accesslog_v3.AccessLogFilter_RuntimeFilter:
+			return notSupported("runtime_filter")
+		case *config_accesslog_v3.AccessLogFilter_HeaderFilter:
+			return notSupported("header_filter")
+		case *config_accesslog_v3.AccessLogFilter_GrpcStatusFilter:
+			return notSupported("grpc_status_filter")
+		case *config_accesslog_v3.AccessLogFilter_ExtensionFilter:
+			return notSupported("extension_filter")
+		case *config_accesslog_v3.AccessLogFilter_MetadataFilter:
+			return notSupported("metadata_filter")
+		case *config_accesslog_v3.AccessLogFilter_LogTypeFilter:
+			return notSupported("log_type_filter")
+		}
+	}
 	switch w := m.FilterSpecifier.(type) {
 	case *config_accesslog_v3.AccessLogFilter_StatusCodeFilter:
 		if w.StatusCodeFilter != nil {
-			if err := c_config_accesslog_v3_StatusCodeFilter(w.StatusCodeFilter); err != nil {
+			if err := c_config_accesslog_v3_StatusCodeFilter(w.StatusCodeFilter, rules); err != nil {
 				return at(err, "status_code_filter")
 			}
 		}
 	case *config_accesslog_v3.AccessLogFilter_DurationFilter:
 		if w.DurationFilter != nil {
-			if err := c_config_accesslog_v3_DurationFilter(w.DurationFilter); err != nil {
+			if err := c_config_accesslog_v3_DurationFilter(w.DurationFilter, rules); err != nil {
 				return at(err, "duration_filter")
 			}
 		}
-	case *config_accesslog_v3.AccessLogFilter_NotHealthCheckFilter:
-		return notSupported("not_health_check_filter")
-	case *config_accesslog_v3.AccessLogFilter_TraceableFilter:
-		return notSupported("traceable_filter")
-	case *config_accesslog_v3.AccessLogFilter_RuntimeFilter:
-		return notSupported("runtime_filter")
 	case *config_accesslog_v3.AccessLogFilter_AndFilter:
 		if w.AndFilter != nil {
-			if err := c_config_accesslog_v3_AndFilter(w.AndFilter); err != nil {
+			if err := c_config_accesslog_v3_AndFilter(w.AndFilter, rules); err != nil {
 				return at(err, "and_filter")
 			}
 		}
 	case *config_accesslog_v3.AccessLogFilter_OrFilter:
 		if w.OrFilter != nil {
-			if err := c_config_accesslog_v3_OrFilter(w.OrFilter); err != nil {
+			if err := c_config_accesslog_v3_OrFilter(w.OrFilter, rules); err != nil {
 				return at(err, "or_filter")
 			}
 		}
-	case *config_accesslog_v3.AccessLogFilter_HeaderFilter:
-		return notSupported("header_filter")
 	case *config_accesslog_v3.AccessLogFilter_ResponseFlagFilter:
 		if w.ResponseFlagFilter != nil {
-			if err := c_config_accesslog_v3_ResponseFlagFilter(w.ResponseFlagFilter); err != nil {
+			if err := c_config_accesslog_v3_ResponseFlagFilter(w.ResponseFlagFilter, rules); err != nil {
 				return at(err, "response_flag_filter")
 			}
 		}
-	case *config_accesslog_v3.AccessLogFilter_GrpcStatusFilter:
-		return notSupported("grpc_status_filter")
-	case *config_accesslog_v3.AccessLogFilter_ExtensionFilter:
-		return notSupported("extension_filter")
-	case *config_accesslog_v3.AccessLogFilter_MetadataFilter:
-		return notSupported("metadata_filter")
-	case *config_accesslog_v3.AccessLogFilter_LogTypeFilter:
-		return notSupported("log_type_filter")
+	}
+	if rules && m.FilterSpecifier == nil {
+		return ruleErr("filter_specifier", "value is required")
 	}
 	return nil
 }
@@ -1739,10 +1773,17 @@ func u_config_accesslog_v3_AndFilter(b []byte, m *config_accesslog_v3.AndFilter,
 	return nil
 }
 
-func c_config_accesslog_v3_AndFilter(m *config_accesslog_v3.AndFilter) error {
+func c_config_accesslog_v3_AndFilter(m *config_accesslog_v3.AndFilter, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if len(m.Filters) < 2 {
+			return ruleErr("filters", "value must contain at least 2 item(s)")
+		}
+	}
 	for i, x := range m.Filters {
 		if x != nil {
-			if err := c_config_accesslog_v3_AccessLogFilter(x); err != nil {
+			if err := c_config_accesslog_v3_AccessLogFilter(x, rules); err != nil {
 				return at(err, index("filters", i))
 			}
 		}
@@ -1799,9 +1840,23 @@ func u_config_accesslog_v3_ComparisonFilter(b []byte, m *config_accesslog_v3.Com
 	return nil
 }
 
-func c_config_accesslog_v3_ComparisonFilter(m *config_accesslog_v3.ComparisonFilter) error {
+func c_config_accesslog_v3_ComparisonFilter(m *config_accesslog_v3.ComparisonFilter, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		switch m.Op {
+		case 0, 1, 2, 3:
+		default:
+			return ruleErr("op", "value must be one of the defined enum values")
+		}
+	}
+	if rules {
+		if m.Value == nil {
+			return ruleErr("value", "value is required")
+		}
+	}
 	if m.Value != nil {
-		if err := c_config_core_v3_RuntimeUInt32(m.Value); err != nil {
+		if err := c_config_core_v3_RuntimeUInt32(m.Value, rules); err != nil {
 			return at(err, "value")
 		}
 	}
@@ -1851,9 +1906,16 @@ func u_config_accesslog_v3_DurationFilter(b []byte, m *config_accesslog_v3.Durat
 	return nil
 }
 
-func c_config_accesslog_v3_DurationFilter(m *config_accesslog_v3.DurationFilter) error {
+func c_config_accesslog_v3_DurationFilter(m *config_accesslog_v3.DurationFilter, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if m.Comparison == nil {
+			return ruleErr("comparison", "value is required")
+		}
+	}
 	if m.Comparison != nil {
-		if err := c_config_accesslog_v3_ComparisonFilter(m.Comparison); err != nil {
+		if err := c_config_accesslog_v3_ComparisonFilter(m.Comparison, rules); err != nil {
 			return at(err, "comparison")
 		}
 	}
@@ -1899,10 +1961,17 @@ func u_config_accesslog_v3_OrFilter(b []byte, m *config_accesslog_v3.OrFilter, d
 	return nil
 }
 
-func c_config_accesslog_v3_OrFilter(m *config_accesslog_v3.OrFilter) error {
+func c_config_accesslog_v3_OrFilter(m *config_accesslog_v3.OrFilter, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if len(m.Filters) < 2 {
+			return ruleErr("filters", "value must contain at least 2 item(s)")
+		}
+	}
 	for i, x := range m.Filters {
 		if x != nil {
-			if err := c_config_accesslog_v3_AccessLogFilter(x); err != nil {
+			if err := c_config_accesslog_v3_AccessLogFilter(x, rules); err != nil {
 				return at(err, index("filters", i))
 			}
 		}
@@ -1947,7 +2016,18 @@ func u_config_accesslog_v3_ResponseFlagFilter(b []byte, m *config_accesslog_v3.R
 	return nil
 }
 
-func c_config_accesslog_v3_ResponseFlagFilter(m *config_accesslog_v3.ResponseFlagFilter) error {
+func c_config_accesslog_v3_ResponseFlagFilter(m *config_accesslog_v3.ResponseFlagFilter, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		for i, x := range m.Flags {
+			switch x {
+			case "LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE", "DC", "URX", "SI", "IH", "DPE", "UMSDR", "RFCF", "NFCF", "DT", "UPE", "NC", "OM", "DF", "DO", "DR", "UDO":
+			default:
+				return ruleErr(index("flags", i), "value must be in list [LH UH UT LR UR UF UC UO NR DI FI RL UAEX RLSE DC URX SI IH DPE UMSDR RFCF NFCF DT UPE NC OM DF DO DR UDO]")
+			}
+		}
+	}
 	return nil
 }
 
@@ -1991,9 +2071,16 @@ func u_config_accesslog_v3_StatusCodeFilter(b []byte, m *config_accesslog_v3.Sta
 	return nil
 }
 
-func c_config_accesslog_v3_StatusCodeFilter(m *config_accesslog_v3.StatusCodeFilter) error {
+func c_config_accesslog_v3_StatusCodeFilter(m *config_accesslog_v3.StatusCodeFilter, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if m.Comparison == nil {
+			return ruleErr("comparison", "value is required")
+		}
+	}
 	if m.Comparison != nil {
-		if err := c_config_accesslog_v3_ComparisonFilter(m.Comparison); err != nil {
+		if err := c_config_accesslog_v3_ComparisonFilter(m.Comparison, rules); err != nil {
 			return at(err, "comparison")
 		}
 	}
@@ -2041,16 +2128,18 @@ func u_config_cluster_v3_CircuitBreakers(b []byte, m *config_cluster_v3.CircuitB
 	return nil
 }
 
-func c_config_cluster_v3_CircuitBreakers(m *config_cluster_v3.CircuitBreakers) error {
+func c_config_cluster_v3_CircuitBreakers(m *config_cluster_v3.CircuitBreakers, rules bool) error {
+	if !rules {
+		if len(m.PerHostThresholds) > 0 {
+			return notSupported("per_host_thresholds")
+		}
+	}
 	for i, x := range m.Thresholds {
 		if x != nil {
-			if err := c_config_cluster_v3_CircuitBreakers_Thresholds(x); err != nil {
+			if err := c_config_cluster_v3_CircuitBreakers_Thresholds(x, rules); err != nil {
 				return at(err, index("thresholds", i))
 			}
 		}
-	}
-	if len(m.PerHostThresholds) > 0 {
-		return notSupported("per_host_thresholds")
 	}
 	return nil
 }
@@ -2156,17 +2245,46 @@ func u_config_cluster_v3_CircuitBreakers_Thresholds(b []byte, m *config_cluster_
 	return nil
 }
 
-func c_config_cluster_v3_CircuitBreakers_Thresholds(m *config_cluster_v3.CircuitBreakers_Thresholds) error {
-	if m.RetryBudget != nil {
-		if err := c_config_cluster_v3_CircuitBreakers_Thresholds_RetryBudget(m.RetryBudget); err != nil {
-			return at(err, "retry_budget")
+func c_config_cluster_v3_CircuitBreakers_Thresholds(m *config_cluster_v3.CircuitBreakers_Thresholds, rules bool) error {
+	if !rules {
+		if m.TrackRemaining {
+			return notSupported("track_remaining")
+		}
+		if m.MaxConnectionPools != nil {
+			return notSupported("max_connection_pools")
 		}
 	}
-	if m.TrackRemaining {
-		return notSupported("track_remaining")
+	if rules {
+		switch m.Priority {
+		case 0, 1:
+		default:
+			return ruleErr("priority", "value must be one of the defined enum values")
+		}
 	}
-	if m.MaxConnectionPools != nil {
-		return notSupported("max_connection_pools")
+	if m.MaxConnections != nil {
+		if err := c_wrapperspb_UInt32Value(m.MaxConnections, rules); err != nil {
+			return at(err, "max_connections")
+		}
+	}
+	if m.MaxPendingRequests != nil {
+		if err := c_wrapperspb_UInt32Value(m.MaxPendingRequests, rules); err != nil {
+			return at(err, "max_pending_requests")
+		}
+	}
+	if m.MaxRequests != nil {
+		if err := c_wrapperspb_UInt32Value(m.MaxRequests, rules); err != nil {
+			return at(err, "max_requests")
+		}
+	}
+	if m.MaxRetries != nil {
+		if err := c_wrapperspb_UInt32Value(m.MaxRetries, rules); err != nil {
+			return at(err, "max_retries")
+		}
+	}
+	if m.RetryBudget != nil {
+		if err := c_config_cluster_v3_CircuitBreakers_Thresholds_RetryBudget(m.RetryBudget, rules); err != nil {
+			return at(err, "retry_budget")
+		}
 	}
 	return nil
 }
@@ -2240,9 +2358,21 @@ func u_config_cluster_v3_CircuitBreakers_Thresholds_RetryBudget(b []byte, m *con
 	return nil
 }
 
-func c_config_cluster_v3_CircuitBreakers_Thresholds_RetryBudget(m *config_cluster_v3.CircuitBreakers_Thresholds_RetryBudget) error {
-	if m.BudgetInterval != nil {
-		return notSupported("budget_interval")
+func c_config_cluster_v3_CircuitBreakers_Thresholds_RetryBudget(m *config_cluster_v3.CircuitBreakers_Thresholds_RetryBudget, rules bool) error {
+	if !rules {
+		if m.BudgetInterval != nil {
+			return notSupported("budget_interval")
+		}
+	}
+	if m.BudgetPercent != nil {
+		if err := c_type_v3_Percent(m.BudgetPercent, rules); err != nil {
+			return at(err, "budget_percent")
+		}
+	}
+	if m.MinRetryConcurrency != nil {
+		if err := c_wrapperspb_UInt32Value(m.MinRetryConcurrency, rules); err != nil {
+			return at(err, "min_retry_concurrency")
+		}
 	}
 	return nil
 }
@@ -2558,181 +2688,239 @@ func u_config_cluster_v3_Cluster(b []byte, m *config_cluster_v3.Cluster, depth i
 	return nil
 }
 
-func c_config_cluster_v3_Cluster(m *config_cluster_v3.Cluster) error {
-	if len(m.TransportSocketMatches) > 0 {
-		return notSupported("transport_socket_matches")
+func c_config_cluster_v3_Cluster(m *config_cluster_v3.Cluster, rules bool) error {
+	if !rules {
+		if len(m.TransportSocketMatches) > 0 {
+			return notSupported("transport_socket_matches")
+		}
+		if m.TransportSocketMatcher != nil {
+			return notSupported("transport_socket_matcher")
+		}
+		if m.StatsMatcher != nil {
+			return notSupported("stats_matcher")
+		}
+		if m.PerConnectionBufferLimitBytes != nil {
+			return notSupported("per_connection_buffer_limit_bytes")
+		}
+		if m.PerConnectionBufferHighWatermarkTimeout != nil {
+			return notSupported("per_connection_buffer_high_watermark_timeout")
+		}
+		if m.MaxRequestsPerConnection != nil {
+			return notSupported("max_requests_per_connection")
+		}
+		if m.UpstreamHttpProtocolOptions != nil {
+			return notSupported("upstream_http_protocol_options")
+		}
+		if m.CommonHttpProtocolOptions != nil {
+			return notSupported("common_http_protocol_options")
+		}
+		if m.HttpProtocolOptions != nil {
+			return notSupported("http_protocol_options")
+		}
+		if m.Http2ProtocolOptions != nil {
+			return notSupported("http2_protocol_options")
+		}
+		if m.DnsRefreshRate != nil {
+			return notSupported("dns_refresh_rate")
+		}
+		if m.DnsJitter != nil {
+			return notSupported("dns_jitter")
+		}
+		if m.DnsFailureRefreshRate != nil {
+			return notSupported("dns_failure_refresh_rate")
+		}
+		if m.RespectDnsTtl {
+			return notSupported("respect_dns_ttl")
+		}
+		if len(m.DnsResolvers) > 0 {
+			return notSupported("dns_resolvers")
+		}
+		if m.UseTcpForDnsLookups {
+			return notSupported("use_tcp_for_dns_lookups")
+		}
+		if m.DnsResolutionConfig != nil {
+			return notSupported("dns_resolution_config")
+		}
+		if m.TypedDnsResolverConfig != nil {
+			return notSupported("typed_dns_resolver_config")
+		}
+		if m.WaitForWarmOnInit != nil {
+			return notSupported("wait_for_warm_on_init")
+		}
+		if m.CleanupInterval != nil {
+			return notSupported("cleanup_interval")
+		}
+		if m.UpstreamBindConfig != nil {
+			return notSupported("upstream_bind_config")
+		}
+		if m.LbSubsetConfig != nil {
+			return notSupported("lb_subset_config")
+		}
+		if m.CommonLbConfig != nil {
+			return notSupported("common_lb_config")
+		}
+		if m.ProtocolSelection != 0 {
+			return notSupported("protocol_selection")
+		}
+		if m.UpstreamConnectionOptions != nil {
+			return notSupported("upstream_connection_options")
+		}
+		if m.CloseConnectionsOnHostHealthFailure {
+			return notSupported("close_connections_on_host_health_failure")
+		}
+		if m.IgnoreHealthOnHostRemoval {
+			return notSupported("ignore_health_on_host_removal")
+		}
+		if len(m.Filters) > 0 {
+			return notSupported("filters")
+		}
+		if m.LoadBalancingPolicy != nil {
+			return notSupported("load_balancing_policy")
+		}
+		if m.LrsServer != nil {
+			return notSupported("lrs_server")
+		}
+		if len(m.LrsReportEndpointMetrics) > 0 {
+			return notSupported("lrs_report_endpoint_metrics")
+		}
+		if m.TrackTimeoutBudgets {
+			return notSupported("track_timeout_budgets")
+		}
+		if m.UpstreamConfig != nil {
+			return notSupported("upstream_config")
+		}
+		if m.TrackClusterStats != nil {
+			return notSupported("track_cluster_stats")
+		}
+		if m.PreconnectPolicy != nil {
+			return notSupported("preconnect_policy")
+		}
+		if m.ConnectionPoolPerDownstreamConnection {
+			return notSupported("connection_pool_per_downstream_connection")
+		}
+		if m.QueuingPolicies != nil {
+			return notSupported("queuing_policies")
+		}
+		switch m.ClusterDiscoveryType.(type) {
+		case *config_cluster_v3.Cluster_ClusterType:
+			return notSupported("cluster_type")
+		}
+		switch m.LbConfig.(type) {
+		case *config_cluster_v3.Cluster_MaglevLbConfig_:
+			return notSupported("maglev_lb_config")
+		case *config_cluster_v3.Cluster_OriginalDstLbConfig_:
+			return notSupported("original_dst_lb_config")
+		case *config_cluster_v3.Cluster_RoundRobinLbConfig_:
+			return notSupported("round_robin_lb_config")
+		}
 	}
-	if m.TransportSocketMatcher != nil {
-		return notSupported("transport_socket_matcher")
+	if rules {
+		if runes(m.Name) < 1 {
+			return ruleErr("name", "value length must be at least 1 runes")
+		}
 	}
-	if m.StatsMatcher != nil {
-		return notSupported("stats_matcher")
-	}
-	switch m.ClusterDiscoveryType.(type) {
+	switch w := m.ClusterDiscoveryType.(type) {
 	case *config_cluster_v3.Cluster_Type:
-	case *config_cluster_v3.Cluster_ClusterType:
-		return notSupported("cluster_type")
+		if rules {
+			switch w.Type {
+			case 0, 1, 2, 3, 4:
+			default:
+				return ruleErr("type", "value must be one of the defined enum values")
+			}
+		}
 	}
 	if m.EdsClusterConfig != nil {
-		if err := c_config_cluster_v3_Cluster_EdsClusterConfig(m.EdsClusterConfig); err != nil {
+		if err := c_config_cluster_v3_Cluster_EdsClusterConfig(m.EdsClusterConfig, rules); err != nil {
 			return at(err, "eds_cluster_config")
 		}
 	}
-	if m.PerConnectionBufferLimitBytes != nil {
-		return notSupported("per_connection_buffer_limit_bytes")
+	if rules {
+		if m.ConnectTimeout != nil {
+			d, ok := duration(m.ConnectTimeout)
+			if !ok {
+				return ruleErr("connect_timeout", "value is not a valid duration")
+			}
+			if d <= 0 {
+				return ruleErr("connect_timeout", "value must be greater than 0s")
+			}
+		}
 	}
-	if m.PerConnectionBufferHighWatermarkTimeout != nil {
-		return notSupported("per_connection_buffer_high_watermark_timeout")
+	if m.ConnectTimeout != nil {
+		if err := c_durationpb_Duration(m.ConnectTimeout, rules); err != nil {
+			return at(err, "connect_timeout")
+		}
+	}
+	if rules {
+		switch m.LbPolicy {
+		case 0, 1, 2, 3, 5, 6, 7:
+		default:
+			return ruleErr("lb_policy", "value must be one of the defined enum values")
+		}
 	}
 	if m.LoadAssignment != nil {
-		if err := c_config_endpoint_v3_ClusterLoadAssignment(m.LoadAssignment); err != nil {
+		if err := c_config_endpoint_v3_ClusterLoadAssignment(m.LoadAssignment, rules); err != nil {
 			return at(err, "load_assignment")
+		}
+	}
+	if rules {
+		if len(m.HealthChecks) > 8 {
+			return ruleErr("health_checks", "value must contain no more than 8 item(s)")
 		}
 	}
 	for i, x := range m.HealthChecks {
 		if x != nil {
-			if err := c_config_core_v3_HealthCheck(x); err != nil {
+			if err := c_config_core_v3_HealthCheck(x, rules); err != nil {
 				return at(err, index("health_checks", i))
 			}
 		}
 	}
-	if m.MaxRequestsPerConnection != nil {
-		return notSupported("max_requests_per_connection")
-	}
 	if m.CircuitBreakers != nil {
-		if err := c_config_cluster_v3_CircuitBreakers(m.CircuitBreakers); err != nil {
+		if err := c_config_cluster_v3_CircuitBreakers(m.CircuitBreakers, rules); err != nil {
 			return at(err, "circuit_breakers")
 		}
 	}
-	if m.UpstreamHttpProtocolOptions != nil {
-		return notSupported("upstream_http_protocol_options")
-	}
-	if m.CommonHttpProtocolOptions != nil {
-		return notSupported("common_http_protocol_options")
-	}
-	if m.HttpProtocolOptions != nil {
-		return notSupported("http_protocol_options")
-	}
-	if m.Http2ProtocolOptions != nil {
-		return notSupported("http2_protocol_options")
-	}
 	for k, x := range m.TypedExtensionProtocolOptions {
 		if x != nil {
-			if err := checkAny(x, "", key("typed_extension_protocol_options", k)); err != nil {
+			if err := checkAny(x, "", key("typed_extension_protocol_options", k), rules); err != nil {
 				return err
 			}
 		}
 	}
-	if m.DnsRefreshRate != nil {
-		return notSupported("dns_refresh_rate")
-	}
-	if m.DnsJitter != nil {
-		return notSupported("dns_jitter")
-	}
-	if m.DnsFailureRefreshRate != nil {
-		return notSupported("dns_failure_refresh_rate")
-	}
-	if m.RespectDnsTtl {
-		return notSupported("respect_dns_ttl")
-	}
-	if len(m.DnsResolvers) > 0 {
-		return notSupported("dns_resolvers")
-	}
-	if m.UseTcpForDnsLookups {
-		return notSupported("use_tcp_for_dns_lookups")
-	}
-	if m.DnsResolutionConfig != nil {
-		return notSupported("dns_resolution_config")
-	}
-	if m.TypedDnsResolverConfig != nil {
-		return notSupported("typed_dns_resolver_config")
-	}
-	if m.WaitForWarmOnInit != nil {
-		return notSupported("wait_for_warm_on_init")
-	}
-	if m.OutlierDetection != nil {
-		if err := c_config_cluster_v3_OutlierDetection(m.OutlierDetection); err != nil {
-			return at(err, "outlier_detection")
+	if rules {
+		switch m.DnsLookupFamily {
+		case 0, 1, 2, 3, 4:
+		default:
+			return ruleErr("dns_lookup_family", "value must be one of the defined enum values")
 		}
 	}
-	if m.CleanupInterval != nil {
-		return notSupported("cleanup_interval")
-	}
-	if m.UpstreamBindConfig != nil {
-		return notSupported("upstream_bind_config")
-	}
-	if m.LbSubsetConfig != nil {
-		return notSupported("lb_subset_config")
+	if m.OutlierDetection != nil {
+		if err := c_config_cluster_v3_OutlierDetection(m.OutlierDetection, rules); err != nil {
+			return at(err, "outlier_detection")
+		}
 	}
 	switch w := m.LbConfig.(type) {
 	case *config_cluster_v3.Cluster_RingHashLbConfig_:
 		if w.RingHashLbConfig != nil {
-			if err := c_config_cluster_v3_Cluster_RingHashLbConfig(w.RingHashLbConfig); err != nil {
+			if err := c_config_cluster_v3_Cluster_RingHashLbConfig(w.RingHashLbConfig, rules); err != nil {
 				return at(err, "ring_hash_lb_config")
 			}
 		}
-	case *config_cluster_v3.Cluster_MaglevLbConfig_:
-		return notSupported("maglev_lb_config")
-	case *config_cluster_v3.Cluster_OriginalDstLbConfig_:
-		return notSupported("original_dst_lb_config")
 	case *config_cluster_v3.Cluster_LeastRequestLbConfig_:
 		if w.LeastRequestLbConfig != nil {
-			if err := c_config_cluster_v3_Cluster_LeastRequestLbConfig(w.LeastRequestLbConfig); err != nil {
+			if err := c_config_cluster_v3_Cluster_LeastRequestLbConfig(w.LeastRequestLbConfig, rules); err != nil {
 				return at(err, "least_request_lb_config")
 			}
 		}
-	case *config_cluster_v3.Cluster_RoundRobinLbConfig_:
-		return notSupported("round_robin_lb_config")
-	}
-	if m.CommonLbConfig != nil {
-		return notSupported("common_lb_config")
 	}
 	if m.TransportSocket != nil {
-		if err := c_config_core_v3_TransportSocket(m.TransportSocket); err != nil {
+		if err := c_config_core_v3_TransportSocket(m.TransportSocket, rules); err != nil {
 			return at(err, "transport_socket")
 		}
 	}
-	if m.ProtocolSelection != 0 {
-		return notSupported("protocol_selection")
-	}
-	if m.UpstreamConnectionOptions != nil {
-		return notSupported("upstream_connection_options")
-	}
-	if m.CloseConnectionsOnHostHealthFailure {
-		return notSupported("close_connections_on_host_health_failure")
-	}
-	if m.IgnoreHealthOnHostRemoval {
-		return notSupported("ignore_health_on_host_removal")
-	}
-	if len(m.Filters) > 0 {
-		return notSupported("filters")
-	}
-	if m.LoadBalancingPolicy != nil {
-		return notSupported("load_balancing_policy")
-	}
-	if m.LrsServer != nil {
-		return notSupported("lrs_server")
-	}
-	if len(m.LrsReportEndpointMetrics) > 0 {
-		return notSupported("lrs_report_endpoint_metrics")
-	}
-	if m.TrackTimeoutBudgets {
-		return notSupported("track_timeout_budgets")
-	}
-	if m.UpstreamConfig != nil {
-		return notSupported("upstream_config")
-	}
-	if m.TrackClusterStats != nil {
-		return notSupported("track_cluster_stats")
-	}
-	if m.PreconnectPolicy != nil {
-		return notSupported("preconnect_policy")
-	}
-	if m.ConnectionPoolPerDownstreamConnection {
-		return notSupported("connection_pool_per_downstream_connection")
-	}
-	if m.QueuingPolicies != nil {
-		return notSupported("queuing_policies")
+	if m.Metadata != nil {
+		if err := c_config_core_v3_Metadata(m.Metadata, rules); err != nil {
+			return at(err, "metadata")
+		}
 	}
 	return nil
 }
@@ -2860,9 +3048,11 @@ func u_config_cluster_v3_Cluster_EdsClusterConfig(b []byte, m *config_cluster_v3
 	return nil
 }
 
-func c_config_cluster_v3_Cluster_EdsClusterConfig(m *config_cluster_v3.Cluster_EdsClusterConfig) error {
+func c_config_cluster_v3_Cluster_EdsClusterConfig(m *config_cluster_v3.Cluster_EdsClusterConfig, rules bool) error {
+	if !rules {
+	}
 	if m.EdsConfig != nil {
-		if err := c_config_core_v3_ConfigSource(m.EdsConfig); err != nil {
+		if err := c_config_core_v3_ConfigSource(m.EdsConfig, rules); err != nil {
 			return at(err, "eds_config")
 		}
 	}
@@ -2916,12 +3106,26 @@ func u_config_cluster_v3_Cluster_LeastRequestLbConfig(b []byte, m *config_cluste
 	return nil
 }
 
-func c_config_cluster_v3_Cluster_LeastRequestLbConfig(m *config_cluster_v3.Cluster_LeastRequestLbConfig) error {
-	if m.ActiveRequestBias != nil {
-		return notSupported("active_request_bias")
+func c_config_cluster_v3_Cluster_LeastRequestLbConfig(m *config_cluster_v3.Cluster_LeastRequestLbConfig, rules bool) error {
+	if !rules {
+		if m.ActiveRequestBias != nil {
+			return notSupported("active_request_bias")
+		}
+		if m.SlowStartConfig != nil {
+			return notSupported("slow_start_config")
+		}
 	}
-	if m.SlowStartConfig != nil {
-		return notSupported("slow_start_config")
+	if rules {
+		if m.ChoiceCount != nil {
+			if m.ChoiceCount.Value < 2 {
+				return ruleErr("choice_count", "value must be greater than or equal to 2")
+			}
+		}
+	}
+	if m.ChoiceCount != nil {
+		if err := c_wrapperspb_UInt32Value(m.ChoiceCount, rules); err != nil {
+			return at(err, "choice_count")
+		}
 	}
 	return nil
 }
@@ -2985,7 +3189,40 @@ func u_config_cluster_v3_Cluster_RingHashLbConfig(b []byte, m *config_cluster_v3
 	return nil
 }
 
-func c_config_cluster_v3_Cluster_RingHashLbConfig(m *config_cluster_v3.Cluster_RingHashLbConfig) error {
+func c_config_cluster_v3_Cluster_RingHashLbConfig(m *config_cluster_v3.Cluster_RingHashLbConfig, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if m.MinimumRingSize != nil {
+			if m.MinimumRingSize.Value > 8388608 {
+				return ruleErr("minimum_ring_size", "value must be less than or equal to 8388608")
+			}
+		}
+	}
+	if m.MinimumRingSize != nil {
+		if err := c_wrapperspb_UInt64Value(m.MinimumRingSize, rules); err != nil {
+			return at(err, "minimum_ring_size")
+		}
+	}
+	if rules {
+		switch m.HashFunction {
+		case 0, 1:
+		default:
+			return ruleErr("hash_function", "value must be one of the defined enum values")
+		}
+	}
+	if rules {
+		if m.MaximumRingSize != nil {
+			if m.MaximumRingSize.Value > 8388608 {
+				return ruleErr("maximum_ring_size", "value must be less than or equal to 8388608")
+			}
+		}
+	}
+	if m.MaximumRingSize != nil {
+		if err := c_wrapperspb_UInt64Value(m.MaximumRingSize, rules); err != nil {
+			return at(err, "maximum_ring_size")
+		}
+	}
 	return nil
 }
 
@@ -3180,51 +3417,164 @@ func u_config_cluster_v3_OutlierDetection(b []byte, m *config_cluster_v3.Outlier
 	return nil
 }
 
-func c_config_cluster_v3_OutlierDetection(m *config_cluster_v3.OutlierDetection) error {
-	if m.EnforcingSuccessRate != nil {
-		return notSupported("enforcing_success_rate")
+func c_config_cluster_v3_OutlierDetection(m *config_cluster_v3.OutlierDetection, rules bool) error {
+	if !rules {
+		if m.EnforcingSuccessRate != nil {
+			return notSupported("enforcing_success_rate")
+		}
+		if m.SuccessRateMinimumHosts != nil {
+			return notSupported("success_rate_minimum_hosts")
+		}
+		if m.SuccessRateRequestVolume != nil {
+			return notSupported("success_rate_request_volume")
+		}
+		if m.SuccessRateStdevFactor != nil {
+			return notSupported("success_rate_stdev_factor")
+		}
+		if m.EnforcingLocalOriginSuccessRate != nil {
+			return notSupported("enforcing_local_origin_success_rate")
+		}
+		if m.FailurePercentageThreshold != nil {
+			return notSupported("failure_percentage_threshold")
+		}
+		if m.EnforcingFailurePercentage != nil {
+			return notSupported("enforcing_failure_percentage")
+		}
+		if m.EnforcingFailurePercentageLocalOrigin != nil {
+			return notSupported("enforcing_failure_percentage_local_origin")
+		}
+		if m.FailurePercentageMinimumHosts != nil {
+			return notSupported("failure_percentage_minimum_hosts")
+		}
+		if m.FailurePercentageRequestVolume != nil {
+			return notSupported("failure_percentage_request_volume")
+		}
+		if m.MaxEjectionTimeJitter != nil {
+			return notSupported("max_ejection_time_jitter")
+		}
+		if m.SuccessfulActiveHealthCheckUnejectHost != nil {
+			return notSupported("successful_active_health_check_uneject_host")
+		}
+		if len(m.Monitors) > 0 {
+			return notSupported("monitors")
+		}
+		if m.AlwaysEjectOneHost != nil {
+			return notSupported("always_eject_one_host")
+		}
+		if m.DetectDegradedHosts != nil {
+			return notSupported("detect_degraded_hosts")
+		}
 	}
-	if m.SuccessRateMinimumHosts != nil {
-		return notSupported("success_rate_minimum_hosts")
+	if m.Consecutive_5Xx != nil {
+		if err := c_wrapperspb_UInt32Value(m.Consecutive_5Xx, rules); err != nil {
+			return at(err, "consecutive_5xx")
+		}
 	}
-	if m.SuccessRateRequestVolume != nil {
-		return notSupported("success_rate_request_volume")
+	if rules {
+		if m.Interval != nil {
+			d, ok := duration(m.Interval)
+			if !ok {
+				return ruleErr("interval", "value is not a valid duration")
+			}
+			if d <= 0 {
+				return ruleErr("interval", "value must be greater than 0s")
+			}
+		}
 	}
-	if m.SuccessRateStdevFactor != nil {
-		return notSupported("success_rate_stdev_factor")
+	if m.Interval != nil {
+		if err := c_durationpb_Duration(m.Interval, rules); err != nil {
+			return at(err, "interval")
+		}
 	}
-	if m.EnforcingLocalOriginSuccessRate != nil {
-		return notSupported("enforcing_local_origin_success_rate")
+	if rules {
+		if m.BaseEjectionTime != nil {
+			d, ok := duration(m.BaseEjectionTime)
+			if !ok {
+				return ruleErr("base_ejection_time", "value is not a valid duration")
+			}
+			if d <= 0 {
+				return ruleErr("base_ejection_time", "value must be greater than 0s")
+			}
+		}
 	}
-	if m.FailurePercentageThreshold != nil {
-		return notSupported("failure_percentage_threshold")
+	if m.BaseEjectionTime != nil {
+		if err := c_durationpb_Duration(m.BaseEjectionTime, rules); err != nil {
+			return at(err, "base_ejection_time")
+		}
 	}
-	if m.EnforcingFailurePercentage != nil {
-		return notSupported("enforcing_failure_percentage")
+	if rules {
+		if m.MaxEjectionPercent != nil {
+			if m.MaxEjectionPercent.Value > 100 {
+				return ruleErr("max_ejection_percent", "value must be less than or equal to 100")
+			}
+		}
 	}
-	if m.EnforcingFailurePercentageLocalOrigin != nil {
-		return notSupported("enforcing_failure_percentage_local_origin")
+	if m.MaxEjectionPercent != nil {
+		if err := c_wrapperspb_UInt32Value(m.MaxEjectionPercent, rules); err != nil {
+			return at(err, "max_ejection_percent")
+		}
 	}
-	if m.FailurePercentageMinimumHosts != nil {
-		return notSupported("failure_percentage_minimum_hosts")
+	if rules {
+		if m.EnforcingConsecutive_5Xx != nil {
+			if m.EnforcingConsecutive_5Xx.Value > 100 {
+				return ruleErr("enforcing_consecutive_5xx", "value must be less than or equal to 100")
+			}
+		}
 	}
-	if m.FailurePercentageRequestVolume != nil {
-		return notSupported("failure_percentage_request_volume")
+	if m.EnforcingConsecutive_5Xx != nil {
+		if err := c_wrapperspb_UInt32Value(m.EnforcingConsecutive_5Xx, rules); err != nil {
+			return at(err, "enforcing_consecutive_5xx")
+		}
 	}
-	if m.MaxEjectionTimeJitter != nil {
-		return notSupported("max_ejection_time_jitter")
+	if m.ConsecutiveGatewayFailure != nil {
+		if err := c_wrapperspb_UInt32Value(m.ConsecutiveGatewayFailure, rules); err != nil {
+			return at(err, "consecutive_gateway_failure")
+		}
 	}
-	if m.SuccessfulActiveHealthCheckUnejectHost != nil {
-		return notSupported("successful_active_health_check_uneject_host")
+	if rules {
+		if m.EnforcingConsecutiveGatewayFailure != nil {
+			if m.EnforcingConsecutiveGatewayFailure.Value > 100 {
+				return ruleErr("enforcing_consecutive_gateway_failure", "value must be less than or equal to 100")
+			}
+		}
 	}
-	if len(m.Monitors) > 0 {
-		return notSupported("monitors")
+	if m.EnforcingConsecutiveGatewayFailure != nil {
+		if err := c_wrapperspb_UInt32Value(m.EnforcingConsecutiveGatewayFailure, rules); err != nil {
+			return at(err, "enforcing_consecutive_gateway_failure")
+		}
 	}
-	if m.AlwaysEjectOneHost != nil {
-		return notSupported("always_eject_one_host")
+	if m.ConsecutiveLocalOriginFailure != nil {
+		if err := c_wrapperspb_UInt32Value(m.ConsecutiveLocalOriginFailure, rules); err != nil {
+			return at(err, "consecutive_local_origin_failure")
+		}
 	}
-	if m.DetectDegradedHosts != nil {
-		return notSupported("detect_degraded_hosts")
+	if rules {
+		if m.EnforcingConsecutiveLocalOriginFailure != nil {
+			if m.EnforcingConsecutiveLocalOriginFailure.Value > 100 {
+				return ruleErr("enforcing_consecutive_local_origin_failure", "value must be less than or equal to 100")
+			}
+		}
+	}
+	if m.EnforcingConsecutiveLocalOriginFailure != nil {
+		if err := c_wrapperspb_UInt32Value(m.EnforcingConsecutiveLocalOriginFailure, rules); err != nil {
+			return at(err, "enforcing_consecutive_local_origin_failure")
+		}
+	}
+	if rules {
+		if m.MaxEjectionTime != nil {
+			d, ok := duration(m.MaxEjectionTime)
+			if !ok {
+				return ruleErr("max_ejection_time", "value is not a valid duration")
+			}
+			if d <= 0 {
+				return ruleErr("max_ejection_time", "value must be greater than 0s")
+			}
+		}
+	}
+	if m.MaxEjectionTime != nil {
+		if err := c_durationpb_Duration(m.MaxEjectionTime, rules); err != nil {
+			return at(err, "max_ejection_time")
+		}
 	}
 	return nil
 }
@@ -3305,18 +3655,25 @@ func u_config_core_v3_Address(b []byte, m *config_core_v3.Address, depth int) er
 	return nil
 }
 
-func c_config_core_v3_Address(m *config_core_v3.Address) error {
+func c_config_core_v3_Address(m *config_core_v3.Address, rules bool) error {
+	if !rules {
+		switch m.Address.(type) {
+		case *config_core_v3.Address_Pipe:
+			return notSupported("pipe")
+		case *config_core_v3.Address_EnvoyInternalAddress:
+			return notSupported("envoy_internal_address")
+		}
+	}
 	switch w := m.Address.(type) {
 	case *config_core_v3.Address_SocketAddress:
 		if w.SocketAddress != nil {
-			if err := c_config_core_v3_SocketAddress(w.SocketAddress); err != nil {
+			if err := c_config_core_v3_SocketAddress(w.SocketAddress, rules); err != nil {
 				return at(err, "socket_address")
 			}
 		}
-	case *config_core_v3.Address_Pipe:
-		return notSupported("pipe")
-	case *config_core_v3.Address_EnvoyInternalAddress:
-		return notSupported("envoy_internal_address")
+	}
+	if rules && m.Address == nil {
+		return ruleErr("address", "value is required")
 	}
 	return nil
 }
@@ -3364,7 +3721,9 @@ func u_config_core_v3_AggregatedConfigSource(b []byte, m *config_core_v3.Aggrega
 	return nil
 }
 
-func c_config_core_v3_AggregatedConfigSource(m *config_core_v3.AggregatedConfigSource) error {
+func c_config_core_v3_AggregatedConfigSource(m *config_core_v3.AggregatedConfigSource, rules bool) error {
+	if !rules {
+	}
 	return nil
 }
 
@@ -3412,7 +3771,26 @@ func u_config_core_v3_CidrRange(b []byte, m *config_core_v3.CidrRange, depth int
 	return nil
 }
 
-func c_config_core_v3_CidrRange(m *config_core_v3.CidrRange) error {
+func c_config_core_v3_CidrRange(m *config_core_v3.CidrRange, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if runes(m.AddressPrefix) < 1 {
+			return ruleErr("address_prefix", "value length must be at least 1 runes")
+		}
+	}
+	if rules {
+		if m.PrefixLen != nil {
+			if m.PrefixLen.Value > 128 {
+				return ruleErr("prefix_len", "value must be less than or equal to 128")
+			}
+		}
+	}
+	if m.PrefixLen != nil {
+		if err := c_wrapperspb_UInt32Value(m.PrefixLen, rules); err != nil {
+			return at(err, "prefix_len")
+		}
+	}
 	return nil
 }
 
@@ -3490,25 +3868,44 @@ func u_config_core_v3_ConfigSource(b []byte, m *config_core_v3.ConfigSource, dep
 	return nil
 }
 
-func c_config_core_v3_ConfigSource(m *config_core_v3.ConfigSource) error {
-	if len(m.Authorities) > 0 {
-		return notSupported("authorities")
+func c_config_core_v3_ConfigSource(m *config_core_v3.ConfigSource, rules bool) error {
+	if !rules {
+		if len(m.Authorities) > 0 {
+			return notSupported("authorities")
+		}
+		switch m.ConfigSourceSpecifier.(type) {
+		case *config_core_v3.ConfigSource_Path:
+			return notSupported("path")
+		case *config_core_v3.ConfigSource_PathConfigSource:
+			return notSupported("path_config_source")
+		case *config_core_v3.ConfigSource_ApiConfigSource:
+			return notSupported("api_config_source")
+		case *config_core_v3.ConfigSource_Self:
+			return notSupported("self")
+		}
 	}
 	switch w := m.ConfigSourceSpecifier.(type) {
-	case *config_core_v3.ConfigSource_Path:
-		return notSupported("path")
-	case *config_core_v3.ConfigSource_PathConfigSource:
-		return notSupported("path_config_source")
-	case *config_core_v3.ConfigSource_ApiConfigSource:
-		return notSupported("api_config_source")
 	case *config_core_v3.ConfigSource_Ads:
 		if w.Ads != nil {
-			if err := c_config_core_v3_AggregatedConfigSource(w.Ads); err != nil {
+			if err := c_config_core_v3_AggregatedConfigSource(w.Ads, rules); err != nil {
 				return at(err, "ads")
 			}
 		}
-	case *config_core_v3.ConfigSource_Self:
-		return notSupported("self")
+	}
+	if rules && m.ConfigSourceSpecifier == nil {
+		return ruleErr("config_source_specifier", "value is required")
+	}
+	if m.InitialFetchTimeout != nil {
+		if err := c_durationpb_Duration(m.InitialFetchTimeout, rules); err != nil {
+			return at(err, "initial_fetch_timeout")
+		}
+	}
+	if rules {
+		switch m.ResourceApiVersion {
+		case 0, 1, 2:
+		default:
+			return ruleErr("resource_api_version", "value must be one of the defined enum values")
+		}
 	}
 	return nil
 }
@@ -3581,17 +3978,24 @@ func u_config_core_v3_DataSource(b []byte, m *config_core_v3.DataSource, depth i
 	return nil
 }
 
-func c_config_core_v3_DataSource(m *config_core_v3.DataSource) error {
+func c_config_core_v3_DataSource(m *config_core_v3.DataSource, rules bool) error {
+	if !rules {
+		if m.WatchedDirectory != nil {
+			return notSupported("watched_directory")
+		}
+		switch m.Specifier.(type) {
+		case *config_core_v3.DataSource_Filename:
+			return notSupported("filename")
+		case *config_core_v3.DataSource_EnvironmentVariable:
+			return notSupported("environment_variable")
+		}
+	}
 	switch m.Specifier.(type) {
-	case *config_core_v3.DataSource_Filename:
-		return notSupported("filename")
 	case *config_core_v3.DataSource_InlineBytes:
 	case *config_core_v3.DataSource_InlineString:
-	case *config_core_v3.DataSource_EnvironmentVariable:
-		return notSupported("environment_variable")
 	}
-	if m.WatchedDirectory != nil {
-		return notSupported("watched_directory")
+	if rules && m.Specifier == nil {
+		return ruleErr("specifier", "value is required")
 	}
 	return nil
 }
@@ -3676,22 +4080,34 @@ func u_config_core_v3_GrpcService(b []byte, m *config_core_v3.GrpcService, depth
 	return nil
 }
 
-func c_config_core_v3_GrpcService(m *config_core_v3.GrpcService) error {
+func c_config_core_v3_GrpcService(m *config_core_v3.GrpcService, rules bool) error {
+	if !rules {
+		if len(m.InitialMetadata) > 0 {
+			return notSupported("initial_metadata")
+		}
+		if m.RetryPolicy != nil {
+			return notSupported("retry_policy")
+		}
+		switch m.TargetSpecifier.(type) {
+		case *config_core_v3.GrpcService_GoogleGrpc_:
+			return notSupported("google_grpc")
+		}
+	}
 	switch w := m.TargetSpecifier.(type) {
 	case *config_core_v3.GrpcService_EnvoyGrpc_:
 		if w.EnvoyGrpc != nil {
-			if err := c_config_core_v3_GrpcService_EnvoyGrpc(w.EnvoyGrpc); err != nil {
+			if err := c_config_core_v3_GrpcService_EnvoyGrpc(w.EnvoyGrpc, rules); err != nil {
 				return at(err, "envoy_grpc")
 			}
 		}
-	case *config_core_v3.GrpcService_GoogleGrpc_:
-		return notSupported("google_grpc")
 	}
-	if len(m.InitialMetadata) > 0 {
-		return notSupported("initial_metadata")
+	if rules && m.TargetSpecifier == nil {
+		return ruleErr("target_specifier", "value is required")
 	}
-	if m.RetryPolicy != nil {
-		return notSupported("retry_policy")
+	if m.Timeout != nil {
+		if err := c_durationpb_Duration(m.Timeout, rules); err != nil {
+			return at(err, "timeout")
+		}
 	}
 	return nil
 }
@@ -3761,15 +4177,30 @@ func u_config_core_v3_GrpcService_EnvoyGrpc(b []byte, m *config_core_v3.GrpcServ
 	return nil
 }
 
-func c_config_core_v3_GrpcService_EnvoyGrpc(m *config_core_v3.GrpcService_EnvoyGrpc) error {
-	if m.RetryPolicy != nil {
-		return notSupported("retry_policy")
+func c_config_core_v3_GrpcService_EnvoyGrpc(m *config_core_v3.GrpcService_EnvoyGrpc, rules bool) error {
+	if !rules {
+		if m.RetryPolicy != nil {
+			return notSupported("retry_policy")
+		}
+		if m.MaxReceiveMessageLength != nil {
+			return notSupported("max_receive_message_length")
+		}
+		if m.SkipEnvoyHeaders {
+			return notSupported("skip_envoy_headers")
+		}
 	}
-	if m.MaxReceiveMessageLength != nil {
-		return notSupported("max_receive_message_length")
+	if rules {
+		if runes(m.ClusterName) < 1 {
+			return ruleErr("cluster_name", "value length must be at least 1 runes")
+		}
 	}
-	if m.SkipEnvoyHeaders {
-		return notSupported("skip_envoy_headers")
+	if rules {
+		if len(m.Authority) > 16384 {
+			return ruleErr("authority", "value length must be at most 16384 bytes")
+		}
+		if !headerValue(m.Authority, false) {
+			return ruleErr("authority", "value must be a valid HTTP header value")
+		}
 	}
 	return nil
 }
@@ -3821,9 +4252,30 @@ func u_config_core_v3_HeaderValue(b []byte, m *config_core_v3.HeaderValue, depth
 	return nil
 }
 
-func c_config_core_v3_HeaderValue(m *config_core_v3.HeaderValue) error {
-	if len(m.RawValue) > 0 {
-		return notSupported("raw_value")
+func c_config_core_v3_HeaderValue(m *config_core_v3.HeaderValue, rules bool) error {
+	if !rules {
+		if len(m.RawValue) > 0 {
+			return notSupported("raw_value")
+		}
+	}
+	if rules {
+		if runes(m.Key) < 1 {
+			return ruleErr("key", "value length must be at least 1 runes")
+		}
+		if len(m.Key) > 16384 {
+			return ruleErr("key", "value length must be at most 16384 bytes")
+		}
+		if !headerName(m.Key, false) {
+			return ruleErr("key", "value must be a valid HTTP header name")
+		}
+	}
+	if rules {
+		if len(m.Value) > 16384 {
+			return ruleErr("value", "value length must be at most 16384 bytes")
+		}
+		if !headerValue(m.Value, false) {
+			return ruleErr("value", "value must be a valid HTTP header value")
+		}
 	}
 	return nil
 }
@@ -3882,17 +4334,31 @@ func u_config_core_v3_HeaderValueOption(b []byte, m *config_core_v3.HeaderValueO
 	return nil
 }
 
-func c_config_core_v3_HeaderValueOption(m *config_core_v3.HeaderValueOption) error {
+func c_config_core_v3_HeaderValueOption(m *config_core_v3.HeaderValueOption, rules bool) error {
+	if !rules {
+		if m.Append != nil {
+			return notSupported("append")
+		}
+		if m.KeepEmptyValue {
+			return notSupported("keep_empty_value")
+		}
+	}
+	if rules {
+		if m.Header == nil {
+			return ruleErr("header", "value is required")
+		}
+	}
 	if m.Header != nil {
-		if err := c_config_core_v3_HeaderValue(m.Header); err != nil {
+		if err := c_config_core_v3_HeaderValue(m.Header, rules); err != nil {
 			return at(err, "header")
 		}
 	}
-	if m.Append != nil {
-		return notSupported("append")
-	}
-	if m.KeepEmptyValue {
-		return notSupported("keep_empty_value")
+	if rules {
+		switch m.AppendAction {
+		case 0, 1, 2, 3:
+		default:
+			return ruleErr("append_action", "value must be one of the defined enum values")
+		}
 	}
 	return nil
 }
@@ -4064,72 +4530,158 @@ func u_config_core_v3_HealthCheck(b []byte, m *config_core_v3.HealthCheck, depth
 	return nil
 }
 
-func c_config_core_v3_HealthCheck(m *config_core_v3.HealthCheck) error {
-	if m.Name != "" {
-		return notSupported("name")
+func c_config_core_v3_HealthCheck(m *config_core_v3.HealthCheck, rules bool) error {
+	if !rules {
+		if m.Name != "" {
+			return notSupported("name")
+		}
+		if m.InitialJitter != nil {
+			return notSupported("initial_jitter")
+		}
+		if m.IntervalJitterPercent != 0 {
+			return notSupported("interval_jitter_percent")
+		}
+		if m.AltPort != nil {
+			return notSupported("alt_port")
+		}
+		if m.ReuseConnection != nil {
+			return notSupported("reuse_connection")
+		}
+		if m.NoTrafficHealthyInterval != nil {
+			return notSupported("no_traffic_healthy_interval")
+		}
+		if m.UnhealthyInterval != nil {
+			return notSupported("unhealthy_interval")
+		}
+		if m.UnhealthyEdgeInterval != nil {
+			return notSupported("unhealthy_edge_interval")
+		}
+		if m.HealthyEdgeInterval != nil {
+			return notSupported("healthy_edge_interval")
+		}
+		if m.EventLogPath != "" {
+			return notSupported("event_log_path")
+		}
+		if len(m.EventLogger) > 0 {
+			return notSupported("event_logger")
+		}
+		if m.EventService != nil {
+			return notSupported("event_service")
+		}
+		if m.AlwaysLogHealthCheckFailures {
+			return notSupported("always_log_health_check_failures")
+		}
+		if m.AlwaysLogHealthCheckSuccess {
+			return notSupported("always_log_health_check_success")
+		}
+		if m.TlsOptions != nil {
+			return notSupported("tls_options")
+		}
+		if m.TransportSocketMatchCriteria != nil {
+			return notSupported("transport_socket_match_criteria")
+		}
+		switch m.HealthChecker.(type) {
+		case *config_core_v3.HealthCheck_TcpHealthCheck_:
+			return notSupported("tcp_health_check")
+		case *config_core_v3.HealthCheck_CustomHealthCheck_:
+			return notSupported("custom_health_check")
+		}
 	}
-	if m.InitialJitter != nil {
-		return notSupported("initial_jitter")
+	if rules {
+		if m.Timeout == nil {
+			return ruleErr("timeout", "value is required")
+		}
+		if m.Timeout != nil {
+			d, ok := duration(m.Timeout)
+			if !ok {
+				return ruleErr("timeout", "value is not a valid duration")
+			}
+			if d <= 0 {
+				return ruleErr("timeout", "value must be greater than 0s")
+			}
+		}
 	}
-	if m.IntervalJitterPercent != 0 {
-		return notSupported("interval_jitter_percent")
+	if m.Timeout != nil {
+		if err := c_durationpb_Duration(m.Timeout, rules); err != nil {
+			return at(err, "timeout")
+		}
 	}
-	if m.AltPort != nil {
-		return notSupported("alt_port")
+	if rules {
+		if m.Interval == nil {
+			return ruleErr("interval", "value is required")
+		}
+		if m.Interval != nil {
+			d, ok := duration(m.Interval)
+			if !ok {
+				return ruleErr("interval", "value is not a valid duration")
+			}
+			if d <= 0 {
+				return ruleErr("interval", "value must be greater than 0s")
+			}
+		}
 	}
-	if m.ReuseConnection != nil {
-		return notSupported("reuse_connection")
+	if m.Interval != nil {
+		if err := c_durationpb_Duration(m.Interval, rules); err != nil {
+			return at(err, "interval")
+		}
+	}
+	if m.IntervalJitter != nil {
+		if err := c_durationpb_Duration(m.IntervalJitter, rules); err != nil {
+			return at(err, "interval_jitter")
+		}
+	}
+	if rules {
+		if m.UnhealthyThreshold == nil {
+			return ruleErr("unhealthy_threshold", "value is required")
+		}
+	}
+	if m.UnhealthyThreshold != nil {
+		if err := c_wrapperspb_UInt32Value(m.UnhealthyThreshold, rules); err != nil {
+			return at(err, "unhealthy_threshold")
+		}
+	}
+	if rules {
+		if m.HealthyThreshold == nil {
+			return ruleErr("healthy_threshold", "value is required")
+		}
+	}
+	if m.HealthyThreshold != nil {
+		if err := c_wrapperspb_UInt32Value(m.HealthyThreshold, rules); err != nil {
+			return at(err, "healthy_threshold")
+		}
 	}
 	switch w := m.HealthChecker.(type) {
 	case *config_core_v3.HealthCheck_HttpHealthCheck_:
 		if w.HttpHealthCheck != nil {
-			if err := c_config_core_v3_HealthCheck_HttpHealthCheck(w.HttpHealthCheck); err != nil {
+			if err := c_config_core_v3_HealthCheck_HttpHealthCheck(w.HttpHealthCheck, rules); err != nil {
 				return at(err, "http_health_check")
 			}
 		}
-	case *config_core_v3.HealthCheck_TcpHealthCheck_:
-		return notSupported("tcp_health_check")
 	case *config_core_v3.HealthCheck_GrpcHealthCheck_:
 		if w.GrpcHealthCheck != nil {
-			if err := c_config_core_v3_HealthCheck_GrpcHealthCheck(w.GrpcHealthCheck); err != nil {
+			if err := c_config_core_v3_HealthCheck_GrpcHealthCheck(w.GrpcHealthCheck, rules); err != nil {
 				return at(err, "grpc_health_check")
 			}
 		}
-	case *config_core_v3.HealthCheck_CustomHealthCheck_:
-		return notSupported("custom_health_check")
 	}
-	if m.NoTrafficHealthyInterval != nil {
-		return notSupported("no_traffic_healthy_interval")
+	if rules && m.HealthChecker == nil {
+		return ruleErr("health_checker", "value is required")
 	}
-	if m.UnhealthyInterval != nil {
-		return notSupported("unhealthy_interval")
+	if rules {
+		if m.NoTrafficInterval != nil {
+			d, ok := duration(m.NoTrafficInterval)
+			if !ok {
+				return ruleErr("no_traffic_interval", "value is not a valid duration")
+			}
+			if d <= 0 {
+				return ruleErr("no_traffic_interval", "value must be greater than 0s")
+			}
+		}
 	}
-	if m.UnhealthyEdgeInterval != nil {
-		return notSupported("unhealthy_edge_interval")
-	}
-	if m.HealthyEdgeInterval != nil {
-		return notSupported("healthy_edge_interval")
-	}
-	if m.EventLogPath != "" {
-		return notSupported("event_log_path")
-	}
-	if len(m.EventLogger) > 0 {
-		return notSupported("event_logger")
-	}
-	if m.EventService != nil {
-		return notSupported("event_service")
-	}
-	if m.AlwaysLogHealthCheckFailures {
-		return notSupported("always_log_health_check_failures")
-	}
-	if m.AlwaysLogHealthCheckSuccess {
-		return notSupported("always_log_health_check_success")
-	}
-	if m.TlsOptions != nil {
-		return notSupported("tls_options")
-	}
-	if m.TransportSocketMatchCriteria != nil {
-		return notSupported("transport_socket_match_criteria")
+	if m.NoTrafficInterval != nil {
+		if err := c_durationpb_Duration(m.NoTrafficInterval, rules); err != nil {
+			return at(err, "no_traffic_interval")
+		}
 	}
 	return nil
 }
@@ -4216,9 +4768,16 @@ func u_config_core_v3_HealthCheck_GrpcHealthCheck(b []byte, m *config_core_v3.He
 	return nil
 }
 
-func c_config_core_v3_HealthCheck_GrpcHealthCheck(m *config_core_v3.HealthCheck_GrpcHealthCheck) error {
-	if len(m.InitialMetadata) > 0 {
-		return notSupported("initial_metadata")
+func c_config_core_v3_HealthCheck_GrpcHealthCheck(m *config_core_v3.HealthCheck_GrpcHealthCheck, rules bool) error {
+	if !rules {
+		if len(m.InitialMetadata) > 0 {
+			return notSupported("initial_metadata")
+		}
+	}
+	if rules {
+		if !headerValue(m.Authority, false) {
+			return ruleErr("authority", "value must be a valid HTTP header value")
+		}
 	}
 	return nil
 }
@@ -4304,40 +4863,62 @@ func u_config_core_v3_HealthCheck_HttpHealthCheck(b []byte, m *config_core_v3.He
 	return nil
 }
 
-func c_config_core_v3_HealthCheck_HttpHealthCheck(m *config_core_v3.HealthCheck_HttpHealthCheck) error {
-	if m.Send != nil {
-		return notSupported("send")
+func c_config_core_v3_HealthCheck_HttpHealthCheck(m *config_core_v3.HealthCheck_HttpHealthCheck, rules bool) error {
+	if !rules {
+		if m.Send != nil {
+			return notSupported("send")
+		}
+		if len(m.Receive) > 0 {
+			return notSupported("receive")
+		}
+		if m.ResponseBufferSize != nil {
+			return notSupported("response_buffer_size")
+		}
+		if len(m.RequestHeadersToAdd) > 0 {
+			return notSupported("request_headers_to_add")
+		}
+		if len(m.RequestHeadersToRemove) > 0 {
+			return notSupported("request_headers_to_remove")
+		}
+		if len(m.RetriableStatuses) > 0 {
+			return notSupported("retriable_statuses")
+		}
+		if m.UseAlpnProtocol {
+			return notSupported("use_alpn_protocol")
+		}
+		if m.ServiceNameMatcher != nil {
+			return notSupported("service_name_matcher")
+		}
+		if m.Method != 0 {
+			return notSupported("method")
+		}
 	}
-	if len(m.Receive) > 0 {
-		return notSupported("receive")
+	if rules {
+		if !headerValue(m.Host, true) {
+			return ruleErr("host", "value must be a valid HTTP header value")
+		}
 	}
-	if m.ResponseBufferSize != nil {
-		return notSupported("response_buffer_size")
-	}
-	if len(m.RequestHeadersToAdd) > 0 {
-		return notSupported("request_headers_to_add")
-	}
-	if len(m.RequestHeadersToRemove) > 0 {
-		return notSupported("request_headers_to_remove")
+	if rules {
+		if runes(m.Path) < 1 {
+			return ruleErr("path", "value length must be at least 1 runes")
+		}
+		if !headerValue(m.Path, true) {
+			return ruleErr("path", "value must be a valid HTTP header value")
+		}
 	}
 	for i, x := range m.ExpectedStatuses {
 		if x != nil {
-			if err := c_type_v3_Int64Range(x); err != nil {
+			if err := c_type_v3_Int64Range(x, rules); err != nil {
 				return at(err, index("expected_statuses", i))
 			}
 		}
 	}
-	if len(m.RetriableStatuses) > 0 {
-		return notSupported("retriable_statuses")
-	}
-	if m.UseAlpnProtocol {
-		return notSupported("use_alpn_protocol")
-	}
-	if m.ServiceNameMatcher != nil {
-		return notSupported("service_name_matcher")
-	}
-	if m.Method != 0 {
-		return notSupported("method")
+	if rules {
+		switch m.CodecClientType {
+		case 0, 1, 2:
+		default:
+			return ruleErr("codec_client_type", "value must be one of the defined enum values")
+		}
 	}
 	return nil
 }
@@ -4402,39 +4983,41 @@ func u_config_core_v3_Http1ProtocolOptions(b []byte, m *config_core_v3.Http1Prot
 	return nil
 }
 
-func c_config_core_v3_Http1ProtocolOptions(m *config_core_v3.Http1ProtocolOptions) error {
-	if m.AllowAbsoluteUrl != nil {
-		return notSupported("allow_absolute_url")
-	}
-	if m.AcceptHttp_10 {
-		return notSupported("accept_http_10")
-	}
-	if m.DefaultHostForHttp_10 != "" {
-		return notSupported("default_host_for_http_10")
-	}
-	if m.HeaderKeyFormat != nil {
-		return notSupported("header_key_format")
-	}
-	if m.EnableTrailers {
-		return notSupported("enable_trailers")
-	}
-	if m.AllowChunkedLength {
-		return notSupported("allow_chunked_length")
-	}
-	if m.OverrideStreamErrorOnInvalidHttpMessage != nil {
-		return notSupported("override_stream_error_on_invalid_http_message")
-	}
-	if m.SendFullyQualifiedUrl {
-		return notSupported("send_fully_qualified_url")
-	}
-	if m.UseBalsaParser != nil {
-		return notSupported("use_balsa_parser")
-	}
-	if m.AllowCustomMethods {
-		return notSupported("allow_custom_methods")
-	}
-	if len(m.IgnoreHttp_11Upgrade) > 0 {
-		return notSupported("ignore_http_11_upgrade")
+func c_config_core_v3_Http1ProtocolOptions(m *config_core_v3.Http1ProtocolOptions, rules bool) error {
+	if !rules {
+		if m.AllowAbsoluteUrl != nil {
+			return notSupported("allow_absolute_url")
+		}
+		if m.AcceptHttp_10 {
+			return notSupported("accept_http_10")
+		}
+		if m.DefaultHostForHttp_10 != "" {
+			return notSupported("default_host_for_http_10")
+		}
+		if m.HeaderKeyFormat != nil {
+			return notSupported("header_key_format")
+		}
+		if m.EnableTrailers {
+			return notSupported("enable_trailers")
+		}
+		if m.AllowChunkedLength {
+			return notSupported("allow_chunked_length")
+		}
+		if m.OverrideStreamErrorOnInvalidHttpMessage != nil {
+			return notSupported("override_stream_error_on_invalid_http_message")
+		}
+		if m.SendFullyQualifiedUrl {
+			return notSupported("send_fully_qualified_url")
+		}
+		if m.UseBalsaParser != nil {
+			return notSupported("use_balsa_parser")
+		}
+		if m.AllowCustomMethods {
+			return notSupported("allow_custom_methods")
+		}
+		if len(m.IgnoreHttp_11Upgrade) > 0 {
+			return notSupported("ignore_http_11_upgrade")
+		}
 	}
 	return nil
 }
@@ -4509,72 +5092,74 @@ func u_config_core_v3_Http2ProtocolOptions(b []byte, m *config_core_v3.Http2Prot
 	return nil
 }
 
-func c_config_core_v3_Http2ProtocolOptions(m *config_core_v3.Http2ProtocolOptions) error {
-	if m.HpackTableSize != nil {
-		return notSupported("hpack_table_size")
-	}
-	if m.MaxConcurrentStreams != nil {
-		return notSupported("max_concurrent_streams")
-	}
-	if m.InitialStreamWindowSize != nil {
-		return notSupported("initial_stream_window_size")
-	}
-	if m.InitialConnectionWindowSize != nil {
-		return notSupported("initial_connection_window_size")
-	}
-	if m.AllowConnect {
-		return notSupported("allow_connect")
-	}
-	if m.AllowMetadata {
-		return notSupported("allow_metadata")
-	}
-	if m.MaxOutboundFrames != nil {
-		return notSupported("max_outbound_frames")
-	}
-	if m.MaxOutboundControlFrames != nil {
-		return notSupported("max_outbound_control_frames")
-	}
-	if m.MaxConsecutiveInboundFramesWithEmptyPayload != nil {
-		return notSupported("max_consecutive_inbound_frames_with_empty_payload")
-	}
-	if m.MaxInboundPriorityFramesPerStream != nil {
-		return notSupported("max_inbound_priority_frames_per_stream")
-	}
-	if m.MaxInboundWindowUpdateFramesPerDataFrameSent != nil {
-		return notSupported("max_inbound_window_update_frames_per_data_frame_sent")
-	}
-	if m.StreamErrorOnInvalidHttpMessaging {
-		return notSupported("stream_error_on_invalid_http_messaging")
-	}
-	if m.OverrideStreamErrorOnInvalidHttpMessage != nil {
-		return notSupported("override_stream_error_on_invalid_http_message")
-	}
-	if len(m.CustomSettingsParameters) > 0 {
-		return notSupported("custom_settings_parameters")
-	}
-	if m.ConnectionKeepalive != nil {
-		return notSupported("connection_keepalive")
-	}
-	if m.UseOghttp2Codec != nil {
-		return notSupported("use_oghttp2_codec")
-	}
-	if m.MaxMetadataSize != nil {
-		return notSupported("max_metadata_size")
-	}
-	if m.EnableHuffmanEncoding != nil {
-		return notSupported("enable_huffman_encoding")
-	}
-	if m.MaxHeaderFieldSizeKb != nil {
-		return notSupported("max_header_field_size_kb")
-	}
-	if m.DisallowObsText != nil {
-		return notSupported("disallow_obs_text")
-	}
-	if m.StreamResetBurst != nil {
-		return notSupported("stream_reset_burst")
-	}
-	if m.StreamResetRate != nil {
-		return notSupported("stream_reset_rate")
+func c_config_core_v3_Http2ProtocolOptions(m *config_core_v3.Http2ProtocolOptions, rules bool) error {
+	if !rules {
+		if m.HpackTableSize != nil {
+			return notSupported("hpack_table_size")
+		}
+		if m.MaxConcurrentStreams != nil {
+			return notSupported("max_concurrent_streams")
+		}
+		if m.InitialStreamWindowSize != nil {
+			return notSupported("initial_stream_window_size")
+		}
+		if m.InitialConnectionWindowSize != nil {
+			return notSupported("initial_connection_window_size")
+		}
+		if m.AllowConnect {
+			return notSupported("allow_connect")
+		}
+		if m.AllowMetadata {
+			return notSupported("allow_metadata")
+		}
+		if m.MaxOutboundFrames != nil {
+			return notSupported("max_outbound_frames")
+		}
+		if m.MaxOutboundControlFrames != nil {
+			return notSupported("max_outbound_control_frames")
+		}
+		if m.MaxConsecutiveInboundFramesWithEmptyPayload != nil {
+			return notSupported("max_consecutive_inbound_frames_with_empty_payload")
+		}
+		if m.MaxInboundPriorityFramesPerStream != nil {
+			return notSupported("max_inbound_priority_frames_per_stream")
+		}
+		if m.MaxInboundWindowUpdateFramesPerDataFrameSent != nil {
+			return notSupported("max_inbound_window_update_frames_per_data_frame_sent")
+		}
+		if m.StreamErrorOnInvalidHttpMessaging {
+			return notSupported("stream_error_on_invalid_http_messaging")
+		}
+		if m.OverrideStreamErrorOnInvalidHttpMessage != nil {
+			return notSupported("override_stream_error_on_invalid_http_message")
+		}
+		if len(m.CustomSettingsParameters) > 0 {
+			return notSupported("custom_settings_parameters")
+		}
+		if m.ConnectionKeepalive != nil {
+			return notSupported("connection_keepalive")
+		}
+		if m.UseOghttp2Codec != nil {
+			return notSupported("use_oghttp2_codec")
+		}
+		if m.MaxMetadataSize != nil {
+			return notSupported("max_metadata_size")
+		}
+		if m.EnableHuffmanEncoding != nil {
+			return notSupported("enable_huffman_encoding")
+		}
+		if m.MaxHeaderFieldSizeKb != nil {
+			return notSupported("max_header_field_size_kb")
+		}
+		if m.DisallowObsText != nil {
+			return notSupported("disallow_obs_text")
+		}
+		if m.StreamResetBurst != nil {
+			return notSupported("stream_reset_burst")
+		}
+		if m.StreamResetRate != nil {
+			return notSupported("stream_reset_rate")
+		}
 	}
 	return nil
 }
@@ -4630,27 +5215,34 @@ func u_config_core_v3_HttpProtocolOptions(b []byte, m *config_core_v3.HttpProtoc
 	return nil
 }
 
-func c_config_core_v3_HttpProtocolOptions(m *config_core_v3.HttpProtocolOptions) error {
-	if m.MaxConnectionDuration != nil {
-		return notSupported("max_connection_duration")
+func c_config_core_v3_HttpProtocolOptions(m *config_core_v3.HttpProtocolOptions, rules bool) error {
+	if !rules {
+		if m.MaxConnectionDuration != nil {
+			return notSupported("max_connection_duration")
+		}
+		if m.MaxConnectionDurationJitter != nil {
+			return notSupported("max_connection_duration_jitter")
+		}
+		if m.MaxHeadersCount != nil {
+			return notSupported("max_headers_count")
+		}
+		if m.MaxResponseHeadersKb != nil {
+			return notSupported("max_response_headers_kb")
+		}
+		if m.MaxStreamDuration != nil {
+			return notSupported("max_stream_duration")
+		}
+		if m.HeadersWithUnderscoresAction != 0 {
+			return notSupported("headers_with_underscores_action")
+		}
+		if m.MaxRequestsPerConnection != nil {
+			return notSupported("max_requests_per_connection")
+		}
 	}
-	if m.MaxConnectionDurationJitter != nil {
-		return notSupported("max_connection_duration_jitter")
-	}
-	if m.MaxHeadersCount != nil {
-		return notSupported("max_headers_count")
-	}
-	if m.MaxResponseHeadersKb != nil {
-		return notSupported("max_response_headers_kb")
-	}
-	if m.MaxStreamDuration != nil {
-		return notSupported("max_stream_duration")
-	}
-	if m.HeadersWithUnderscoresAction != 0 {
-		return notSupported("headers_with_underscores_action")
-	}
-	if m.MaxRequestsPerConnection != nil {
-		return notSupported("max_requests_per_connection")
+	if m.IdleTimeout != nil {
+		if err := c_durationpb_Duration(m.IdleTimeout, rules); err != nil {
+			return at(err, "idle_timeout")
+		}
 	}
 	return nil
 }
@@ -4699,17 +5291,19 @@ func u_config_core_v3_HttpService(b []byte, m *config_core_v3.HttpService, depth
 	return nil
 }
 
-func c_config_core_v3_HttpService(m *config_core_v3.HttpService) error {
-	if m.HttpUri != nil {
-		if err := c_config_core_v3_HttpUri(m.HttpUri); err != nil {
-			return at(err, "http_uri")
+func c_config_core_v3_HttpService(m *config_core_v3.HttpService, rules bool) error {
+	if !rules {
+		if len(m.RequestHeadersToAdd) > 0 {
+			return notSupported("request_headers_to_add")
+		}
+		if len(m.Formatters) > 0 {
+			return notSupported("formatters")
 		}
 	}
-	if len(m.RequestHeadersToAdd) > 0 {
-		return notSupported("request_headers_to_add")
-	}
-	if len(m.Formatters) > 0 {
-		return notSupported("formatters")
+	if m.HttpUri != nil {
+		if err := c_config_core_v3_HttpUri(m.HttpUri, rules); err != nil {
+			return at(err, "http_uri")
+		}
 	}
 	return nil
 }
@@ -4768,9 +5362,46 @@ func u_config_core_v3_HttpUri(b []byte, m *config_core_v3.HttpUri, depth int) er
 	return nil
 }
 
-func c_config_core_v3_HttpUri(m *config_core_v3.HttpUri) error {
-	switch m.HttpUpstreamType.(type) {
+func c_config_core_v3_HttpUri(m *config_core_v3.HttpUri, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if runes(m.Uri) < 1 {
+			return ruleErr("uri", "value length must be at least 1 runes")
+		}
+	}
+	switch w := m.HttpUpstreamType.(type) {
 	case *config_core_v3.HttpUri_Cluster:
+		if rules {
+			if runes(w.Cluster) < 1 {
+				return ruleErr("cluster", "value length must be at least 1 runes")
+			}
+		}
+	}
+	if rules && m.HttpUpstreamType == nil {
+		return ruleErr("http_upstream_type", "value is required")
+	}
+	if rules {
+		if m.Timeout == nil {
+			return ruleErr("timeout", "value is required")
+		}
+		if m.Timeout != nil {
+			d, ok := duration(m.Timeout)
+			if !ok {
+				return ruleErr("timeout", "value is not a valid duration")
+			}
+			if d < 0 {
+				return ruleErr("timeout", "value must be greater than or equal to 0s")
+			}
+			if d >= 4294967296000000000 {
+				return ruleErr("timeout", "value must be less than 1193046h28m16s")
+			}
+		}
+	}
+	if m.Timeout != nil {
+		if err := c_durationpb_Duration(m.Timeout, rules); err != nil {
+			return at(err, "timeout")
+		}
 	}
 	return nil
 }
@@ -4842,6 +5473,12 @@ func u_config_core_v3_Locality(b []byte, m *config_core_v3.Locality, depth int) 
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+func c_config_core_v3_Locality(m *config_core_v3.Locality, rules bool) error {
+	if !rules {
 	}
 	return nil
 }
@@ -4962,6 +5599,33 @@ func u_config_core_v3_Metadata(b []byte, m *config_core_v3.Metadata, depth int) 
 	return nil
 }
 
+func c_config_core_v3_Metadata(m *config_core_v3.Metadata, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		for k := range m.FilterMetadata {
+			if runes(k) < 1 {
+				return ruleErr(key("filter_metadata", k), "value length must be at least 1 runes")
+			}
+		}
+	}
+	for k, x := range m.FilterMetadata {
+		if x != nil {
+			if err := c_structpb_Struct(x, rules); err != nil {
+				return at(err, key("filter_metadata", k))
+			}
+		}
+	}
+	if rules {
+		for k := range m.TypedFilterMetadata {
+			if runes(k) < 1 {
+				return ruleErr(key("typed_filter_metadata", k), "value length must be at least 1 runes")
+			}
+		}
+	}
+	return nil
+}
+
 func e_config_core_v3_Metadata(a, b *config_core_v3.Metadata, skip string) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -5007,14 +5671,21 @@ func u_config_core_v3_RuntimeFractionalPercent(b []byte, m *config_core_v3.Runti
 	return nil
 }
 
-func c_config_core_v3_RuntimeFractionalPercent(m *config_core_v3.RuntimeFractionalPercent) error {
-	if m.DefaultValue != nil {
-		if err := c_type_v3_FractionalPercent(m.DefaultValue); err != nil {
-			return at(err, "default_value")
+func c_config_core_v3_RuntimeFractionalPercent(m *config_core_v3.RuntimeFractionalPercent, rules bool) error {
+	if !rules {
+		if m.RuntimeKey != "" {
+			return notSupported("runtime_key")
 		}
 	}
-	if m.RuntimeKey != "" {
-		return notSupported("runtime_key")
+	if rules {
+		if m.DefaultValue == nil {
+			return ruleErr("default_value", "value is required")
+		}
+	}
+	if m.DefaultValue != nil {
+		if err := c_type_v3_FractionalPercent(m.DefaultValue, rules); err != nil {
+			return at(err, "default_value")
+		}
 	}
 	return nil
 }
@@ -5061,7 +5732,9 @@ func u_config_core_v3_RuntimeUInt32(b []byte, m *config_core_v3.RuntimeUInt32, d
 	return nil
 }
 
-func c_config_core_v3_RuntimeUInt32(m *config_core_v3.RuntimeUInt32) error {
+func c_config_core_v3_RuntimeUInt32(m *config_core_v3.RuntimeUInt32, rules bool) error {
+	if !rules {
+	}
 	return nil
 }
 
@@ -5125,20 +5798,44 @@ func u_config_core_v3_SocketAddress(b []byte, m *config_core_v3.SocketAddress, d
 	return nil
 }
 
-func c_config_core_v3_SocketAddress(m *config_core_v3.SocketAddress) error {
-	switch m.PortSpecifier.(type) {
+func c_config_core_v3_SocketAddress(m *config_core_v3.SocketAddress, rules bool) error {
+	if !rules {
+		if m.ResolverName != "" {
+			return notSupported("resolver_name")
+		}
+		if m.Ipv4Compat {
+			return notSupported("ipv4_compat")
+		}
+		if m.NetworkNamespaceFilepath != "" {
+			return notSupported("network_namespace_filepath")
+		}
+		switch m.PortSpecifier.(type) {
+		case *config_core_v3.SocketAddress_NamedPort:
+			return notSupported("named_port")
+		}
+	}
+	if rules {
+		switch m.Protocol {
+		case 0, 1:
+		default:
+			return ruleErr("protocol", "value must be one of the defined enum values")
+		}
+	}
+	if rules {
+		if runes(m.Address) < 1 {
+			return ruleErr("address", "value length must be at least 1 runes")
+		}
+	}
+	switch w := m.PortSpecifier.(type) {
 	case *config_core_v3.SocketAddress_PortValue:
-	case *config_core_v3.SocketAddress_NamedPort:
-		return notSupported("named_port")
+		if rules {
+			if w.PortValue > 65535 {
+				return ruleErr("port_value", "value must be less than or equal to 65535")
+			}
+		}
 	}
-	if m.ResolverName != "" {
-		return notSupported("resolver_name")
-	}
-	if m.Ipv4Compat {
-		return notSupported("ipv4_compat")
-	}
-	if m.NetworkNamespaceFilepath != "" {
-		return notSupported("network_namespace_filepath")
+	if rules && m.PortSpecifier == nil {
+		return ruleErr("port_specifier", "value is required")
 	}
 	return nil
 }
@@ -5234,28 +5931,43 @@ func u_config_core_v3_SubstitutionFormatString(b []byte, m *config_core_v3.Subst
 	return nil
 }
 
-func c_config_core_v3_SubstitutionFormatString(m *config_core_v3.SubstitutionFormatString) error {
+func c_config_core_v3_SubstitutionFormatString(m *config_core_v3.SubstitutionFormatString, rules bool) error {
+	if !rules {
+		if m.OmitEmptyValues {
+			return notSupported("omit_empty_values")
+		}
+		if m.ContentType != "" {
+			return notSupported("content_type")
+		}
+		if len(m.Formatters) > 0 {
+			return notSupported("formatters")
+		}
+		if m.JsonFormatOptions != nil {
+			return notSupported("json_format_options")
+		}
+	}
 	switch w := m.Format.(type) {
 	case *config_core_v3.SubstitutionFormatString_TextFormat:
 	case *config_core_v3.SubstitutionFormatString_JsonFormat:
+		if rules {
+			if w.JsonFormat == nil {
+				return ruleErr("json_format", "value is required")
+			}
+		}
+		if w.JsonFormat != nil {
+			if err := c_structpb_Struct(w.JsonFormat, rules); err != nil {
+				return at(err, "json_format")
+			}
+		}
 	case *config_core_v3.SubstitutionFormatString_TextFormatSource:
 		if w.TextFormatSource != nil {
-			if err := c_config_core_v3_DataSource(w.TextFormatSource); err != nil {
+			if err := c_config_core_v3_DataSource(w.TextFormatSource, rules); err != nil {
 				return at(err, "text_format_source")
 			}
 		}
 	}
-	if m.OmitEmptyValues {
-		return notSupported("omit_empty_values")
-	}
-	if m.ContentType != "" {
-		return notSupported("content_type")
-	}
-	if len(m.Formatters) > 0 {
-		return notSupported("formatters")
-	}
-	if m.JsonFormatOptions != nil {
-		return notSupported("json_format_options")
+	if rules && m.Format == nil {
+		return ruleErr("format", "value is required")
 	}
 	return nil
 }
@@ -5335,10 +6047,17 @@ func u_config_core_v3_TransportSocket(b []byte, m *config_core_v3.TransportSocke
 	return nil
 }
 
-func c_config_core_v3_TransportSocket(m *config_core_v3.TransportSocket) error {
+func c_config_core_v3_TransportSocket(m *config_core_v3.TransportSocket, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if runes(m.Name) < 1 {
+			return ruleErr("name", "value length must be at least 1 runes")
+		}
+	}
 	switch w := m.ConfigType.(type) {
 	case *config_core_v3.TransportSocket_TypedConfig:
-		if err := checkAny(w.TypedConfig, m.Name, "typed_config"); err != nil {
+		if err := checkAny(w.TypedConfig, m.Name, "typed_config", rules); err != nil {
 			return err
 		}
 	}
@@ -5409,9 +6128,21 @@ func u_config_core_v3_TypedExtensionConfig(b []byte, m *config_core_v3.TypedExte
 	return nil
 }
 
-func c_config_core_v3_TypedExtensionConfig(m *config_core_v3.TypedExtensionConfig) error {
+func c_config_core_v3_TypedExtensionConfig(m *config_core_v3.TypedExtensionConfig, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if runes(m.Name) < 1 {
+			return ruleErr("name", "value length must be at least 1 runes")
+		}
+	}
+	if rules {
+		if m.TypedConfig == nil {
+			return ruleErr("typed_config", "value is required")
+		}
+	}
 	if m.TypedConfig != nil {
-		if err := checkAny(m.TypedConfig, m.Name, "typed_config"); err != nil {
+		if err := checkAny(m.TypedConfig, m.Name, "typed_config", rules); err != nil {
 			return err
 		}
 	}
@@ -5471,19 +6202,26 @@ func u_config_endpoint_v3_ClusterLoadAssignment(b []byte, m *config_endpoint_v3.
 	return nil
 }
 
-func c_config_endpoint_v3_ClusterLoadAssignment(m *config_endpoint_v3.ClusterLoadAssignment) error {
+func c_config_endpoint_v3_ClusterLoadAssignment(m *config_endpoint_v3.ClusterLoadAssignment, rules bool) error {
+	if !rules {
+		if len(m.NamedEndpoints) > 0 {
+			return notSupported("named_endpoints")
+		}
+		if m.Policy != nil {
+			return notSupported("policy")
+		}
+	}
+	if rules {
+		if runes(m.ClusterName) < 1 {
+			return ruleErr("cluster_name", "value length must be at least 1 runes")
+		}
+	}
 	for i, x := range m.Endpoints {
 		if x != nil {
-			if err := c_config_endpoint_v3_LocalityLbEndpoints(x); err != nil {
+			if err := c_config_endpoint_v3_LocalityLbEndpoints(x, rules); err != nil {
 				return at(err, index("endpoints", i))
 			}
 		}
-	}
-	if len(m.NamedEndpoints) > 0 {
-		return notSupported("named_endpoints")
-	}
-	if m.Policy != nil {
-		return notSupported("policy")
 	}
 	return nil
 }
@@ -5546,20 +6284,22 @@ func u_config_endpoint_v3_Endpoint(b []byte, m *config_endpoint_v3.Endpoint, dep
 	return nil
 }
 
-func c_config_endpoint_v3_Endpoint(m *config_endpoint_v3.Endpoint) error {
-	if m.Address != nil {
-		if err := c_config_core_v3_Address(m.Address); err != nil {
-			return at(err, "address")
+func c_config_endpoint_v3_Endpoint(m *config_endpoint_v3.Endpoint, rules bool) error {
+	if !rules {
+		if m.HealthCheckConfig != nil {
+			return notSupported("health_check_config")
+		}
+		if len(m.AdditionalAddresses) > 0 {
+			return notSupported("additional_addresses")
+		}
+		if m.ObservabilityName != "" {
+			return notSupported("observability_name")
 		}
 	}
-	if m.HealthCheckConfig != nil {
-		return notSupported("health_check_config")
-	}
-	if len(m.AdditionalAddresses) > 0 {
-		return notSupported("additional_addresses")
-	}
-	if m.ObservabilityName != "" {
-		return notSupported("observability_name")
+	if m.Address != nil {
+		if err := c_config_core_v3_Address(m.Address, rules); err != nil {
+			return at(err, "address")
+		}
 	}
 	return nil
 }
@@ -5642,16 +6382,37 @@ func u_config_endpoint_v3_LbEndpoint(b []byte, m *config_endpoint_v3.LbEndpoint,
 	return nil
 }
 
-func c_config_endpoint_v3_LbEndpoint(m *config_endpoint_v3.LbEndpoint) error {
+func c_config_endpoint_v3_LbEndpoint(m *config_endpoint_v3.LbEndpoint, rules bool) error {
+	if !rules {
+		switch m.HostIdentifier.(type) {
+		case *config_endpoint_v3.LbEndpoint_EndpointName:
+			return notSupported("endpoint_name")
+		}
+	}
 	switch w := m.HostIdentifier.(type) {
 	case *config_endpoint_v3.LbEndpoint_Endpoint:
 		if w.Endpoint != nil {
-			if err := c_config_endpoint_v3_Endpoint(w.Endpoint); err != nil {
+			if err := c_config_endpoint_v3_Endpoint(w.Endpoint, rules); err != nil {
 				return at(err, "endpoint")
 			}
 		}
-	case *config_endpoint_v3.LbEndpoint_EndpointName:
-		return notSupported("endpoint_name")
+	}
+	if m.Metadata != nil {
+		if err := c_config_core_v3_Metadata(m.Metadata, rules); err != nil {
+			return at(err, "metadata")
+		}
+	}
+	if rules {
+		if m.LoadBalancingWeight != nil {
+			if m.LoadBalancingWeight.Value < 1 {
+				return ruleErr("load_balancing_weight", "value must be greater than or equal to 1")
+			}
+		}
+	}
+	if m.LoadBalancingWeight != nil {
+		if err := c_wrapperspb_UInt32Value(m.LoadBalancingWeight, rules); err != nil {
+			return at(err, "load_balancing_weight")
+		}
 	}
 	return nil
 }
@@ -5752,28 +6513,47 @@ func u_config_endpoint_v3_LocalityLbEndpoints(b []byte, m *config_endpoint_v3.Lo
 	return nil
 }
 
-func c_config_endpoint_v3_LocalityLbEndpoints(m *config_endpoint_v3.LocalityLbEndpoints) error {
-	if m.Metadata != nil {
-		return notSupported("metadata")
+func c_config_endpoint_v3_LocalityLbEndpoints(m *config_endpoint_v3.LocalityLbEndpoints, rules bool) error {
+	if !rules {
+		if m.Metadata != nil {
+			return notSupported("metadata")
+		}
+		if m.Priority != 0 {
+			return notSupported("priority")
+		}
+		if m.Proximity != nil {
+			return notSupported("proximity")
+		}
+		switch m.LbConfig.(type) {
+		case *config_endpoint_v3.LocalityLbEndpoints_LoadBalancerEndpoints:
+			return notSupported("load_balancer_endpoints")
+		case *config_endpoint_v3.LocalityLbEndpoints_LedsClusterLocalityConfig:
+			return notSupported("leds_cluster_locality_config")
+		}
+	}
+	if m.Locality != nil {
+		if err := c_config_core_v3_Locality(m.Locality, rules); err != nil {
+			return at(err, "locality")
+		}
 	}
 	for i, x := range m.LbEndpoints {
 		if x != nil {
-			if err := c_config_endpoint_v3_LbEndpoint(x); err != nil {
+			if err := c_config_endpoint_v3_LbEndpoint(x, rules); err != nil {
 				return at(err, index("lb_endpoints", i))
 			}
 		}
 	}
-	switch m.LbConfig.(type) {
-	case *config_endpoint_v3.LocalityLbEndpoints_LoadBalancerEndpoints:
-		return notSupported("load_balancer_endpoints")
-	case *config_endpoint_v3.LocalityLbEndpoints_LedsClusterLocalityConfig:
-		return notSupported("leds_cluster_locality_config")
+	if rules {
+		if m.LoadBalancingWeight != nil {
+			if m.LoadBalancingWeight.Value < 1 {
+				return ruleErr("load_balancing_weight", "value must be greater than or equal to 1")
+			}
+		}
 	}
-	if m.Priority != 0 {
-		return notSupported("priority")
-	}
-	if m.Proximity != nil {
-		return notSupported("proximity")
+	if m.LoadBalancingWeight != nil {
+		if err := c_wrapperspb_UInt32Value(m.LoadBalancingWeight, rules); err != nil {
+			return at(err, "load_balancing_weight")
+		}
 	}
 	return nil
 }
@@ -5835,14 +6615,23 @@ func u_config_listener_v3_Filter(b []byte, m *config_listener_v3.Filter, depth i
 	return nil
 }
 
-func c_config_listener_v3_Filter(m *config_listener_v3.Filter) error {
+func c_config_listener_v3_Filter(m *config_listener_v3.Filter, rules bool) error {
+	if !rules {
+		switch m.ConfigType.(type) {
+		case *config_listener_v3.Filter_ConfigDiscovery:
+			return notSupported("config_discovery")
+		}
+	}
+	if rules {
+		if runes(m.Name) < 1 {
+			return ruleErr("name", "value length must be at least 1 runes")
+		}
+	}
 	switch w := m.ConfigType.(type) {
 	case *config_listener_v3.Filter_TypedConfig:
-		if err := checkAny(w.TypedConfig, m.Name, "typed_config"); err != nil {
+		if err := checkAny(w.TypedConfig, m.Name, "typed_config", rules); err != nil {
 			return err
 		}
-	case *config_listener_v3.Filter_ConfigDiscovery:
-		return notSupported("config_discovery")
 	}
 	return nil
 }
@@ -5950,29 +6739,36 @@ func u_config_listener_v3_FilterChain(b []byte, m *config_listener_v3.FilterChai
 	return nil
 }
 
-func c_config_listener_v3_FilterChain(m *config_listener_v3.FilterChain) error {
+func c_config_listener_v3_FilterChain(m *config_listener_v3.FilterChain, rules bool) error {
+	if !rules {
+		if m.UseProxyProto != nil {
+			return notSupported("use_proxy_proto")
+		}
+		if m.TransportSocketConnectTimeout != nil {
+			return notSupported("transport_socket_connect_timeout")
+		}
+	}
 	if m.FilterChainMatch != nil {
-		if err := c_config_listener_v3_FilterChainMatch(m.FilterChainMatch); err != nil {
+		if err := c_config_listener_v3_FilterChainMatch(m.FilterChainMatch, rules); err != nil {
 			return at(err, "filter_chain_match")
 		}
 	}
 	for i, x := range m.Filters {
 		if x != nil {
-			if err := c_config_listener_v3_Filter(x); err != nil {
+			if err := c_config_listener_v3_Filter(x, rules); err != nil {
 				return at(err, index("filters", i))
 			}
 		}
 	}
-	if m.UseProxyProto != nil {
-		return notSupported("use_proxy_proto")
-	}
-	if m.TransportSocket != nil {
-		if err := c_config_core_v3_TransportSocket(m.TransportSocket); err != nil {
-			return at(err, "transport_socket")
+	if m.Metadata != nil {
+		if err := c_config_core_v3_Metadata(m.Metadata, rules); err != nil {
+			return at(err, "metadata")
 		}
 	}
-	if m.TransportSocketConnectTimeout != nil {
-		return notSupported("transport_socket_connect_timeout")
+	if m.TransportSocket != nil {
+		if err := c_config_core_v3_TransportSocket(m.TransportSocket, rules); err != nil {
+			return at(err, "transport_socket")
+		}
 	}
 	return nil
 }
@@ -6073,31 +6869,48 @@ func u_config_listener_v3_FilterChainMatch(b []byte, m *config_listener_v3.Filte
 	return nil
 }
 
-func c_config_listener_v3_FilterChainMatch(m *config_listener_v3.FilterChainMatch) error {
-	for i, x := range m.PrefixRanges {
-		if x != nil {
-			if err := c_config_core_v3_CidrRange(x); err != nil {
-				return at(err, index("prefix_ranges", i))
+func c_config_listener_v3_FilterChainMatch(m *config_listener_v3.FilterChainMatch, rules bool) error {
+	if !rules {
+		if m.AddressSuffix != "" {
+			return notSupported("address_suffix")
+		}
+		if m.SuffixLen != nil {
+			return notSupported("suffix_len")
+		}
+		if len(m.DirectSourcePrefixRanges) > 0 {
+			return notSupported("direct_source_prefix_ranges")
+		}
+		if m.SourceType != 0 {
+			return notSupported("source_type")
+		}
+		if len(m.SourcePrefixRanges) > 0 {
+			return notSupported("source_prefix_ranges")
+		}
+		if len(m.SourcePorts) > 0 {
+			return notSupported("source_ports")
+		}
+	}
+	if rules {
+		if m.DestinationPort != nil {
+			if m.DestinationPort.Value < 1 {
+				return ruleErr("destination_port", "value must be greater than or equal to 1")
+			}
+			if m.DestinationPort.Value > 65535 {
+				return ruleErr("destination_port", "value must be less than or equal to 65535")
 			}
 		}
 	}
-	if m.AddressSuffix != "" {
-		return notSupported("address_suffix")
+	if m.DestinationPort != nil {
+		if err := c_wrapperspb_UInt32Value(m.DestinationPort, rules); err != nil {
+			return at(err, "destination_port")
+		}
 	}
-	if m.SuffixLen != nil {
-		return notSupported("suffix_len")
-	}
-	if len(m.DirectSourcePrefixRanges) > 0 {
-		return notSupported("direct_source_prefix_ranges")
-	}
-	if m.SourceType != 0 {
-		return notSupported("source_type")
-	}
-	if len(m.SourcePrefixRanges) > 0 {
-		return notSupported("source_prefix_ranges")
-	}
-	if len(m.SourcePorts) > 0 {
-		return notSupported("source_ports")
+	for i, x := range m.PrefixRanges {
+		if x != nil {
+			if err := c_config_core_v3_CidrRange(x, rules); err != nil {
+				return at(err, index("prefix_ranges", i))
+			}
+		}
 	}
 	return nil
 }
@@ -6304,109 +7117,126 @@ func u_config_listener_v3_Listener(b []byte, m *config_listener_v3.Listener, dep
 	return nil
 }
 
-func c_config_listener_v3_Listener(m *config_listener_v3.Listener) error {
+func c_config_listener_v3_Listener(m *config_listener_v3.Listener, rules bool) error {
+	if !rules {
+		if len(m.AdditionalAddresses) > 0 {
+			return notSupported("additional_addresses")
+		}
+		if m.StatsMatcher != nil {
+			return notSupported("stats_matcher")
+		}
+		if m.FcdsConfig != nil {
+			return notSupported("fcds_config")
+		}
+		if m.FilterChainMatcher != nil {
+			return notSupported("filter_chain_matcher")
+		}
+		if m.PerConnectionBufferLimitBytes != nil {
+			return notSupported("per_connection_buffer_limit_bytes")
+		}
+		if m.PerConnectionBufferHighWatermarkTimeout != nil {
+			return notSupported("per_connection_buffer_high_watermark_timeout")
+		}
+		if m.DeprecatedV1 != nil {
+			return notSupported("deprecated_v1")
+		}
+		if m.DrainType != 0 {
+			return notSupported("drain_type")
+		}
+		if m.Transparent != nil {
+			return notSupported("transparent")
+		}
+		if m.Freebind != nil {
+			return notSupported("freebind")
+		}
+		if len(m.SocketOptions) > 0 {
+			return notSupported("socket_options")
+		}
+		if m.TcpFastOpenQueueLength != nil {
+			return notSupported("tcp_fast_open_queue_length")
+		}
+		if m.UdpListenerConfig != nil {
+			return notSupported("udp_listener_config")
+		}
+		if m.ApiListener != nil {
+			return notSupported("api_listener")
+		}
+		if m.ConnectionBalanceConfig != nil {
+			return notSupported("connection_balance_config")
+		}
+		if m.ReusePort {
+			return notSupported("reuse_port")
+		}
+		if m.EnableReusePort != nil {
+			return notSupported("enable_reuse_port")
+		}
+		if len(m.AccessLog) > 0 {
+			return notSupported("access_log")
+		}
+		if m.TcpBacklogSize != nil {
+			return notSupported("tcp_backlog_size")
+		}
+		if m.MaxConnectionsToAcceptPerSocketEvent != nil {
+			return notSupported("max_connections_to_accept_per_socket_event")
+		}
+		if m.BindToPort != nil {
+			return notSupported("bind_to_port")
+		}
+		if m.EnableMptcp {
+			return notSupported("enable_mptcp")
+		}
+		if m.IgnoreGlobalConnLimit {
+			return notSupported("ignore_global_conn_limit")
+		}
+		if m.BypassOverloadManager {
+			return notSupported("bypass_overload_manager")
+		}
+		if m.TcpKeepalive != nil {
+			return notSupported("tcp_keepalive")
+		}
+		switch m.ListenerSpecifier.(type) {
+		case *config_listener_v3.Listener_InternalListener:
+			return notSupported("internal_listener")
+		}
+	}
 	if m.Address != nil {
-		if err := c_config_core_v3_Address(m.Address); err != nil {
+		if err := c_config_core_v3_Address(m.Address, rules); err != nil {
 			return at(err, "address")
 		}
 	}
-	if len(m.AdditionalAddresses) > 0 {
-		return notSupported("additional_addresses")
-	}
-	if m.StatsMatcher != nil {
-		return notSupported("stats_matcher")
-	}
 	for i, x := range m.FilterChains {
 		if x != nil {
-			if err := c_config_listener_v3_FilterChain(x); err != nil {
+			if err := c_config_listener_v3_FilterChain(x, rules); err != nil {
 				return at(err, index("filter_chains", i))
 			}
 		}
 	}
-	if m.FcdsConfig != nil {
-		return notSupported("fcds_config")
-	}
-	if m.FilterChainMatcher != nil {
-		return notSupported("filter_chain_matcher")
+	if m.UseOriginalDst != nil {
+		if err := c_wrapperspb_BoolValue(m.UseOriginalDst, rules); err != nil {
+			return at(err, "use_original_dst")
+		}
 	}
 	if m.DefaultFilterChain != nil {
-		if err := c_config_listener_v3_FilterChain(m.DefaultFilterChain); err != nil {
+		if err := c_config_listener_v3_FilterChain(m.DefaultFilterChain, rules); err != nil {
 			return at(err, "default_filter_chain")
 		}
 	}
-	if m.PerConnectionBufferLimitBytes != nil {
-		return notSupported("per_connection_buffer_limit_bytes")
-	}
-	if m.PerConnectionBufferHighWatermarkTimeout != nil {
-		return notSupported("per_connection_buffer_high_watermark_timeout")
-	}
-	if m.DeprecatedV1 != nil {
-		return notSupported("deprecated_v1")
-	}
-	if m.DrainType != 0 {
-		return notSupported("drain_type")
+	if m.Metadata != nil {
+		if err := c_config_core_v3_Metadata(m.Metadata, rules); err != nil {
+			return at(err, "metadata")
+		}
 	}
 	for i, x := range m.ListenerFilters {
 		if x != nil {
-			if err := c_config_listener_v3_ListenerFilter(x); err != nil {
+			if err := c_config_listener_v3_ListenerFilter(x, rules); err != nil {
 				return at(err, index("listener_filters", i))
 			}
 		}
 	}
-	if m.Transparent != nil {
-		return notSupported("transparent")
-	}
-	if m.Freebind != nil {
-		return notSupported("freebind")
-	}
-	if len(m.SocketOptions) > 0 {
-		return notSupported("socket_options")
-	}
-	if m.TcpFastOpenQueueLength != nil {
-		return notSupported("tcp_fast_open_queue_length")
-	}
-	if m.UdpListenerConfig != nil {
-		return notSupported("udp_listener_config")
-	}
-	if m.ApiListener != nil {
-		return notSupported("api_listener")
-	}
-	if m.ConnectionBalanceConfig != nil {
-		return notSupported("connection_balance_config")
-	}
-	if m.ReusePort {
-		return notSupported("reuse_port")
-	}
-	if m.EnableReusePort != nil {
-		return notSupported("enable_reuse_port")
-	}
-	if len(m.AccessLog) > 0 {
-		return notSupported("access_log")
-	}
-	if m.TcpBacklogSize != nil {
-		return notSupported("tcp_backlog_size")
-	}
-	if m.MaxConnectionsToAcceptPerSocketEvent != nil {
-		return notSupported("max_connections_to_accept_per_socket_event")
-	}
-	if m.BindToPort != nil {
-		return notSupported("bind_to_port")
-	}
-	switch m.ListenerSpecifier.(type) {
-	case *config_listener_v3.Listener_InternalListener:
-		return notSupported("internal_listener")
-	}
-	if m.EnableMptcp {
-		return notSupported("enable_mptcp")
-	}
-	if m.IgnoreGlobalConnLimit {
-		return notSupported("ignore_global_conn_limit")
-	}
-	if m.BypassOverloadManager {
-		return notSupported("bypass_overload_manager")
-	}
-	if m.TcpKeepalive != nil {
-		return notSupported("tcp_keepalive")
+	if m.ListenerFiltersTimeout != nil {
+		if err := c_durationpb_Duration(m.ListenerFiltersTimeout, rules); err != nil {
+			return at(err, "listener_filters_timeout")
+		}
 	}
 	return nil
 }
@@ -6506,17 +7336,26 @@ func u_config_listener_v3_ListenerFilter(b []byte, m *config_listener_v3.Listene
 	return nil
 }
 
-func c_config_listener_v3_ListenerFilter(m *config_listener_v3.ListenerFilter) error {
+func c_config_listener_v3_ListenerFilter(m *config_listener_v3.ListenerFilter, rules bool) error {
+	if !rules {
+		switch m.ConfigType.(type) {
+		case *config_listener_v3.ListenerFilter_ConfigDiscovery:
+			return notSupported("config_discovery")
+		}
+	}
+	if rules {
+		if runes(m.Name) < 1 {
+			return ruleErr("name", "value length must be at least 1 runes")
+		}
+	}
 	switch w := m.ConfigType.(type) {
 	case *config_listener_v3.ListenerFilter_TypedConfig:
-		if err := checkAny(w.TypedConfig, m.Name, "typed_config"); err != nil {
+		if err := checkAny(w.TypedConfig, m.Name, "typed_config", rules); err != nil {
 			return err
 		}
-	case *config_listener_v3.ListenerFilter_ConfigDiscovery:
-		return notSupported("config_discovery")
 	}
 	if m.FilterDisabled != nil {
-		if err := c_config_listener_v3_ListenerFilterChainMatchPredicate(m.FilterDisabled); err != nil {
+		if err := c_config_listener_v3_ListenerFilterChainMatchPredicate(m.FilterDisabled, rules); err != nil {
 			return at(err, "filter_disabled")
 		}
 	}
@@ -6605,26 +7444,33 @@ func u_config_listener_v3_ListenerFilterChainMatchPredicate(b []byte, m *config_
 	return nil
 }
 
-func c_config_listener_v3_ListenerFilterChainMatchPredicate(m *config_listener_v3.ListenerFilterChainMatchPredicate) error {
+func c_config_listener_v3_ListenerFilterChainMatchPredicate(m *config_listener_v3.ListenerFilterChainMatchPredicate, rules bool) error {
+	if !rules {
+		switch m.Rule.(type) {
+		case *config_listener_v3.ListenerFilterChainMatchPredicate_AndMatch:
+			return notSupported("and_match")
+		case *config_listener_v3.ListenerFilterChainMatchPredicate_NotMatch:
+			return notSupported("not_match")
+		case *config_listener_v3.ListenerFilterChainMatchPredicate_AnyMatch:
+			return notSupported("any_match")
+		}
+	}
 	switch w := m.Rule.(type) {
 	case *config_listener_v3.ListenerFilterChainMatchPredicate_OrMatch:
 		if w.OrMatch != nil {
-			if err := c_config_listener_v3_ListenerFilterChainMatchPredicate_MatchSet(w.OrMatch); err != nil {
+			if err := c_config_listener_v3_ListenerFilterChainMatchPredicate_MatchSet(w.OrMatch, rules); err != nil {
 				return at(err, "or_match")
 			}
 		}
-	case *config_listener_v3.ListenerFilterChainMatchPredicate_AndMatch:
-		return notSupported("and_match")
-	case *config_listener_v3.ListenerFilterChainMatchPredicate_NotMatch:
-		return notSupported("not_match")
-	case *config_listener_v3.ListenerFilterChainMatchPredicate_AnyMatch:
-		return notSupported("any_match")
 	case *config_listener_v3.ListenerFilterChainMatchPredicate_DestinationPortRange:
 		if w.DestinationPortRange != nil {
-			if err := c_type_v3_Int32Range(w.DestinationPortRange); err != nil {
+			if err := c_type_v3_Int32Range(w.DestinationPortRange, rules); err != nil {
 				return at(err, "destination_port_range")
 			}
 		}
+	}
+	if rules && m.Rule == nil {
+		return ruleErr("rule", "value is required")
 	}
 	return nil
 }
@@ -6688,10 +7534,17 @@ func u_config_listener_v3_ListenerFilterChainMatchPredicate_MatchSet(b []byte, m
 	return nil
 }
 
-func c_config_listener_v3_ListenerFilterChainMatchPredicate_MatchSet(m *config_listener_v3.ListenerFilterChainMatchPredicate_MatchSet) error {
+func c_config_listener_v3_ListenerFilterChainMatchPredicate_MatchSet(m *config_listener_v3.ListenerFilterChainMatchPredicate_MatchSet, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if len(m.Rules) < 2 {
+			return ruleErr("rules", "value must contain at least 2 item(s)")
+		}
+	}
 	for i, x := range m.Rules {
 		if x != nil {
-			if err := c_config_listener_v3_ListenerFilterChainMatchPredicate(x); err != nil {
+			if err := c_config_listener_v3_ListenerFilterChainMatchPredicate(x, rules); err != nil {
 				return at(err, index("rules", i))
 			}
 		}
@@ -6748,10 +7601,24 @@ func u_config_ratelimit_v3_RateLimitServiceConfig(b []byte, m *config_ratelimit_
 	return nil
 }
 
-func c_config_ratelimit_v3_RateLimitServiceConfig(m *config_ratelimit_v3.RateLimitServiceConfig) error {
+func c_config_ratelimit_v3_RateLimitServiceConfig(m *config_ratelimit_v3.RateLimitServiceConfig, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if m.GrpcService == nil {
+			return ruleErr("grpc_service", "value is required")
+		}
+	}
 	if m.GrpcService != nil {
-		if err := c_config_core_v3_GrpcService(m.GrpcService); err != nil {
+		if err := c_config_core_v3_GrpcService(m.GrpcService, rules); err != nil {
 			return at(err, "grpc_service")
+		}
+	}
+	if rules {
+		switch m.TransportApiVersion {
+		case 0, 1, 2:
+		default:
+			return ruleErr("transport_api_version", "value must be one of the defined enum values")
 		}
 	}
 	return nil
@@ -6881,55 +7748,67 @@ func u_config_rbac_v3_Permission(b []byte, m *config_rbac_v3.Permission, depth i
 	return nil
 }
 
-func c_config_rbac_v3_Permission(m *config_rbac_v3.Permission) error {
+func c_config_rbac_v3_Permission(m *config_rbac_v3.Permission, rules bool) error {
+	if !rules {
+		switch m.Rule.(type) {
+		case *config_rbac_v3.Permission_DestinationIp:
+			return notSupported("destination_ip")
+		case *config_rbac_v3.Permission_DestinationPort:
+			return notSupported("destination_port")
+		case *config_rbac_v3.Permission_DestinationPortRange:
+			return notSupported("destination_port_range")
+		case *config_rbac_v3.Permission_Metadata:
+			return notSupported("metadata")
+		case *config_rbac_v3.Permission_RequestedServerName:
+			return notSupported("requested_server_name")
+		case *config_rbac_v3.Permission_Matcher:
+			return notSupported("matcher")
+		case *config_rbac_v3.Permission_UriTemplate:
+			return notSupported("uri_template")
+		case *config_rbac_v3.Permission_SourcedMetadata:
+			return notSupported("sourced_metadata")
+		}
+	}
 	switch w := m.Rule.(type) {
 	case *config_rbac_v3.Permission_AndRules:
 		if w.AndRules != nil {
-			if err := c_config_rbac_v3_Permission_Set(w.AndRules); err != nil {
+			if err := c_config_rbac_v3_Permission_Set(w.AndRules, rules); err != nil {
 				return at(err, "and_rules")
 			}
 		}
 	case *config_rbac_v3.Permission_OrRules:
 		if w.OrRules != nil {
-			if err := c_config_rbac_v3_Permission_Set(w.OrRules); err != nil {
+			if err := c_config_rbac_v3_Permission_Set(w.OrRules, rules); err != nil {
 				return at(err, "or_rules")
 			}
 		}
 	case *config_rbac_v3.Permission_Any:
+		if rules {
+			if w.Any != true {
+				return ruleErr("any", "value must equal true")
+			}
+		}
 	case *config_rbac_v3.Permission_Header:
 		if w.Header != nil {
-			if err := c_config_route_v3_HeaderMatcher(w.Header); err != nil {
+			if err := c_config_route_v3_HeaderMatcher(w.Header, rules); err != nil {
 				return at(err, "header")
 			}
 		}
 	case *config_rbac_v3.Permission_UrlPath:
 		if w.UrlPath != nil {
-			if err := c_type_matcher_v3_PathMatcher(w.UrlPath); err != nil {
+			if err := c_type_matcher_v3_PathMatcher(w.UrlPath, rules); err != nil {
 				return at(err, "url_path")
 			}
 		}
-	case *config_rbac_v3.Permission_DestinationIp:
-		return notSupported("destination_ip")
-	case *config_rbac_v3.Permission_DestinationPort:
-		return notSupported("destination_port")
-	case *config_rbac_v3.Permission_DestinationPortRange:
-		return notSupported("destination_port_range")
-	case *config_rbac_v3.Permission_Metadata:
-		return notSupported("metadata")
 	case *config_rbac_v3.Permission_NotRule:
 		if w.NotRule != nil {
-			if err := c_config_rbac_v3_Permission(w.NotRule); err != nil {
+			if err := c_config_rbac_v3_Permission(w.NotRule, rules); err != nil {
 				return at(err, "not_rule")
 			}
 		}
-	case *config_rbac_v3.Permission_RequestedServerName:
-		return notSupported("requested_server_name")
-	case *config_rbac_v3.Permission_Matcher:
-		return notSupported("matcher")
-	case *config_rbac_v3.Permission_UriTemplate:
-		return notSupported("uri_template")
-	case *config_rbac_v3.Permission_SourcedMetadata:
-		return notSupported("sourced_metadata")
+	}
+	if rules && m.Rule == nil {
+		return ruleErr("rule", "value is required")
 	}
 	return nil
 }
@@ -7017,10 +7896,17 @@ func u_config_rbac_v3_Permission_Set(b []byte, m *config_rbac_v3.Permission_Set,
 	return nil
 }
 
-func c_config_rbac_v3_Permission_Set(m *config_rbac_v3.Permission_Set) error {
+func c_config_rbac_v3_Permission_Set(m *config_rbac_v3.Permission_Set, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if len(m.Rules) < 1 {
+			return ruleErr("rules", "value must contain at least 1 item(s)")
+		}
+	}
 	for i, x := range m.Rules {
 		if x != nil {
-			if err := c_config_rbac_v3_Permission(x); err != nil {
+			if err := c_config_rbac_v3_Permission(x, rules); err != nil {
 				return at(err, index("rules", i))
 			}
 		}
@@ -7084,29 +7970,41 @@ func u_config_rbac_v3_Policy(b []byte, m *config_rbac_v3.Policy, depth int) erro
 	return nil
 }
 
-func c_config_rbac_v3_Policy(m *config_rbac_v3.Policy) error {
+func c_config_rbac_v3_Policy(m *config_rbac_v3.Policy, rules bool) error {
+	if !rules {
+		if m.Condition != nil {
+			return notSupported("condition")
+		}
+		if m.CheckedCondition != nil {
+			return notSupported("checked_condition")
+		}
+		if m.CelConfig != nil {
+			return notSupported("cel_config")
+		}
+	}
+	if rules {
+		if len(m.Permissions) < 1 {
+			return ruleErr("permissions", "value must contain at least 1 item(s)")
+		}
+	}
 	for i, x := range m.Permissions {
 		if x != nil {
-			if err := c_config_rbac_v3_Permission(x); err != nil {
+			if err := c_config_rbac_v3_Permission(x, rules); err != nil {
 				return at(err, index("permissions", i))
 			}
 		}
 	}
+	if rules {
+		if len(m.Principals) < 1 {
+			return ruleErr("principals", "value must contain at least 1 item(s)")
+		}
+	}
 	for i, x := range m.Principals {
 		if x != nil {
-			if err := c_config_rbac_v3_Principal(x); err != nil {
+			if err := c_config_rbac_v3_Principal(x, rules); err != nil {
 				return at(err, index("principals", i))
 			}
 		}
-	}
-	if m.Condition != nil {
-		return notSupported("condition")
-	}
-	if m.CheckedCondition != nil {
-		return notSupported("checked_condition")
-	}
-	if m.CelConfig != nil {
-		return notSupported("cel_config")
 	}
 	return nil
 }
@@ -7247,59 +8145,71 @@ func u_config_rbac_v3_Principal(b []byte, m *config_rbac_v3.Principal, depth int
 	return nil
 }
 
-func c_config_rbac_v3_Principal(m *config_rbac_v3.Principal) error {
+func c_config_rbac_v3_Principal(m *config_rbac_v3.Principal, rules bool) error {
+	if !rules {
+		switch m.Identifier.(type) {
+		case *config_rbac_v3.Principal_SourceIp:
+			return notSupported("source_ip")
+		case *config_rbac_v3.Principal_DirectRemoteIp:
+			return notSupported("direct_remote_ip")
+		case *config_rbac_v3.Principal_RemoteIp:
+			return notSupported("remote_ip")
+		case *config_rbac_v3.Principal_UrlPath:
+			return notSupported("url_path")
+		case *config_rbac_v3.Principal_FilterState:
+			return notSupported("filter_state")
+		case *config_rbac_v3.Principal_SourcedMetadata:
+			return notSupported("sourced_metadata")
+		case *config_rbac_v3.Principal_Custom:
+			return notSupported("custom")
+		}
+	}
 	switch w := m.Identifier.(type) {
 	case *config_rbac_v3.Principal_AndIds:
 		if w.AndIds != nil {
-			if err := c_config_rbac_v3_Principal_Set(w.AndIds); err != nil {
+			if err := c_config_rbac_v3_Principal_Set(w.AndIds, rules); err != nil {
 				return at(err, "and_ids")
 			}
 		}
 	case *config_rbac_v3.Principal_OrIds:
 		if w.OrIds != nil {
-			if err := c_config_rbac_v3_Principal_Set(w.OrIds); err != nil {
+			if err := c_config_rbac_v3_Principal_Set(w.OrIds, rules); err != nil {
 				return at(err, "or_ids")
 			}
 		}
 	case *config_rbac_v3.Principal_Any:
+		if rules {
+			if w.Any != true {
+				return ruleErr("any", "value must equal true")
+			}
+		}
 	case *config_rbac_v3.Principal_Authenticated_:
 		if w.Authenticated != nil {
-			if err := c_config_rbac_v3_Principal_Authenticated(w.Authenticated); err != nil {
+			if err := c_config_rbac_v3_Principal_Authenticated(w.Authenticated, rules); err != nil {
 				return at(err, "authenticated")
 			}
 		}
-	case *config_rbac_v3.Principal_SourceIp:
-		return notSupported("source_ip")
-	case *config_rbac_v3.Principal_DirectRemoteIp:
-		return notSupported("direct_remote_ip")
-	case *config_rbac_v3.Principal_RemoteIp:
-		return notSupported("remote_ip")
 	case *config_rbac_v3.Principal_Header:
 		if w.Header != nil {
-			if err := c_config_route_v3_HeaderMatcher(w.Header); err != nil {
+			if err := c_config_route_v3_HeaderMatcher(w.Header, rules); err != nil {
 				return at(err, "header")
 			}
 		}
-	case *config_rbac_v3.Principal_UrlPath:
-		return notSupported("url_path")
 	case *config_rbac_v3.Principal_Metadata:
 		if w.Metadata != nil {
-			if err := c_type_matcher_v3_MetadataMatcher(w.Metadata); err != nil {
+			if err := c_type_matcher_v3_MetadataMatcher(w.Metadata, rules); err != nil {
 				return at(err, "metadata")
 			}
 		}
-	case *config_rbac_v3.Principal_FilterState:
-		return notSupported("filter_state")
 	case *config_rbac_v3.Principal_NotId:
 		if w.NotId != nil {
-			if err := c_config_rbac_v3_Principal(w.NotId); err != nil {
+			if err := c_config_rbac_v3_Principal(w.NotId, rules); err != nil {
 				return at(err, "not_id")
 			}
 		}
-	case *config_rbac_v3.Principal_SourcedMetadata:
-		return notSupported("sourced_metadata")
-	case *config_rbac_v3.Principal_Custom:
-		return notSupported("custom")
+	}
+	if rules && m.Identifier == nil {
+		return ruleErr("identifier", "value is required")
 	}
 	return nil
 }
@@ -7394,9 +8304,11 @@ func u_config_rbac_v3_Principal_Authenticated(b []byte, m *config_rbac_v3.Princi
 	return nil
 }
 
-func c_config_rbac_v3_Principal_Authenticated(m *config_rbac_v3.Principal_Authenticated) error {
+func c_config_rbac_v3_Principal_Authenticated(m *config_rbac_v3.Principal_Authenticated, rules bool) error {
+	if !rules {
+	}
 	if m.PrincipalName != nil {
-		if err := c_type_matcher_v3_StringMatcher(m.PrincipalName); err != nil {
+		if err := c_type_matcher_v3_StringMatcher(m.PrincipalName, rules); err != nil {
 			return at(err, "principal_name")
 		}
 	}
@@ -7442,10 +8354,17 @@ func u_config_rbac_v3_Principal_Set(b []byte, m *config_rbac_v3.Principal_Set, d
 	return nil
 }
 
-func c_config_rbac_v3_Principal_Set(m *config_rbac_v3.Principal_Set) error {
+func c_config_rbac_v3_Principal_Set(m *config_rbac_v3.Principal_Set, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if len(m.Ids) < 1 {
+			return ruleErr("ids", "value must contain at least 1 item(s)")
+		}
+	}
 	for i, x := range m.Ids {
 		if x != nil {
-			if err := c_config_rbac_v3_Principal(x); err != nil {
+			if err := c_config_rbac_v3_Principal(x, rules); err != nil {
 				return at(err, index("ids", i))
 			}
 		}
@@ -7530,16 +8449,25 @@ func u_config_rbac_v3_RBAC(b []byte, m *config_rbac_v3.RBAC, depth int) error {
 	return nil
 }
 
-func c_config_rbac_v3_RBAC(m *config_rbac_v3.RBAC) error {
+func c_config_rbac_v3_RBAC(m *config_rbac_v3.RBAC, rules bool) error {
+	if !rules {
+		if m.AuditLoggingOptions != nil {
+			return notSupported("audit_logging_options")
+		}
+	}
+	if rules {
+		switch m.Action {
+		case 0, 1, 2:
+		default:
+			return ruleErr("action", "value must be one of the defined enum values")
+		}
+	}
 	for k, x := range m.Policies {
 		if x != nil {
-			if err := c_config_rbac_v3_Policy(x); err != nil {
+			if err := c_config_rbac_v3_Policy(x, rules); err != nil {
 				return at(err, key("policies", k))
 			}
 		}
-	}
-	if m.AuditLoggingOptions != nil {
-		return notSupported("audit_logging_options")
 	}
 	return nil
 }
@@ -7596,14 +8524,24 @@ func u_config_route_v3_DirectResponseAction(b []byte, m *config_route_v3.DirectR
 	return nil
 }
 
-func c_config_route_v3_DirectResponseAction(m *config_route_v3.DirectResponseAction) error {
-	if m.Body != nil {
-		if err := c_config_core_v3_DataSource(m.Body); err != nil {
-			return at(err, "body")
+func c_config_route_v3_DirectResponseAction(m *config_route_v3.DirectResponseAction, rules bool) error {
+	if !rules {
+		if m.BodyFormat != nil {
+			return notSupported("body_format")
 		}
 	}
-	if m.BodyFormat != nil {
-		return notSupported("body_format")
+	if rules {
+		if m.Status < 200 {
+			return ruleErr("status", "value must be greater than or equal to 200")
+		}
+		if m.Status >= 600 {
+			return ruleErr("status", "value must be less than 600")
+		}
+	}
+	if m.Body != nil {
+		if err := c_config_core_v3_DataSource(m.Body, rules); err != nil {
+			return at(err, "body")
+		}
 	}
 	return nil
 }
@@ -7688,30 +8626,42 @@ func u_config_route_v3_HeaderMatcher(b []byte, m *config_route_v3.HeaderMatcher,
 	return nil
 }
 
-func c_config_route_v3_HeaderMatcher(m *config_route_v3.HeaderMatcher) error {
+func c_config_route_v3_HeaderMatcher(m *config_route_v3.HeaderMatcher, rules bool) error {
+	if !rules {
+		if m.TreatMissingHeaderAsEmpty {
+			return notSupported("treat_missing_header_as_empty")
+		}
+		switch m.HeaderMatchSpecifier.(type) {
+		case *config_route_v3.HeaderMatcher_ExactMatch:
+			return notSupported("exact_match")
+		case *config_route_v3.HeaderMatcher_SafeRegexMatch:
+			return notSupported("safe_regex_match")
+		case *config_route_v3.HeaderMatcher_RangeMatch:
+			return notSupported("range_match")
+		case *config_route_v3.HeaderMatcher_PrefixMatch:
+			return notSupported("prefix_match")
+		case *config_route_v3.HeaderMatcher_SuffixMatch:
+			return notSupported("suffix_match")
+		case *config_route_v3.HeaderMatcher_ContainsMatch:
+			return notSupported("contains_match")
+		}
+	}
+	if rules {
+		if runes(m.Name) < 1 {
+			return ruleErr("name", "value length must be at least 1 runes")
+		}
+		if !headerName(m.Name, false) {
+			return ruleErr("name", "value must be a valid HTTP header name")
+		}
+	}
 	switch w := m.HeaderMatchSpecifier.(type) {
-	case *config_route_v3.HeaderMatcher_ExactMatch:
-		return notSupported("exact_match")
-	case *config_route_v3.HeaderMatcher_SafeRegexMatch:
-		return notSupported("safe_regex_match")
-	case *config_route_v3.HeaderMatcher_RangeMatch:
-		return notSupported("range_match")
 	case *config_route_v3.HeaderMatcher_PresentMatch:
-	case *config_route_v3.HeaderMatcher_PrefixMatch:
-		return notSupported("prefix_match")
-	case *config_route_v3.HeaderMatcher_SuffixMatch:
-		return notSupported("suffix_match")
-	case *config_route_v3.HeaderMatcher_ContainsMatch:
-		return notSupported("contains_match")
 	case *config_route_v3.HeaderMatcher_StringMatch:
 		if w.StringMatch != nil {
-			if err := c_type_matcher_v3_StringMatcher(w.StringMatch); err != nil {
+			if err := c_type_matcher_v3_StringMatcher(w.StringMatch, rules); err != nil {
 				return at(err, "string_match")
 			}
 		}
-	}
-	if m.TreatMissingHeaderAsEmpty {
-		return notSupported("treat_missing_header_as_empty")
 	}
 	return nil
 }
@@ -7798,11 +8748,26 @@ func u_config_route_v3_QueryParameterMatcher(b []byte, m *config_route_v3.QueryP
 	return nil
 }
 
-func c_config_route_v3_QueryParameterMatcher(m *config_route_v3.QueryParameterMatcher) error {
+func c_config_route_v3_QueryParameterMatcher(m *config_route_v3.QueryParameterMatcher, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if runes(m.Name) < 1 {
+			return ruleErr("name", "value length must be at least 1 runes")
+		}
+		if len(m.Name) > 1024 {
+			return ruleErr("name", "value length must be at most 1024 bytes")
+		}
+	}
 	switch w := m.QueryParameterMatchSpecifier.(type) {
 	case *config_route_v3.QueryParameterMatcher_StringMatch:
+		if rules {
+			if w.StringMatch == nil {
+				return ruleErr("string_match", "value is required")
+			}
+		}
 		if w.StringMatch != nil {
-			if err := c_type_matcher_v3_StringMatcher(w.StringMatch); err != nil {
+			if err := c_type_matcher_v3_StringMatcher(w.StringMatch, rules); err != nil {
 				return at(err, "string_match")
 			}
 		}
@@ -7885,31 +8850,38 @@ func u_config_route_v3_RateLimit(b []byte, m *config_route_v3.RateLimit, depth i
 	return nil
 }
 
-func c_config_route_v3_RateLimit(m *config_route_v3.RateLimit) error {
-	if m.Stage != nil {
-		return notSupported("stage")
+func c_config_route_v3_RateLimit(m *config_route_v3.RateLimit, rules bool) error {
+	if !rules {
+		if m.Stage != nil {
+			return notSupported("stage")
+		}
+		if m.DisableKey != "" {
+			return notSupported("disable_key")
+		}
+		if m.Limit != nil {
+			return notSupported("limit")
+		}
+		if m.HitsAddend != nil {
+			return notSupported("hits_addend")
+		}
+		if m.ApplyOnStreamDone {
+			return notSupported("apply_on_stream_done")
+		}
+		if m.XRatelimitOption != 0 {
+			return notSupported("x_ratelimit_option")
+		}
 	}
-	if m.DisableKey != "" {
-		return notSupported("disable_key")
+	if rules {
+		if len(m.Actions) < 1 {
+			return ruleErr("actions", "value must contain at least 1 item(s)")
+		}
 	}
 	for i, x := range m.Actions {
 		if x != nil {
-			if err := c_config_route_v3_RateLimit_Action(x); err != nil {
+			if err := c_config_route_v3_RateLimit_Action(x, rules); err != nil {
 				return at(err, index("actions", i))
 			}
 		}
-	}
-	if m.Limit != nil {
-		return notSupported("limit")
-	}
-	if m.HitsAddend != nil {
-		return notSupported("hits_addend")
-	}
-	if m.ApplyOnStreamDone {
-		return notSupported("apply_on_stream_done")
-	}
-	if m.XRatelimitOption != 0 {
-		return notSupported("x_ratelimit_option")
 	}
 	return nil
 }
@@ -7992,42 +8964,49 @@ func u_config_route_v3_RateLimit_Action(b []byte, m *config_route_v3.RateLimit_A
 	return nil
 }
 
-func c_config_route_v3_RateLimit_Action(m *config_route_v3.RateLimit_Action) error {
+func c_config_route_v3_RateLimit_Action(m *config_route_v3.RateLimit_Action, rules bool) error {
+	if !rules {
+		switch m.ActionSpecifier.(type) {
+		case *config_route_v3.RateLimit_Action_SourceCluster_:
+			return notSupported("source_cluster")
+		case *config_route_v3.RateLimit_Action_DestinationCluster_:
+			return notSupported("destination_cluster")
+		case *config_route_v3.RateLimit_Action_RequestHeaders_:
+			return notSupported("request_headers")
+		case *config_route_v3.RateLimit_Action_QueryParameters_:
+			return notSupported("query_parameters")
+		case *config_route_v3.RateLimit_Action_RemoteAddress_:
+			return notSupported("remote_address")
+		case *config_route_v3.RateLimit_Action_HeaderValueMatch_:
+			return notSupported("header_value_match")
+		case *config_route_v3.RateLimit_Action_DynamicMetadata:
+			return notSupported("dynamic_metadata")
+		case *config_route_v3.RateLimit_Action_Metadata:
+			return notSupported("metadata")
+		case *config_route_v3.RateLimit_Action_MaskedRemoteAddress_:
+			return notSupported("masked_remote_address")
+		case *config_route_v3.RateLimit_Action_QueryParameterValueMatch_:
+			return notSupported("query_parameter_value_match")
+		case *config_route_v3.RateLimit_Action_RemoteAddressMatch_:
+			return notSupported("remote_address_match")
+		}
+	}
 	switch w := m.ActionSpecifier.(type) {
-	case *config_route_v3.RateLimit_Action_SourceCluster_:
-		return notSupported("source_cluster")
-	case *config_route_v3.RateLimit_Action_DestinationCluster_:
-		return notSupported("destination_cluster")
-	case *config_route_v3.RateLimit_Action_RequestHeaders_:
-		return notSupported("request_headers")
-	case *config_route_v3.RateLimit_Action_QueryParameters_:
-		return notSupported("query_parameters")
-	case *config_route_v3.RateLimit_Action_RemoteAddress_:
-		return notSupported("remote_address")
 	case *config_route_v3.RateLimit_Action_GenericKey_:
 		if w.GenericKey != nil {
-			if err := c_config_route_v3_RateLimit_Action_GenericKey(w.GenericKey); err != nil {
+			if err := c_config_route_v3_RateLimit_Action_GenericKey(w.GenericKey, rules); err != nil {
 				return at(err, "generic_key")
 			}
 		}
-	case *config_route_v3.RateLimit_Action_HeaderValueMatch_:
-		return notSupported("header_value_match")
-	case *config_route_v3.RateLimit_Action_DynamicMetadata:
-		return notSupported("dynamic_metadata")
-	case *config_route_v3.RateLimit_Action_Metadata:
-		return notSupported("metadata")
 	case *config_route_v3.RateLimit_Action_Extension:
 		if w.Extension != nil {
-			if err := c_config_core_v3_TypedExtensionConfig(w.Extension); err != nil {
+			if err := c_config_core_v3_TypedExtensionConfig(w.Extension, rules); err != nil {
 				return at(err, "extension")
 			}
 		}
-	case *config_route_v3.RateLimit_Action_MaskedRemoteAddress_:
-		return notSupported("masked_remote_address")
-	case *config_route_v3.RateLimit_Action_QueryParameterValueMatch_:
-		return notSupported("query_parameter_value_match")
-	case *config_route_v3.RateLimit_Action_RemoteAddressMatch_:
-		return notSupported("remote_address_match")
+	}
+	if rules && m.ActionSpecifier == nil {
+		return ruleErr("action_specifier", "value is required")
 	}
 	return nil
 }
@@ -8096,9 +9075,16 @@ func u_config_route_v3_RateLimit_Action_GenericKey(b []byte, m *config_route_v3.
 	return nil
 }
 
-func c_config_route_v3_RateLimit_Action_GenericKey(m *config_route_v3.RateLimit_Action_GenericKey) error {
-	if m.DefaultValue != "" {
-		return notSupported("default_value")
+func c_config_route_v3_RateLimit_Action_GenericKey(m *config_route_v3.RateLimit_Action_GenericKey, rules bool) error {
+	if !rules {
+		if m.DefaultValue != "" {
+			return notSupported("default_value")
+		}
+	}
+	if rules {
+		if runes(m.DescriptorValue) < 1 {
+			return ruleErr("descriptor_value", "value length must be at least 1 runes")
+		}
 	}
 	return nil
 }
@@ -8169,27 +9155,38 @@ func u_config_route_v3_RedirectAction(b []byte, m *config_route_v3.RedirectActio
 	return nil
 }
 
-func c_config_route_v3_RedirectAction(m *config_route_v3.RedirectAction) error {
+func c_config_route_v3_RedirectAction(m *config_route_v3.RedirectAction, rules bool) error {
+	if !rules {
+		if m.HostRedirect != "" {
+			return notSupported("host_redirect")
+		}
+		if m.StripQuery {
+			return notSupported("strip_query")
+		}
+		switch m.SchemeRewriteSpecifier.(type) {
+		case *config_route_v3.RedirectAction_SchemeRedirect:
+			return notSupported("scheme_redirect")
+		}
+		switch m.PathRewriteSpecifier.(type) {
+		case *config_route_v3.RedirectAction_PathRedirect:
+			return notSupported("path_redirect")
+		case *config_route_v3.RedirectAction_PrefixRewrite:
+			return notSupported("prefix_rewrite")
+		case *config_route_v3.RedirectAction_RegexRewrite:
+			return notSupported("regex_rewrite")
+		case *config_route_v3.RedirectAction_PathRewrite:
+			return notSupported("path_rewrite")
+		}
+	}
 	switch m.SchemeRewriteSpecifier.(type) {
 	case *config_route_v3.RedirectAction_HttpsRedirect:
-	case *config_route_v3.RedirectAction_SchemeRedirect:
-		return notSupported("scheme_redirect")
 	}
-	if m.HostRedirect != "" {
-		return notSupported("host_redirect")
-	}
-	switch m.PathRewriteSpecifier.(type) {
-	case *config_route_v3.RedirectAction_PathRedirect:
-		return notSupported("path_redirect")
-	case *config_route_v3.RedirectAction_PrefixRewrite:
-		return notSupported("prefix_rewrite")
-	case *config_route_v3.RedirectAction_RegexRewrite:
-		return notSupported("regex_rewrite")
-	case *config_route_v3.RedirectAction_PathRewrite:
-		return notSupported("path_rewrite")
-	}
-	if m.StripQuery {
-		return notSupported("strip_query")
+	if rules {
+		switch m.ResponseCode {
+		case 0, 1, 2, 3, 4:
+		default:
+			return ruleErr("response_code", "value must be one of the defined enum values")
+		}
 	}
 	return nil
 }
@@ -8307,38 +9304,50 @@ func u_config_route_v3_RetryPolicy(b []byte, m *config_route_v3.RetryPolicy, dep
 	return nil
 }
 
-func c_config_route_v3_RetryPolicy(m *config_route_v3.RetryPolicy) error {
-	if m.PerTryIdleTimeout != nil {
-		return notSupported("per_try_idle_timeout")
-	}
-	if m.RetryPriority != nil {
-		return notSupported("retry_priority")
-	}
-	if len(m.RetryHostPredicate) > 0 {
-		return notSupported("retry_host_predicate")
-	}
-	if len(m.RetryOptionsPredicates) > 0 {
-		return notSupported("retry_options_predicates")
-	}
-	if m.HostSelectionRetryMaxAttempts != 0 {
-		return notSupported("host_selection_retry_max_attempts")
-	}
-	if m.RetryBackOff != nil {
-		if err := c_config_route_v3_RetryPolicy_RetryBackOff(m.RetryBackOff); err != nil {
-			return at(err, "retry_back_off")
+func c_config_route_v3_RetryPolicy(m *config_route_v3.RetryPolicy, rules bool) error {
+	if !rules {
+		if m.PerTryIdleTimeout != nil {
+			return notSupported("per_try_idle_timeout")
+		}
+		if m.RetryPriority != nil {
+			return notSupported("retry_priority")
+		}
+		if len(m.RetryHostPredicate) > 0 {
+			return notSupported("retry_host_predicate")
+		}
+		if len(m.RetryOptionsPredicates) > 0 {
+			return notSupported("retry_options_predicates")
+		}
+		if m.HostSelectionRetryMaxAttempts != 0 {
+			return notSupported("host_selection_retry_max_attempts")
+		}
+		if m.RateLimitedRetryBackOff != nil {
+			return notSupported("rate_limited_retry_back_off")
+		}
+		if len(m.RetriableHeaders) > 0 {
+			return notSupported("retriable_headers")
+		}
+		if len(m.RetriableRequestHeaders) > 0 {
+			return notSupported("retriable_request_headers")
+		}
+		if m.RefreshClusterOnRetry {
+			return notSupported("refresh_cluster_on_retry")
 		}
 	}
-	if m.RateLimitedRetryBackOff != nil {
-		return notSupported("rate_limited_retry_back_off")
+	if m.NumRetries != nil {
+		if err := c_wrapperspb_UInt32Value(m.NumRetries, rules); err != nil {
+			return at(err, "num_retries")
+		}
 	}
-	if len(m.RetriableHeaders) > 0 {
-		return notSupported("retriable_headers")
+	if m.PerTryTimeout != nil {
+		if err := c_durationpb_Duration(m.PerTryTimeout, rules); err != nil {
+			return at(err, "per_try_timeout")
+		}
 	}
-	if len(m.RetriableRequestHeaders) > 0 {
-		return notSupported("retriable_request_headers")
-	}
-	if m.RefreshClusterOnRetry {
-		return notSupported("refresh_cluster_on_retry")
+	if m.RetryBackOff != nil {
+		if err := c_config_route_v3_RetryPolicy_RetryBackOff(m.RetryBackOff, rules); err != nil {
+			return at(err, "retry_back_off")
+		}
 	}
 	return nil
 }
@@ -8407,7 +9416,44 @@ func u_config_route_v3_RetryPolicy_RetryBackOff(b []byte, m *config_route_v3.Ret
 	return nil
 }
 
-func c_config_route_v3_RetryPolicy_RetryBackOff(m *config_route_v3.RetryPolicy_RetryBackOff) error {
+func c_config_route_v3_RetryPolicy_RetryBackOff(m *config_route_v3.RetryPolicy_RetryBackOff, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if m.BaseInterval == nil {
+			return ruleErr("base_interval", "value is required")
+		}
+		if m.BaseInterval != nil {
+			d, ok := duration(m.BaseInterval)
+			if !ok {
+				return ruleErr("base_interval", "value is not a valid duration")
+			}
+			if d <= 0 {
+				return ruleErr("base_interval", "value must be greater than 0s")
+			}
+		}
+	}
+	if m.BaseInterval != nil {
+		if err := c_durationpb_Duration(m.BaseInterval, rules); err != nil {
+			return at(err, "base_interval")
+		}
+	}
+	if rules {
+		if m.MaxInterval != nil {
+			d, ok := duration(m.MaxInterval)
+			if !ok {
+				return ruleErr("max_interval", "value is not a valid duration")
+			}
+			if d <= 0 {
+				return ruleErr("max_interval", "value must be greater than 0s")
+			}
+		}
+	}
+	if m.MaxInterval != nil {
+		if err := c_durationpb_Duration(m.MaxInterval, rules); err != nil {
+			return at(err, "max_interval")
+		}
+	}
 	return nil
 }
 
@@ -8607,74 +9653,121 @@ func u_config_route_v3_Route(b []byte, m *config_route_v3.Route, depth int) erro
 	return nil
 }
 
-func c_config_route_v3_Route(m *config_route_v3.Route) error {
+func c_config_route_v3_Route(m *config_route_v3.Route, rules bool) error {
+	if !rules {
+		if m.Decorator != nil {
+			return notSupported("decorator")
+		}
+		if m.Tracing != nil {
+			return notSupported("tracing")
+		}
+		if m.PerRequestBufferLimitBytes != nil {
+			return notSupported("per_request_buffer_limit_bytes")
+		}
+		if m.StatPrefix != "" {
+			return notSupported("stat_prefix")
+		}
+		if m.RequestBodyBufferLimit != nil {
+			return notSupported("request_body_buffer_limit")
+		}
+		if len(m.RouteSpecifiers) > 0 {
+			return notSupported("route_specifiers")
+		}
+		switch m.Action.(type) {
+		case *config_route_v3.Route_FilterAction:
+			return notSupported("filter_action")
+		case *config_route_v3.Route_NonForwardingAction:
+			return notSupported("non_forwarding_action")
+		}
+	}
+	if rules {
+		if m.Match == nil {
+			return ruleErr("match", "value is required")
+		}
+	}
 	if m.Match != nil {
-		if err := c_config_route_v3_RouteMatch(m.Match); err != nil {
+		if err := c_config_route_v3_RouteMatch(m.Match, rules); err != nil {
 			return at(err, "match")
 		}
 	}
 	switch w := m.Action.(type) {
 	case *config_route_v3.Route_Route:
 		if w.Route != nil {
-			if err := c_config_route_v3_RouteAction(w.Route); err != nil {
+			if err := c_config_route_v3_RouteAction(w.Route, rules); err != nil {
 				return at(err, "route")
 			}
 		}
 	case *config_route_v3.Route_Redirect:
 		if w.Redirect != nil {
-			if err := c_config_route_v3_RedirectAction(w.Redirect); err != nil {
+			if err := c_config_route_v3_RedirectAction(w.Redirect, rules); err != nil {
 				return at(err, "redirect")
 			}
 		}
 	case *config_route_v3.Route_DirectResponse:
 		if w.DirectResponse != nil {
-			if err := c_config_route_v3_DirectResponseAction(w.DirectResponse); err != nil {
+			if err := c_config_route_v3_DirectResponseAction(w.DirectResponse, rules); err != nil {
 				return at(err, "direct_response")
 			}
 		}
-	case *config_route_v3.Route_FilterAction:
-		return notSupported("filter_action")
-	case *config_route_v3.Route_NonForwardingAction:
-		return notSupported("non_forwarding_action")
 	}
-	if m.Decorator != nil {
-		return notSupported("decorator")
+	if rules && m.Action == nil {
+		return ruleErr("action", "value is required")
+	}
+	if m.Metadata != nil {
+		if err := c_config_core_v3_Metadata(m.Metadata, rules); err != nil {
+			return at(err, "metadata")
+		}
 	}
 	for k, x := range m.TypedPerFilterConfig {
 		if x != nil {
-			if err := checkAny(x, "", key("typed_per_filter_config", k)); err != nil {
+			if err := checkAny(x, "", key("typed_per_filter_config", k), rules); err != nil {
 				return err
 			}
 		}
 	}
+	if rules {
+		if len(m.RequestHeadersToAdd) > 1000 {
+			return ruleErr("request_headers_to_add", "value must contain no more than 1000 item(s)")
+		}
+	}
 	for i, x := range m.RequestHeadersToAdd {
 		if x != nil {
-			if err := c_config_core_v3_HeaderValueOption(x); err != nil {
+			if err := c_config_core_v3_HeaderValueOption(x, rules); err != nil {
 				return at(err, index("request_headers_to_add", i))
 			}
 		}
 	}
+	if rules {
+		for i, x := range m.RequestHeadersToRemove {
+			if runes(x) < 1 {
+				return ruleErr(index("request_headers_to_remove", i), "value length must be at least 1 runes")
+			}
+			if !headerName(x, false) {
+				return ruleErr(index("request_headers_to_remove", i), "value must be a valid HTTP header name")
+			}
+		}
+	}
+	if rules {
+		if len(m.ResponseHeadersToAdd) > 1000 {
+			return ruleErr("response_headers_to_add", "value must contain no more than 1000 item(s)")
+		}
+	}
 	for i, x := range m.ResponseHeadersToAdd {
 		if x != nil {
-			if err := c_config_core_v3_HeaderValueOption(x); err != nil {
+			if err := c_config_core_v3_HeaderValueOption(x, rules); err != nil {
 				return at(err, index("response_headers_to_add", i))
 			}
 		}
 	}
-	if m.Tracing != nil {
-		return notSupported("tracing")
-	}
-	if m.PerRequestBufferLimitBytes != nil {
-		return notSupported("per_request_buffer_limit_bytes")
-	}
-	if m.StatPrefix != "" {
-		return notSupported("stat_prefix")
-	}
-	if m.RequestBodyBufferLimit != nil {
-		return notSupported("request_body_buffer_limit")
-	}
-	if len(m.RouteSpecifiers) > 0 {
-		return notSupported("route_specifiers")
+	if rules {
+		for i, x := range m.ResponseHeadersToRemove {
+			if runes(x) < 1 {
+				return ruleErr(index("response_headers_to_remove", i), "value length must be at least 1 runes")
+			}
+			if !headerName(x, false) {
+				return ruleErr(index("response_headers_to_remove", i), "value must be a valid HTTP header name")
+			}
+		}
 	}
 	return nil
 }
@@ -8900,122 +9993,146 @@ func u_config_route_v3_RouteAction(b []byte, m *config_route_v3.RouteAction, dep
 	return nil
 }
 
-func c_config_route_v3_RouteAction(m *config_route_v3.RouteAction) error {
+func c_config_route_v3_RouteAction(m *config_route_v3.RouteAction, rules bool) error {
+	if !rules {
+		if m.MetadataMatch != nil {
+			return notSupported("metadata_match")
+		}
+		if m.PrefixRewrite != "" {
+			return notSupported("prefix_rewrite")
+		}
+		if m.RegexRewrite != nil {
+			return notSupported("regex_rewrite")
+		}
+		if m.PathRewritePolicy != nil {
+			return notSupported("path_rewrite_policy")
+		}
+		if m.PathRewrite != "" {
+			return notSupported("path_rewrite")
+		}
+		if m.AppendXForwardedHost {
+			return notSupported("append_x_forwarded_host")
+		}
+		if m.IdleTimeout != nil {
+			return notSupported("idle_timeout")
+		}
+		if m.FlushTimeout != nil {
+			return notSupported("flush_timeout")
+		}
+		if m.EarlyDataPolicy != nil {
+			return notSupported("early_data_policy")
+		}
+		if m.RetryPolicyTypedConfig != nil {
+			return notSupported("retry_policy_typed_config")
+		}
+		if m.Priority != 0 {
+			return notSupported("priority")
+		}
+		if len(m.RateLimits) > 0 {
+			return notSupported("rate_limits")
+		}
+		if m.IncludeVhRateLimits != nil {
+			return notSupported("include_vh_rate_limits")
+		}
+		if m.Cors != nil {
+			return notSupported("cors")
+		}
+		if m.MaxGrpcTimeout != nil {
+			return notSupported("max_grpc_timeout")
+		}
+		if m.GrpcTimeoutOffset != nil {
+			return notSupported("grpc_timeout_offset")
+		}
+		if m.InternalRedirectPolicy != nil {
+			return notSupported("internal_redirect_policy")
+		}
+		if m.InternalRedirectAction != 0 {
+			return notSupported("internal_redirect_action")
+		}
+		if m.MaxInternalRedirects != nil {
+			return notSupported("max_internal_redirects")
+		}
+		if m.HedgePolicy != nil {
+			return notSupported("hedge_policy")
+		}
+		if m.MaxStreamDuration != nil {
+			return notSupported("max_stream_duration")
+		}
+		switch m.ClusterSpecifier.(type) {
+		case *config_route_v3.RouteAction_ClusterHeader:
+			return notSupported("cluster_header")
+		case *config_route_v3.RouteAction_ClusterSpecifierPlugin:
+			return notSupported("cluster_specifier_plugin")
+		case *config_route_v3.RouteAction_InlineClusterSpecifierPlugin:
+			return notSupported("inline_cluster_specifier_plugin")
+		}
+		switch m.HostRewriteSpecifier.(type) {
+		case *config_route_v3.RouteAction_HostRewriteLiteral:
+			return notSupported("host_rewrite_literal")
+		case *config_route_v3.RouteAction_AutoHostRewrite:
+			return notSupported("auto_host_rewrite")
+		case *config_route_v3.RouteAction_HostRewriteHeader:
+			return notSupported("host_rewrite_header")
+		case *config_route_v3.RouteAction_HostRewritePathRegex:
+			return notSupported("host_rewrite_path_regex")
+		case *config_route_v3.RouteAction_HostRewrite:
+			return notSupported("host_rewrite")
+		}
+	}
 	switch w := m.ClusterSpecifier.(type) {
 	case *config_route_v3.RouteAction_Cluster:
-	case *config_route_v3.RouteAction_ClusterHeader:
-		return notSupported("cluster_header")
+		if rules {
+			if runes(w.Cluster) < 1 {
+				return ruleErr("cluster", "value length must be at least 1 runes")
+			}
+		}
 	case *config_route_v3.RouteAction_WeightedClusters:
 		if w.WeightedClusters != nil {
-			if err := c_config_route_v3_WeightedCluster(w.WeightedClusters); err != nil {
+			if err := c_config_route_v3_WeightedCluster(w.WeightedClusters, rules); err != nil {
 				return at(err, "weighted_clusters")
 			}
 		}
-	case *config_route_v3.RouteAction_ClusterSpecifierPlugin:
-		return notSupported("cluster_specifier_plugin")
-	case *config_route_v3.RouteAction_InlineClusterSpecifierPlugin:
-		return notSupported("inline_cluster_specifier_plugin")
 	}
-	if m.MetadataMatch != nil {
-		return notSupported("metadata_match")
+	if rules && m.ClusterSpecifier == nil {
+		return ruleErr("cluster_specifier", "value is required")
 	}
-	if m.PrefixRewrite != "" {
-		return notSupported("prefix_rewrite")
+	if rules {
+		switch m.ClusterNotFoundResponseCode {
+		case 0, 1, 2:
+		default:
+			return ruleErr("cluster_not_found_response_code", "value must be one of the defined enum values")
+		}
 	}
-	if m.RegexRewrite != nil {
-		return notSupported("regex_rewrite")
-	}
-	if m.PathRewritePolicy != nil {
-		return notSupported("path_rewrite_policy")
-	}
-	if m.PathRewrite != "" {
-		return notSupported("path_rewrite")
-	}
-	switch m.HostRewriteSpecifier.(type) {
-	case *config_route_v3.RouteAction_HostRewriteLiteral:
-		return notSupported("host_rewrite_literal")
-	case *config_route_v3.RouteAction_AutoHostRewrite:
-		return notSupported("auto_host_rewrite")
-	case *config_route_v3.RouteAction_HostRewriteHeader:
-		return notSupported("host_rewrite_header")
-	case *config_route_v3.RouteAction_HostRewritePathRegex:
-		return notSupported("host_rewrite_path_regex")
-	case *config_route_v3.RouteAction_HostRewrite:
-		return notSupported("host_rewrite")
-	}
-	if m.AppendXForwardedHost {
-		return notSupported("append_x_forwarded_host")
-	}
-	if m.IdleTimeout != nil {
-		return notSupported("idle_timeout")
-	}
-	if m.FlushTimeout != nil {
-		return notSupported("flush_timeout")
-	}
-	if m.EarlyDataPolicy != nil {
-		return notSupported("early_data_policy")
+	if m.Timeout != nil {
+		if err := c_durationpb_Duration(m.Timeout, rules); err != nil {
+			return at(err, "timeout")
+		}
 	}
 	if m.RetryPolicy != nil {
-		if err := c_config_route_v3_RetryPolicy(m.RetryPolicy); err != nil {
+		if err := c_config_route_v3_RetryPolicy(m.RetryPolicy, rules); err != nil {
 			return at(err, "retry_policy")
 		}
 	}
-	if m.RetryPolicyTypedConfig != nil {
-		return notSupported("retry_policy_typed_config")
-	}
 	for i, x := range m.RequestMirrorPolicies {
 		if x != nil {
-			if err := c_config_route_v3_RouteAction_RequestMirrorPolicy(x); err != nil {
+			if err := c_config_route_v3_RouteAction_RequestMirrorPolicy(x, rules); err != nil {
 				return at(err, index("request_mirror_policies", i))
 			}
 		}
 	}
-	if m.Priority != 0 {
-		return notSupported("priority")
-	}
-	if len(m.RateLimits) > 0 {
-		return notSupported("rate_limits")
-	}
-	if m.IncludeVhRateLimits != nil {
-		return notSupported("include_vh_rate_limits")
-	}
 	for i, x := range m.HashPolicy {
 		if x != nil {
-			if err := c_config_route_v3_RouteAction_HashPolicy(x); err != nil {
+			if err := c_config_route_v3_RouteAction_HashPolicy(x, rules); err != nil {
 				return at(err, index("hash_policy", i))
 			}
 		}
 	}
-	if m.Cors != nil {
-		return notSupported("cors")
-	}
-	if m.MaxGrpcTimeout != nil {
-		return notSupported("max_grpc_timeout")
-	}
-	if m.GrpcTimeoutOffset != nil {
-		return notSupported("grpc_timeout_offset")
-	}
 	for i, x := range m.UpgradeConfigs {
 		if x != nil {
-			if err := c_config_route_v3_RouteAction_UpgradeConfig(x); err != nil {
+			if err := c_config_route_v3_RouteAction_UpgradeConfig(x, rules); err != nil {
 				return at(err, index("upgrade_configs", i))
 			}
 		}
-	}
-	if m.InternalRedirectPolicy != nil {
-		return notSupported("internal_redirect_policy")
-	}
-	if m.InternalRedirectAction != 0 {
-		return notSupported("internal_redirect_action")
-	}
-	if m.MaxInternalRedirects != nil {
-		return notSupported("max_internal_redirects")
-	}
-	if m.HedgePolicy != nil {
-		return notSupported("hedge_policy")
-	}
-	if m.MaxStreamDuration != nil {
-		return notSupported("max_stream_duration")
 	}
 	return nil
 }
@@ -9145,30 +10262,37 @@ func u_config_route_v3_RouteAction_HashPolicy(b []byte, m *config_route_v3.Route
 	return nil
 }
 
-func c_config_route_v3_RouteAction_HashPolicy(m *config_route_v3.RouteAction_HashPolicy) error {
+func c_config_route_v3_RouteAction_HashPolicy(m *config_route_v3.RouteAction_HashPolicy, rules bool) error {
+	if !rules {
+		switch m.PolicySpecifier.(type) {
+		case *config_route_v3.RouteAction_HashPolicy_QueryParameter_:
+			return notSupported("query_parameter")
+		case *config_route_v3.RouteAction_HashPolicy_FilterState_:
+			return notSupported("filter_state")
+		}
+	}
 	switch w := m.PolicySpecifier.(type) {
 	case *config_route_v3.RouteAction_HashPolicy_Header_:
 		if w.Header != nil {
-			if err := c_config_route_v3_RouteAction_HashPolicy_Header(w.Header); err != nil {
+			if err := c_config_route_v3_RouteAction_HashPolicy_Header(w.Header, rules); err != nil {
 				return at(err, "header")
 			}
 		}
 	case *config_route_v3.RouteAction_HashPolicy_Cookie_:
 		if w.Cookie != nil {
-			if err := c_config_route_v3_RouteAction_HashPolicy_Cookie(w.Cookie); err != nil {
+			if err := c_config_route_v3_RouteAction_HashPolicy_Cookie(w.Cookie, rules); err != nil {
 				return at(err, "cookie")
 			}
 		}
 	case *config_route_v3.RouteAction_HashPolicy_ConnectionProperties_:
 		if w.ConnectionProperties != nil {
-			if err := c_config_route_v3_RouteAction_HashPolicy_ConnectionProperties(w.ConnectionProperties); err != nil {
+			if err := c_config_route_v3_RouteAction_HashPolicy_ConnectionProperties(w.ConnectionProperties, rules); err != nil {
 				return at(err, "connection_properties")
 			}
 		}
-	case *config_route_v3.RouteAction_HashPolicy_QueryParameter_:
-		return notSupported("query_parameter")
-	case *config_route_v3.RouteAction_HashPolicy_FilterState_:
-		return notSupported("filter_state")
+	}
+	if rules && m.PolicySpecifier == nil {
+		return ruleErr("policy_specifier", "value is required")
 	}
 	return nil
 }
@@ -9237,7 +10361,9 @@ func u_config_route_v3_RouteAction_HashPolicy_ConnectionProperties(b []byte, m *
 	return nil
 }
 
-func c_config_route_v3_RouteAction_HashPolicy_ConnectionProperties(m *config_route_v3.RouteAction_HashPolicy_ConnectionProperties) error {
+func c_config_route_v3_RouteAction_HashPolicy_ConnectionProperties(m *config_route_v3.RouteAction_HashPolicy_ConnectionProperties, rules bool) error {
+	if !rules {
+	}
 	return nil
 }
 
@@ -9297,9 +10423,21 @@ func u_config_route_v3_RouteAction_HashPolicy_Cookie(b []byte, m *config_route_v
 	return nil
 }
 
-func c_config_route_v3_RouteAction_HashPolicy_Cookie(m *config_route_v3.RouteAction_HashPolicy_Cookie) error {
-	if len(m.Attributes) > 0 {
-		return notSupported("attributes")
+func c_config_route_v3_RouteAction_HashPolicy_Cookie(m *config_route_v3.RouteAction_HashPolicy_Cookie, rules bool) error {
+	if !rules {
+		if len(m.Attributes) > 0 {
+			return notSupported("attributes")
+		}
+	}
+	if rules {
+		if runes(m.Name) < 1 {
+			return ruleErr("name", "value length must be at least 1 runes")
+		}
+	}
+	if m.Ttl != nil {
+		if err := c_durationpb_Duration(m.Ttl, rules); err != nil {
+			return at(err, "ttl")
+		}
 	}
 	return nil
 }
@@ -9347,9 +10485,19 @@ func u_config_route_v3_RouteAction_HashPolicy_Header(b []byte, m *config_route_v
 	return nil
 }
 
-func c_config_route_v3_RouteAction_HashPolicy_Header(m *config_route_v3.RouteAction_HashPolicy_Header) error {
-	if m.RegexRewrite != nil {
-		return notSupported("regex_rewrite")
+func c_config_route_v3_RouteAction_HashPolicy_Header(m *config_route_v3.RouteAction_HashPolicy_Header, rules bool) error {
+	if !rules {
+		if m.RegexRewrite != nil {
+			return notSupported("regex_rewrite")
+		}
+	}
+	if rules {
+		if runes(m.HeaderName) < 1 {
+			return ruleErr("header_name", "value length must be at least 1 runes")
+		}
+		if !headerName(m.HeaderName, false) {
+			return ruleErr("header_name", "value must be a valid HTTP header name")
+		}
 	}
 	return nil
 }
@@ -9411,26 +10559,28 @@ func u_config_route_v3_RouteAction_RequestMirrorPolicy(b []byte, m *config_route
 	return nil
 }
 
-func c_config_route_v3_RouteAction_RequestMirrorPolicy(m *config_route_v3.RouteAction_RequestMirrorPolicy) error {
-	if m.ClusterHeader != "" {
-		return notSupported("cluster_header")
-	}
-	if m.RuntimeFraction != nil {
-		if err := c_config_core_v3_RuntimeFractionalPercent(m.RuntimeFraction); err != nil {
-			return at(err, "runtime_fraction")
+func c_config_route_v3_RouteAction_RequestMirrorPolicy(m *config_route_v3.RouteAction_RequestMirrorPolicy, rules bool) error {
+	if !rules {
+		if m.ClusterHeader != "" {
+			return notSupported("cluster_header")
+		}
+		if m.TraceSampled != nil {
+			return notSupported("trace_sampled")
+		}
+		if m.DisableShadowHostSuffixAppend {
+			return notSupported("disable_shadow_host_suffix_append")
+		}
+		if len(m.RequestHeadersMutations) > 0 {
+			return notSupported("request_headers_mutations")
+		}
+		if m.HostRewriteLiteral != "" {
+			return notSupported("host_rewrite_literal")
 		}
 	}
-	if m.TraceSampled != nil {
-		return notSupported("trace_sampled")
-	}
-	if m.DisableShadowHostSuffixAppend {
-		return notSupported("disable_shadow_host_suffix_append")
-	}
-	if len(m.RequestHeadersMutations) > 0 {
-		return notSupported("request_headers_mutations")
-	}
-	if m.HostRewriteLiteral != "" {
-		return notSupported("host_rewrite_literal")
+	if m.RuntimeFraction != nil {
+		if err := c_config_core_v3_RuntimeFractionalPercent(m.RuntimeFraction, rules); err != nil {
+			return at(err, "runtime_fraction")
+		}
 	}
 	return nil
 }
@@ -9487,9 +10637,24 @@ func u_config_route_v3_RouteAction_UpgradeConfig(b []byte, m *config_route_v3.Ro
 	return nil
 }
 
-func c_config_route_v3_RouteAction_UpgradeConfig(m *config_route_v3.RouteAction_UpgradeConfig) error {
-	if m.ConnectConfig != nil {
-		return notSupported("connect_config")
+func c_config_route_v3_RouteAction_UpgradeConfig(m *config_route_v3.RouteAction_UpgradeConfig, rules bool) error {
+	if !rules {
+		if m.ConnectConfig != nil {
+			return notSupported("connect_config")
+		}
+	}
+	if rules {
+		if runes(m.UpgradeType) < 1 {
+			return ruleErr("upgrade_type", "value length must be at least 1 runes")
+		}
+		if !headerValue(m.UpgradeType, false) {
+			return ruleErr("upgrade_type", "value must be a valid HTTP header value")
+		}
+	}
+	if m.Enabled != nil {
+		if err := c_wrapperspb_BoolValue(m.Enabled, rules); err != nil {
+			return at(err, "enabled")
+		}
 	}
 	return nil
 }
@@ -9592,58 +10757,65 @@ func u_config_route_v3_RouteConfiguration(b []byte, m *config_route_v3.RouteConf
 	return nil
 }
 
-func c_config_route_v3_RouteConfiguration(m *config_route_v3.RouteConfiguration) error {
+func c_config_route_v3_RouteConfiguration(m *config_route_v3.RouteConfiguration, rules bool) error {
+	if !rules {
+		if m.Vhds != nil {
+			return notSupported("vhds")
+		}
+		if len(m.InternalOnlyHeaders) > 0 {
+			return notSupported("internal_only_headers")
+		}
+		if len(m.ResponseHeadersToAdd) > 0 {
+			return notSupported("response_headers_to_add")
+		}
+		if len(m.ResponseHeadersToRemove) > 0 {
+			return notSupported("response_headers_to_remove")
+		}
+		if len(m.RequestHeadersToAdd) > 0 {
+			return notSupported("request_headers_to_add")
+		}
+		if len(m.RequestHeadersToRemove) > 0 {
+			return notSupported("request_headers_to_remove")
+		}
+		if m.MostSpecificHeaderMutationsWins {
+			return notSupported("most_specific_header_mutations_wins")
+		}
+		if m.MaxDirectResponseBodySizeBytes != nil {
+			return notSupported("max_direct_response_body_size_bytes")
+		}
+		if len(m.ClusterSpecifierPlugins) > 0 {
+			return notSupported("cluster_specifier_plugins")
+		}
+		if len(m.RequestMirrorPolicies) > 0 {
+			return notSupported("request_mirror_policies")
+		}
+		if m.VhostHeader != "" {
+			return notSupported("vhost_header")
+		}
+		if m.IgnorePathParametersInPathMatching {
+			return notSupported("ignore_path_parameters_in_path_matching")
+		}
+		if len(m.TypedPerFilterConfig) > 0 {
+			return notSupported("typed_per_filter_config")
+		}
+		if m.Metadata != nil {
+			return notSupported("metadata")
+		}
+		if len(m.RouteSpecifiers) > 0 {
+			return notSupported("route_specifiers")
+		}
+	}
 	for i, x := range m.VirtualHosts {
 		if x != nil {
-			if err := c_config_route_v3_VirtualHost(x); err != nil {
+			if err := c_config_route_v3_VirtualHost(x, rules); err != nil {
 				return at(err, index("virtual_hosts", i))
 			}
 		}
 	}
-	if m.Vhds != nil {
-		return notSupported("vhds")
-	}
-	if len(m.InternalOnlyHeaders) > 0 {
-		return notSupported("internal_only_headers")
-	}
-	if len(m.ResponseHeadersToAdd) > 0 {
-		return notSupported("response_headers_to_add")
-	}
-	if len(m.ResponseHeadersToRemove) > 0 {
-		return notSupported("response_headers_to_remove")
-	}
-	if len(m.RequestHeadersToAdd) > 0 {
-		return notSupported("request_headers_to_add")
-	}
-	if len(m.RequestHeadersToRemove) > 0 {
-		return notSupported("request_headers_to_remove")
-	}
-	if m.MostSpecificHeaderMutationsWins {
-		return notSupported("most_specific_header_mutations_wins")
-	}
-	if m.MaxDirectResponseBodySizeBytes != nil {
-		return notSupported("max_direct_response_body_size_bytes")
-	}
-	if len(m.ClusterSpecifierPlugins) > 0 {
-		return notSupported("cluster_specifier_plugins")
-	}
-	if len(m.RequestMirrorPolicies) > 0 {
-		return notSupported("request_mirror_policies")
-	}
-	if m.VhostHeader != "" {
-		return notSupported("vhost_header")
-	}
-	if m.IgnorePathParametersInPathMatching {
-		return notSupported("ignore_path_parameters_in_path_matching")
-	}
-	if len(m.TypedPerFilterConfig) > 0 {
-		return notSupported("typed_per_filter_config")
-	}
-	if m.Metadata != nil {
-		return notSupported("metadata")
-	}
-	if len(m.RouteSpecifiers) > 0 {
-		return notSupported("route_specifiers")
+	if m.ValidateClusters != nil {
+		if err := c_wrapperspb_BoolValue(m.ValidateClusters, rules); err != nil {
+			return at(err, "validate_clusters")
+		}
 	}
 	return nil
 }
@@ -9770,53 +10942,75 @@ func u_config_route_v3_RouteMatch(b []byte, m *config_route_v3.RouteMatch, depth
 	return nil
 }
 
-func c_config_route_v3_RouteMatch(m *config_route_v3.RouteMatch) error {
+func c_config_route_v3_RouteMatch(m *config_route_v3.RouteMatch, rules bool) error {
+	if !rules {
+		if m.RuntimeFraction != nil {
+			return notSupported("runtime_fraction")
+		}
+		if len(m.Cookies) > 0 {
+			return notSupported("cookies")
+		}
+		if m.Grpc != nil {
+			return notSupported("grpc")
+		}
+		if m.TlsContext != nil {
+			return notSupported("tls_context")
+		}
+		if len(m.DynamicMetadata) > 0 {
+			return notSupported("dynamic_metadata")
+		}
+		if len(m.FilterState) > 0 {
+			return notSupported("filter_state")
+		}
+		switch m.PathSpecifier.(type) {
+		case *config_route_v3.RouteMatch_ConnectMatcher_:
+			return notSupported("connect_matcher")
+		case *config_route_v3.RouteMatch_PathMatchPolicy:
+			return notSupported("path_match_policy")
+		}
+	}
 	switch w := m.PathSpecifier.(type) {
 	case *config_route_v3.RouteMatch_Prefix:
 	case *config_route_v3.RouteMatch_Path:
 	case *config_route_v3.RouteMatch_SafeRegex:
+		if rules {
+			if w.SafeRegex == nil {
+				return ruleErr("safe_regex", "value is required")
+			}
+		}
 		if w.SafeRegex != nil {
-			if err := c_type_matcher_v3_RegexMatcher(w.SafeRegex); err != nil {
+			if err := c_type_matcher_v3_RegexMatcher(w.SafeRegex, rules); err != nil {
 				return at(err, "safe_regex")
 			}
 		}
-	case *config_route_v3.RouteMatch_ConnectMatcher_:
-		return notSupported("connect_matcher")
 	case *config_route_v3.RouteMatch_PathSeparatedPrefix:
-	case *config_route_v3.RouteMatch_PathMatchPolicy:
-		return notSupported("path_match_policy")
+		if rules {
+			if !pattern0.MatchString(w.PathSeparatedPrefix) {
+				return ruleErr("path_separated_prefix", "value does not match regex pattern \"^[^?#]+[^?#/]$\"")
+			}
+		}
 	}
-	if m.RuntimeFraction != nil {
-		return notSupported("runtime_fraction")
+	if rules && m.PathSpecifier == nil {
+		return ruleErr("path_specifier", "value is required")
+	}
+	if m.CaseSensitive != nil {
+		if err := c_wrapperspb_BoolValue(m.CaseSensitive, rules); err != nil {
+			return at(err, "case_sensitive")
+		}
 	}
 	for i, x := range m.Headers {
 		if x != nil {
-			if err := c_config_route_v3_HeaderMatcher(x); err != nil {
+			if err := c_config_route_v3_HeaderMatcher(x, rules); err != nil {
 				return at(err, index("headers", i))
 			}
 		}
 	}
 	for i, x := range m.QueryParameters {
 		if x != nil {
-			if err := c_config_route_v3_QueryParameterMatcher(x); err != nil {
+			if err := c_config_route_v3_QueryParameterMatcher(x, rules); err != nil {
 				return at(err, index("query_parameters", i))
 			}
 		}
-	}
-	if len(m.Cookies) > 0 {
-		return notSupported("cookies")
-	}
-	if m.Grpc != nil {
-		return notSupported("grpc")
-	}
-	if m.TlsContext != nil {
-		return notSupported("tls_context")
-	}
-	if len(m.DynamicMetadata) > 0 {
-		return notSupported("dynamic_metadata")
-	}
-	if len(m.FilterState) > 0 {
-		return notSupported("filter_state")
 	}
 	return nil
 }
@@ -9987,78 +11181,125 @@ func u_config_route_v3_VirtualHost(b []byte, m *config_route_v3.VirtualHost, dep
 	return nil
 }
 
-func c_config_route_v3_VirtualHost(m *config_route_v3.VirtualHost) error {
+func c_config_route_v3_VirtualHost(m *config_route_v3.VirtualHost, rules bool) error {
+	if !rules {
+		if m.Matcher != nil {
+			return notSupported("matcher")
+		}
+		if m.RequireTls != 0 {
+			return notSupported("require_tls")
+		}
+		if len(m.VirtualClusters) > 0 {
+			return notSupported("virtual_clusters")
+		}
+		if len(m.RateLimits) > 0 {
+			return notSupported("rate_limits")
+		}
+		if m.Cors != nil {
+			return notSupported("cors")
+		}
+		if len(m.TypedPerFilterConfig) > 0 {
+			return notSupported("typed_per_filter_config")
+		}
+		if m.IncludeRequestAttemptCount {
+			return notSupported("include_request_attempt_count")
+		}
+		if m.IncludeAttemptCountInResponse {
+			return notSupported("include_attempt_count_in_response")
+		}
+		if m.RetryPolicy != nil {
+			return notSupported("retry_policy")
+		}
+		if m.RetryPolicyTypedConfig != nil {
+			return notSupported("retry_policy_typed_config")
+		}
+		if m.HedgePolicy != nil {
+			return notSupported("hedge_policy")
+		}
+		if m.IncludeIsTimeoutRetryHeader {
+			return notSupported("include_is_timeout_retry_header")
+		}
+		if m.PerRequestBufferLimitBytes != nil {
+			return notSupported("per_request_buffer_limit_bytes")
+		}
+		if m.RequestBodyBufferLimit != nil {
+			return notSupported("request_body_buffer_limit")
+		}
+		if len(m.RequestMirrorPolicies) > 0 {
+			return notSupported("request_mirror_policies")
+		}
+		if m.Metadata != nil {
+			return notSupported("metadata")
+		}
+		if len(m.RouteSpecifiers) > 0 {
+			return notSupported("route_specifiers")
+		}
+	}
+	if rules {
+		if runes(m.Name) < 1 {
+			return ruleErr("name", "value length must be at least 1 runes")
+		}
+	}
+	if rules {
+		if len(m.Domains) < 1 {
+			return ruleErr("domains", "value must contain at least 1 item(s)")
+		}
+		for i, x := range m.Domains {
+			if !headerValue(x, false) {
+				return ruleErr(index("domains", i), "value must be a valid HTTP header value")
+			}
+		}
+	}
 	for i, x := range m.Routes {
 		if x != nil {
-			if err := c_config_route_v3_Route(x); err != nil {
+			if err := c_config_route_v3_Route(x, rules); err != nil {
 				return at(err, index("routes", i))
 			}
 		}
 	}
-	if m.Matcher != nil {
-		return notSupported("matcher")
-	}
-	if m.RequireTls != 0 {
-		return notSupported("require_tls")
-	}
-	if len(m.VirtualClusters) > 0 {
-		return notSupported("virtual_clusters")
-	}
-	if len(m.RateLimits) > 0 {
-		return notSupported("rate_limits")
+	if rules {
+		if len(m.RequestHeadersToAdd) > 1000 {
+			return ruleErr("request_headers_to_add", "value must contain no more than 1000 item(s)")
+		}
 	}
 	for i, x := range m.RequestHeadersToAdd {
 		if x != nil {
-			if err := c_config_core_v3_HeaderValueOption(x); err != nil {
+			if err := c_config_core_v3_HeaderValueOption(x, rules); err != nil {
 				return at(err, index("request_headers_to_add", i))
 			}
 		}
 	}
+	if rules {
+		for i, x := range m.RequestHeadersToRemove {
+			if runes(x) < 1 {
+				return ruleErr(index("request_headers_to_remove", i), "value length must be at least 1 runes")
+			}
+			if !headerName(x, false) {
+				return ruleErr(index("request_headers_to_remove", i), "value must be a valid HTTP header name")
+			}
+		}
+	}
+	if rules {
+		if len(m.ResponseHeadersToAdd) > 1000 {
+			return ruleErr("response_headers_to_add", "value must contain no more than 1000 item(s)")
+		}
+	}
 	for i, x := range m.ResponseHeadersToAdd {
 		if x != nil {
-			if err := c_config_core_v3_HeaderValueOption(x); err != nil {
+			if err := c_config_core_v3_HeaderValueOption(x, rules); err != nil {
 				return at(err, index("response_headers_to_add", i))
 			}
 		}
 	}
-	if m.Cors != nil {
-		return notSupported("cors")
-	}
-	if len(m.TypedPerFilterConfig) > 0 {
-		return notSupported("typed_per_filter_config")
-	}
-	if m.IncludeRequestAttemptCount {
-		return notSupported("include_request_attempt_count")
-	}
-	if m.IncludeAttemptCountInResponse {
-		return notSupported("include_attempt_count_in_response")
-	}
-	if m.RetryPolicy != nil {
-		return notSupported("retry_policy")
-	}
-	if m.RetryPolicyTypedConfig != nil {
-		return notSupported("retry_policy_typed_config")
-	}
-	if m.HedgePolicy != nil {
-		return notSupported("hedge_policy")
-	}
-	if m.IncludeIsTimeoutRetryHeader {
-		return notSupported("include_is_timeout_retry_header")
-	}
-	if m.PerRequestBufferLimitBytes != nil {
-		return notSupported("per_request_buffer_limit_bytes")
-	}
-	if m.RequestBodyBufferLimit != nil {
-		return notSupported("request_body_buffer_limit")
-	}
-	if len(m.RequestMirrorPolicies) > 0 {
-		return notSupported("request_mirror_policies")
-	}
-	if m.Metadata != nil {
-		return notSupported("metadata")
-	}
-	if len(m.RouteSpecifiers) > 0 {
-		return notSupported("route_specifiers")
+	if rules {
+		for i, x := range m.ResponseHeadersToRemove {
+			if runes(x) < 1 {
+				return ruleErr(index("response_headers_to_remove", i), "value length must be at least 1 runes")
+			}
+			if !headerName(x, false) {
+				return ruleErr(index("response_headers_to_remove", i), "value must be a valid HTTP header name")
+			}
+		}
 	}
 	return nil
 }
@@ -10128,25 +11369,32 @@ func u_config_route_v3_WeightedCluster(b []byte, m *config_route_v3.WeightedClus
 	return nil
 }
 
-func c_config_route_v3_WeightedCluster(m *config_route_v3.WeightedCluster) error {
+func c_config_route_v3_WeightedCluster(m *config_route_v3.WeightedCluster, rules bool) error {
+	if !rules {
+		if m.TotalWeight != nil {
+			return notSupported("total_weight")
+		}
+		if m.RuntimeKeyPrefix != "" {
+			return notSupported("runtime_key_prefix")
+		}
+		switch m.RandomValueSpecifier.(type) {
+		case *config_route_v3.WeightedCluster_HeaderName:
+			return notSupported("header_name")
+		case *config_route_v3.WeightedCluster_UseHashPolicy:
+			return notSupported("use_hash_policy")
+		}
+	}
+	if rules {
+		if len(m.Clusters) < 1 {
+			return ruleErr("clusters", "value must contain at least 1 item(s)")
+		}
+	}
 	for i, x := range m.Clusters {
 		if x != nil {
-			if err := c_config_route_v3_WeightedCluster_ClusterWeight(x); err != nil {
+			if err := c_config_route_v3_WeightedCluster_ClusterWeight(x, rules); err != nil {
 				return at(err, index("clusters", i))
 			}
 		}
-	}
-	if m.TotalWeight != nil {
-		return notSupported("total_weight")
-	}
-	if m.RuntimeKeyPrefix != "" {
-		return notSupported("runtime_key_prefix")
-	}
-	switch m.RandomValueSpecifier.(type) {
-	case *config_route_v3.WeightedCluster_HeaderName:
-		return notSupported("header_name")
-	case *config_route_v3.WeightedCluster_UseHashPolicy:
-		return notSupported("use_hash_policy")
 	}
 	return nil
 }
@@ -10216,31 +11464,38 @@ func u_config_route_v3_WeightedCluster_ClusterWeight(b []byte, m *config_route_v
 	return nil
 }
 
-func c_config_route_v3_WeightedCluster_ClusterWeight(m *config_route_v3.WeightedCluster_ClusterWeight) error {
-	if m.ClusterHeader != "" {
-		return notSupported("cluster_header")
+func c_config_route_v3_WeightedCluster_ClusterWeight(m *config_route_v3.WeightedCluster_ClusterWeight, rules bool) error {
+	if !rules {
+		if m.ClusterHeader != "" {
+			return notSupported("cluster_header")
+		}
+		if m.MetadataMatch != nil {
+			return notSupported("metadata_match")
+		}
+		if len(m.RequestHeadersToAdd) > 0 {
+			return notSupported("request_headers_to_add")
+		}
+		if len(m.RequestHeadersToRemove) > 0 {
+			return notSupported("request_headers_to_remove")
+		}
+		if len(m.ResponseHeadersToAdd) > 0 {
+			return notSupported("response_headers_to_add")
+		}
+		if len(m.ResponseHeadersToRemove) > 0 {
+			return notSupported("response_headers_to_remove")
+		}
+		if len(m.TypedPerFilterConfig) > 0 {
+			return notSupported("typed_per_filter_config")
+		}
+		switch m.HostRewriteSpecifier.(type) {
+		case *config_route_v3.WeightedCluster_ClusterWeight_HostRewriteLiteral:
+			return notSupported("host_rewrite_literal")
+		}
 	}
-	if m.MetadataMatch != nil {
-		return notSupported("metadata_match")
-	}
-	if len(m.RequestHeadersToAdd) > 0 {
-		return notSupported("request_headers_to_add")
-	}
-	if len(m.RequestHeadersToRemove) > 0 {
-		return notSupported("request_headers_to_remove")
-	}
-	if len(m.ResponseHeadersToAdd) > 0 {
-		return notSupported("response_headers_to_add")
-	}
-	if len(m.ResponseHeadersToRemove) > 0 {
-		return notSupported("response_headers_to_remove")
-	}
-	if len(m.TypedPerFilterConfig) > 0 {
-		return notSupported("typed_per_filter_config")
-	}
-	switch m.HostRewriteSpecifier.(type) {
-	case *config_route_v3.WeightedCluster_ClusterWeight_HostRewriteLiteral:
-		return notSupported("host_rewrite_literal")
+	if m.Weight != nil {
+		if err := c_wrapperspb_UInt32Value(m.Weight, rules); err != nil {
+			return at(err, "weight")
+		}
 	}
 	return nil
 }
@@ -10321,37 +11576,39 @@ func u_config_trace_v3_OpenTelemetryConfig(b []byte, m *config_trace_v3.OpenTele
 	return nil
 }
 
-func c_config_trace_v3_OpenTelemetryConfig(m *config_trace_v3.OpenTelemetryConfig) error {
+func c_config_trace_v3_OpenTelemetryConfig(m *config_trace_v3.OpenTelemetryConfig, rules bool) error {
+	if !rules {
+		if m.Exporter != nil {
+			return notSupported("exporter")
+		}
+		if len(m.ResourceDetectors) > 0 {
+			return notSupported("resource_detectors")
+		}
+		if m.Sampler != nil {
+			return notSupported("sampler")
+		}
+		if m.MaxCacheSize != nil {
+			return notSupported("max_cache_size")
+		}
+		if m.SetTelemetrySdkResourceAttributes != nil {
+			return notSupported("set_telemetry_sdk_resource_attributes")
+		}
+		if m.SetServiceNameResourceAttribute != nil {
+			return notSupported("set_service_name_resource_attribute")
+		}
+		if m.SetInstrumentationScope != nil {
+			return notSupported("set_instrumentation_scope")
+		}
+	}
 	if m.GrpcService != nil {
-		if err := c_config_core_v3_GrpcService(m.GrpcService); err != nil {
+		if err := c_config_core_v3_GrpcService(m.GrpcService, rules); err != nil {
 			return at(err, "grpc_service")
 		}
 	}
 	if m.HttpService != nil {
-		if err := c_config_core_v3_HttpService(m.HttpService); err != nil {
+		if err := c_config_core_v3_HttpService(m.HttpService, rules); err != nil {
 			return at(err, "http_service")
 		}
-	}
-	if m.Exporter != nil {
-		return notSupported("exporter")
-	}
-	if len(m.ResourceDetectors) > 0 {
-		return notSupported("resource_detectors")
-	}
-	if m.Sampler != nil {
-		return notSupported("sampler")
-	}
-	if m.MaxCacheSize != nil {
-		return notSupported("max_cache_size")
-	}
-	if m.SetTelemetrySdkResourceAttributes != nil {
-		return notSupported("set_telemetry_sdk_resource_attributes")
-	}
-	if m.SetServiceNameResourceAttribute != nil {
-		return notSupported("set_service_name_resource_attribute")
-	}
-	if m.SetInstrumentationScope != nil {
-		return notSupported("set_instrumentation_scope")
 	}
 	return nil
 }
@@ -10411,10 +11668,17 @@ func u_config_trace_v3_Tracing_Http(b []byte, m *config_trace_v3.Tracing_Http, d
 	return nil
 }
 
-func c_config_trace_v3_Tracing_Http(m *config_trace_v3.Tracing_Http) error {
+func c_config_trace_v3_Tracing_Http(m *config_trace_v3.Tracing_Http, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if runes(m.Name) < 1 {
+			return ruleErr("name", "value length must be at least 1 runes")
+		}
+	}
 	switch w := m.ConfigType.(type) {
 	case *config_trace_v3.Tracing_Http_TypedConfig:
-		if err := checkAny(w.TypedConfig, m.Name, "typed_config"); err != nil {
+		if err := checkAny(w.TypedConfig, m.Name, "typed_config", rules); err != nil {
 			return err
 		}
 	}
@@ -10493,17 +11757,31 @@ func u_extensions_access_loggers_file_v3_FileAccessLog(b []byte, m *extensions_a
 	return nil
 }
 
-func c_extensions_access_loggers_file_v3_FileAccessLog(m *extensions_access_loggers_file_v3.FileAccessLog) error {
+func c_extensions_access_loggers_file_v3_FileAccessLog(m *extensions_access_loggers_file_v3.FileAccessLog, rules bool) error {
+	if !rules {
+		switch m.AccessLogFormat.(type) {
+		case *extensions_access_loggers_file_v3.FileAccessLog_Format:
+			return notSupported("format")
+		case *extensions_access_loggers_file_v3.FileAccessLog_JsonFormat:
+			return notSupported("json_format")
+		case *extensions_access_loggers_file_v3.FileAccessLog_TypedJsonFormat:
+			return notSupported("typed_json_format")
+		}
+	}
+	if rules {
+		if runes(m.Path) < 1 {
+			return ruleErr("path", "value length must be at least 1 runes")
+		}
+	}
 	switch w := m.AccessLogFormat.(type) {
-	case *extensions_access_loggers_file_v3.FileAccessLog_Format:
-		return notSupported("format")
-	case *extensions_access_loggers_file_v3.FileAccessLog_JsonFormat:
-		return notSupported("json_format")
-	case *extensions_access_loggers_file_v3.FileAccessLog_TypedJsonFormat:
-		return notSupported("typed_json_format")
 	case *extensions_access_loggers_file_v3.FileAccessLog_LogFormat:
+		if rules {
+			if w.LogFormat == nil {
+				return ruleErr("log_format", "value is required")
+			}
+		}
 		if w.LogFormat != nil {
-			if err := c_config_core_v3_SubstitutionFormatString(w.LogFormat); err != nil {
+			if err := c_config_core_v3_SubstitutionFormatString(w.LogFormat, rules); err != nil {
 				return at(err, "log_format")
 			}
 		}
@@ -10570,11 +11848,18 @@ func u_extensions_access_loggers_stream_v3_StdoutAccessLog(b []byte, m *extensio
 	return nil
 }
 
-func c_extensions_access_loggers_stream_v3_StdoutAccessLog(m *extensions_access_loggers_stream_v3.StdoutAccessLog) error {
+func c_extensions_access_loggers_stream_v3_StdoutAccessLog(m *extensions_access_loggers_stream_v3.StdoutAccessLog, rules bool) error {
+	if !rules {
+	}
 	switch w := m.AccessLogFormat.(type) {
 	case *extensions_access_loggers_stream_v3.StdoutAccessLog_LogFormat:
+		if rules {
+			if w.LogFormat == nil {
+				return ruleErr("log_format", "value is required")
+			}
+		}
 		if w.LogFormat != nil {
-			if err := c_config_core_v3_SubstitutionFormatString(w.LogFormat); err != nil {
+			if err := c_config_core_v3_SubstitutionFormatString(w.LogFormat, rules); err != nil {
 				return at(err, "log_format")
 			}
 		}
@@ -10649,21 +11934,33 @@ func u_extensions_common_ratelimit_v3_LocalRateLimitDescriptor(b []byte, m *exte
 	return nil
 }
 
-func c_extensions_common_ratelimit_v3_LocalRateLimitDescriptor(m *extensions_common_ratelimit_v3.LocalRateLimitDescriptor) error {
+func c_extensions_common_ratelimit_v3_LocalRateLimitDescriptor(m *extensions_common_ratelimit_v3.LocalRateLimitDescriptor, rules bool) error {
+	if !rules {
+		if m.ShadowMode {
+			return notSupported("shadow_mode")
+		}
+	}
+	if rules {
+		if len(m.Entries) < 1 {
+			return ruleErr("entries", "value must contain at least 1 item(s)")
+		}
+	}
 	for i, x := range m.Entries {
 		if x != nil {
-			if err := c_extensions_common_ratelimit_v3_RateLimitDescriptor_Entry(x); err != nil {
+			if err := c_extensions_common_ratelimit_v3_RateLimitDescriptor_Entry(x, rules); err != nil {
 				return at(err, index("entries", i))
 			}
 		}
 	}
-	if m.TokenBucket != nil {
-		if err := c_type_v3_TokenBucket(m.TokenBucket); err != nil {
-			return at(err, "token_bucket")
+	if rules {
+		if m.TokenBucket == nil {
+			return ruleErr("token_bucket", "value is required")
 		}
 	}
-	if m.ShadowMode {
-		return notSupported("shadow_mode")
+	if m.TokenBucket != nil {
+		if err := c_type_v3_TokenBucket(m.TokenBucket, rules); err != nil {
+			return at(err, "token_bucket")
+		}
 	}
 	return nil
 }
@@ -10715,7 +12012,14 @@ func u_extensions_common_ratelimit_v3_RateLimitDescriptor_Entry(b []byte, m *ext
 	return nil
 }
 
-func c_extensions_common_ratelimit_v3_RateLimitDescriptor_Entry(m *extensions_common_ratelimit_v3.RateLimitDescriptor_Entry) error {
+func c_extensions_common_ratelimit_v3_RateLimitDescriptor_Entry(m *extensions_common_ratelimit_v3.RateLimitDescriptor_Entry, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if runes(m.Key) < 1 {
+			return ruleErr("key", "value length must be at least 1 runes")
+		}
+	}
 	return nil
 }
 
@@ -10778,14 +12082,37 @@ func u_extensions_filters_common_fault_v3_FaultDelay(b []byte, m *extensions_fil
 	return nil
 }
 
-func c_extensions_filters_common_fault_v3_FaultDelay(m *extensions_filters_common_fault_v3.FaultDelay) error {
-	switch m.FaultDelaySecifier.(type) {
+func c_extensions_filters_common_fault_v3_FaultDelay(m *extensions_filters_common_fault_v3.FaultDelay, rules bool) error {
+	if !rules {
+		switch m.FaultDelaySecifier.(type) {
+		case *extensions_filters_common_fault_v3.FaultDelay_HeaderDelay_:
+			return notSupported("header_delay")
+		}
+	}
+	switch w := m.FaultDelaySecifier.(type) {
 	case *extensions_filters_common_fault_v3.FaultDelay_FixedDelay:
-	case *extensions_filters_common_fault_v3.FaultDelay_HeaderDelay_:
-		return notSupported("header_delay")
+		if rules {
+			if w.FixedDelay != nil {
+				d, ok := duration(w.FixedDelay)
+				if !ok {
+					return ruleErr("fixed_delay", "value is not a valid duration")
+				}
+				if d <= 0 {
+					return ruleErr("fixed_delay", "value must be greater than 0s")
+				}
+			}
+		}
+		if w.FixedDelay != nil {
+			if err := c_durationpb_Duration(w.FixedDelay, rules); err != nil {
+				return at(err, "fixed_delay")
+			}
+		}
+	}
+	if rules && m.FaultDelaySecifier == nil {
+		return ruleErr("fault_delay_secifier", "value is required")
 	}
 	if m.Percentage != nil {
-		if err := c_type_v3_FractionalPercent(m.Percentage); err != nil {
+		if err := c_type_v3_FractionalPercent(m.Percentage, rules); err != nil {
 			return at(err, "percentage")
 		}
 	}
@@ -10867,20 +12194,35 @@ func u_extensions_filters_http_fault_v3_FaultAbort(b []byte, m *extensions_filte
 	return nil
 }
 
-func c_extensions_filters_http_fault_v3_FaultAbort(m *extensions_filters_http_fault_v3.FaultAbort) error {
-	switch m.ErrorType.(type) {
-	case *extensions_filters_http_fault_v3.FaultAbort_HttpStatus:
-	case *extensions_filters_http_fault_v3.FaultAbort_GrpcStatus:
-	case *extensions_filters_http_fault_v3.FaultAbort_HeaderAbort_:
-		return notSupported("header_abort")
-	}
-	if m.Percentage != nil {
-		if err := c_type_v3_FractionalPercent(m.Percentage); err != nil {
-			return at(err, "percentage")
+func c_extensions_filters_http_fault_v3_FaultAbort(m *extensions_filters_http_fault_v3.FaultAbort, rules bool) error {
+	if !rules {
+		if m.ResponseBody != "" {
+			return notSupported("response_body")
+		}
+		switch m.ErrorType.(type) {
+		case *extensions_filters_http_fault_v3.FaultAbort_HeaderAbort_:
+			return notSupported("header_abort")
 		}
 	}
-	if m.ResponseBody != "" {
-		return notSupported("response_body")
+	switch w := m.ErrorType.(type) {
+	case *extensions_filters_http_fault_v3.FaultAbort_HttpStatus:
+		if rules {
+			if w.HttpStatus < 200 {
+				return ruleErr("http_status", "value must be greater than or equal to 200")
+			}
+			if w.HttpStatus >= 600 {
+				return ruleErr("http_status", "value must be less than 600")
+			}
+		}
+	case *extensions_filters_http_fault_v3.FaultAbort_GrpcStatus:
+	}
+	if rules && m.ErrorType == nil {
+		return ruleErr("error_type", "value is required")
+	}
+	if m.Percentage != nil {
+		if err := c_type_v3_FractionalPercent(m.Percentage, rules); err != nil {
+			return at(err, "percentage")
+		}
 	}
 	return nil
 }
@@ -10988,58 +12330,60 @@ func u_extensions_filters_http_fault_v3_HTTPFault(b []byte, m *extensions_filter
 	return nil
 }
 
-func c_extensions_filters_http_fault_v3_HTTPFault(m *extensions_filters_http_fault_v3.HTTPFault) error {
+func c_extensions_filters_http_fault_v3_HTTPFault(m *extensions_filters_http_fault_v3.HTTPFault, rules bool) error {
+	if !rules {
+		if m.UpstreamCluster != "" {
+			return notSupported("upstream_cluster")
+		}
+		if len(m.Headers) > 0 {
+			return notSupported("headers")
+		}
+		if len(m.DownstreamNodes) > 0 {
+			return notSupported("downstream_nodes")
+		}
+		if m.MaxActiveFaults != nil {
+			return notSupported("max_active_faults")
+		}
+		if m.ResponseRateLimit != nil {
+			return notSupported("response_rate_limit")
+		}
+		if m.DelayPercentRuntime != "" {
+			return notSupported("delay_percent_runtime")
+		}
+		if m.AbortPercentRuntime != "" {
+			return notSupported("abort_percent_runtime")
+		}
+		if m.DelayDurationRuntime != "" {
+			return notSupported("delay_duration_runtime")
+		}
+		if m.AbortHttpStatusRuntime != "" {
+			return notSupported("abort_http_status_runtime")
+		}
+		if m.MaxActiveFaultsRuntime != "" {
+			return notSupported("max_active_faults_runtime")
+		}
+		if m.ResponseRateLimitPercentRuntime != "" {
+			return notSupported("response_rate_limit_percent_runtime")
+		}
+		if m.AbortGrpcStatusRuntime != "" {
+			return notSupported("abort_grpc_status_runtime")
+		}
+		if m.DisableDownstreamClusterStats {
+			return notSupported("disable_downstream_cluster_stats")
+		}
+		if m.FilterMetadata != nil {
+			return notSupported("filter_metadata")
+		}
+	}
 	if m.Delay != nil {
-		if err := c_extensions_filters_common_fault_v3_FaultDelay(m.Delay); err != nil {
+		if err := c_extensions_filters_common_fault_v3_FaultDelay(m.Delay, rules); err != nil {
 			return at(err, "delay")
 		}
 	}
 	if m.Abort != nil {
-		if err := c_extensions_filters_http_fault_v3_FaultAbort(m.Abort); err != nil {
+		if err := c_extensions_filters_http_fault_v3_FaultAbort(m.Abort, rules); err != nil {
 			return at(err, "abort")
 		}
-	}
-	if m.UpstreamCluster != "" {
-		return notSupported("upstream_cluster")
-	}
-	if len(m.Headers) > 0 {
-		return notSupported("headers")
-	}
-	if len(m.DownstreamNodes) > 0 {
-		return notSupported("downstream_nodes")
-	}
-	if m.MaxActiveFaults != nil {
-		return notSupported("max_active_faults")
-	}
-	if m.ResponseRateLimit != nil {
-		return notSupported("response_rate_limit")
-	}
-	if m.DelayPercentRuntime != "" {
-		return notSupported("delay_percent_runtime")
-	}
-	if m.AbortPercentRuntime != "" {
-		return notSupported("abort_percent_runtime")
-	}
-	if m.DelayDurationRuntime != "" {
-		return notSupported("delay_duration_runtime")
-	}
-	if m.AbortHttpStatusRuntime != "" {
-		return notSupported("abort_http_status_runtime")
-	}
-	if m.MaxActiveFaultsRuntime != "" {
-		return notSupported("max_active_faults_runtime")
-	}
-	if m.ResponseRateLimitPercentRuntime != "" {
-		return notSupported("response_rate_limit_percent_runtime")
-	}
-	if m.AbortGrpcStatusRuntime != "" {
-		return notSupported("abort_grpc_status_runtime")
-	}
-	if m.DisableDownstreamClusterStats {
-		return notSupported("disable_downstream_cluster_stats")
-	}
-	if m.FilterMetadata != nil {
-		return notSupported("filter_metadata")
 	}
 	return nil
 }
@@ -11174,39 +12518,41 @@ func u_extensions_filters_http_jwt_authn_v3_JwtAuthentication(b []byte, m *exten
 	return nil
 }
 
-func c_extensions_filters_http_jwt_authn_v3_JwtAuthentication(m *extensions_filters_http_jwt_authn_v3.JwtAuthentication) error {
+func c_extensions_filters_http_jwt_authn_v3_JwtAuthentication(m *extensions_filters_http_jwt_authn_v3.JwtAuthentication, rules bool) error {
+	if !rules {
+		if m.FilterStateRules != nil {
+			return notSupported("filter_state_rules")
+		}
+		if m.BypassCorsPreflight {
+			return notSupported("bypass_cors_preflight")
+		}
+		if m.StripFailureResponse {
+			return notSupported("strip_failure_response")
+		}
+		if m.StatPrefix != "" {
+			return notSupported("stat_prefix")
+		}
+	}
 	for k, x := range m.Providers {
 		if x != nil {
-			if err := c_extensions_filters_http_jwt_authn_v3_JwtProvider(x); err != nil {
+			if err := c_extensions_filters_http_jwt_authn_v3_JwtProvider(x, rules); err != nil {
 				return at(err, key("providers", k))
 			}
 		}
 	}
 	for i, x := range m.Rules {
 		if x != nil {
-			if err := c_extensions_filters_http_jwt_authn_v3_RequirementRule(x); err != nil {
+			if err := c_extensions_filters_http_jwt_authn_v3_RequirementRule(x, rules); err != nil {
 				return at(err, index("rules", i))
 			}
 		}
 	}
-	if m.FilterStateRules != nil {
-		return notSupported("filter_state_rules")
-	}
-	if m.BypassCorsPreflight {
-		return notSupported("bypass_cors_preflight")
-	}
 	for k, x := range m.RequirementMap {
 		if x != nil {
-			if err := c_extensions_filters_http_jwt_authn_v3_JwtRequirement(x); err != nil {
+			if err := c_extensions_filters_http_jwt_authn_v3_JwtRequirement(x, rules); err != nil {
 				return at(err, key("requirement_map", k))
 			}
 		}
-	}
-	if m.StripFailureResponse {
-		return notSupported("strip_failure_response")
-	}
-	if m.StatPrefix != "" {
-		return notSupported("stat_prefix")
 	}
 	return nil
 }
@@ -11265,7 +12611,22 @@ func u_extensions_filters_http_jwt_authn_v3_JwtHeader(b []byte, m *extensions_fi
 	return nil
 }
 
-func c_extensions_filters_http_jwt_authn_v3_JwtHeader(m *extensions_filters_http_jwt_authn_v3.JwtHeader) error {
+func c_extensions_filters_http_jwt_authn_v3_JwtHeader(m *extensions_filters_http_jwt_authn_v3.JwtHeader, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if runes(m.Name) < 1 {
+			return ruleErr("name", "value length must be at least 1 runes")
+		}
+		if !headerName(m.Name, false) {
+			return ruleErr("name", "value must be a valid HTTP header name")
+		}
+	}
+	if rules {
+		if !headerValue(m.ValuePrefix, false) {
+			return ruleErr("value_prefix", "value must be a valid HTTP header value")
+		}
+	}
 	return nil
 }
 
@@ -11405,63 +12766,68 @@ func u_extensions_filters_http_jwt_authn_v3_JwtProvider(b []byte, m *extensions_
 	return nil
 }
 
-func c_extensions_filters_http_jwt_authn_v3_JwtProvider(m *extensions_filters_http_jwt_authn_v3.JwtProvider) error {
-	if m.Subjects != nil {
-		return notSupported("subjects")
-	}
-	if m.RequireExpiration {
-		return notSupported("require_expiration")
-	}
-	if m.MaxLifetime != nil {
-		return notSupported("max_lifetime")
+func c_extensions_filters_http_jwt_authn_v3_JwtProvider(m *extensions_filters_http_jwt_authn_v3.JwtProvider, rules bool) error {
+	if !rules {
+		if m.Subjects != nil {
+			return notSupported("subjects")
+		}
+		if m.RequireExpiration {
+			return notSupported("require_expiration")
+		}
+		if m.MaxLifetime != nil {
+			return notSupported("max_lifetime")
+		}
+		if len(m.FromCookies) > 0 {
+			return notSupported("from_cookies")
+		}
+		if m.ForwardPayloadHeader != "" {
+			return notSupported("forward_payload_header")
+		}
+		if m.PadForwardPayloadHeader {
+			return notSupported("pad_forward_payload_header")
+		}
+		if m.NormalizePayloadInMetadata != nil {
+			return notSupported("normalize_payload_in_metadata")
+		}
+		if m.HeaderInMetadata != "" {
+			return notSupported("header_in_metadata")
+		}
+		if m.FailedStatusInMetadata != "" {
+			return notSupported("failed_status_in_metadata")
+		}
+		if m.JwtCacheConfig != nil {
+			return notSupported("jwt_cache_config")
+		}
+		if len(m.ClaimToHeaders) > 0 {
+			return notSupported("claim_to_headers")
+		}
+		if m.ClearRouteCache {
+			return notSupported("clear_route_cache")
+		}
 	}
 	switch w := m.JwksSourceSpecifier.(type) {
 	case *extensions_filters_http_jwt_authn_v3.JwtProvider_RemoteJwks:
 		if w.RemoteJwks != nil {
-			if err := c_extensions_filters_http_jwt_authn_v3_RemoteJwks(w.RemoteJwks); err != nil {
+			if err := c_extensions_filters_http_jwt_authn_v3_RemoteJwks(w.RemoteJwks, rules); err != nil {
 				return at(err, "remote_jwks")
 			}
 		}
 	case *extensions_filters_http_jwt_authn_v3.JwtProvider_LocalJwks:
 		if w.LocalJwks != nil {
-			if err := c_config_core_v3_DataSource(w.LocalJwks); err != nil {
+			if err := c_config_core_v3_DataSource(w.LocalJwks, rules); err != nil {
 				return at(err, "local_jwks")
 			}
 		}
 	}
+	if rules && m.JwksSourceSpecifier == nil {
+		return ruleErr("jwks_source_specifier", "value is required")
+	}
 	for i, x := range m.FromHeaders {
 		if x != nil {
-			if err := c_extensions_filters_http_jwt_authn_v3_JwtHeader(x); err != nil {
+			if err := c_extensions_filters_http_jwt_authn_v3_JwtHeader(x, rules); err != nil {
 				return at(err, index("from_headers", i))
 			}
 		}
-	}
-	if len(m.FromCookies) > 0 {
-		return notSupported("from_cookies")
-	}
-	if m.ForwardPayloadHeader != "" {
-		return notSupported("forward_payload_header")
-	}
-	if m.PadForwardPayloadHeader {
-		return notSupported("pad_forward_payload_header")
-	}
-	if m.NormalizePayloadInMetadata != nil {
-		return notSupported("normalize_payload_in_metadata")
-	}
-	if m.HeaderInMetadata != "" {
-		return notSupported("header_in_metadata")
-	}
-	if m.FailedStatusInMetadata != "" {
-		return notSupported("failed_status_in_metadata")
-	}
-	if m.JwtCacheConfig != nil {
-		return notSupported("jwt_cache_config")
-	}
-	if len(m.ClaimToHeaders) > 0 {
-		return notSupported("claim_to_headers")
-	}
-	if m.ClearRouteCache {
-		return notSupported("clear_route_cache")
 	}
 	return nil
 }
@@ -11604,27 +12970,41 @@ func u_extensions_filters_http_jwt_authn_v3_JwtRequirement(b []byte, m *extensio
 	return nil
 }
 
-func c_extensions_filters_http_jwt_authn_v3_JwtRequirement(m *extensions_filters_http_jwt_authn_v3.JwtRequirement) error {
+func c_extensions_filters_http_jwt_authn_v3_JwtRequirement(m *extensions_filters_http_jwt_authn_v3.JwtRequirement, rules bool) error {
+	if !rules {
+		switch m.RequiresType.(type) {
+		case *extensions_filters_http_jwt_authn_v3.JwtRequirement_ProviderAndAudiences:
+			return notSupported("provider_and_audiences")
+		case *extensions_filters_http_jwt_authn_v3.JwtRequirement_ExtractOnlyWithoutValidation:
+			return notSupported("extract_only_without_validation")
+		}
+	}
 	switch w := m.RequiresType.(type) {
 	case *extensions_filters_http_jwt_authn_v3.JwtRequirement_ProviderName:
-	case *extensions_filters_http_jwt_authn_v3.JwtRequirement_ProviderAndAudiences:
-		return notSupported("provider_and_audiences")
 	case *extensions_filters_http_jwt_authn_v3.JwtRequirement_RequiresAny:
 		if w.RequiresAny != nil {
-			if err := c_extensions_filters_http_jwt_authn_v3_JwtRequirementOrList(w.RequiresAny); err != nil {
+			if err := c_extensions_filters_http_jwt_authn_v3_JwtRequirementOrList(w.RequiresAny, rules); err != nil {
 				return at(err, "requires_any")
 			}
 		}
 	case *extensions_filters_http_jwt_authn_v3.JwtRequirement_RequiresAll:
 		if w.RequiresAll != nil {
-			if err := c_extensions_filters_http_jwt_authn_v3_JwtRequirementAndList(w.RequiresAll); err != nil {
+			if err := c_extensions_filters_http_jwt_authn_v3_JwtRequirementAndList(w.RequiresAll, rules); err != nil {
 				return at(err, "requires_all")
 			}
 		}
 	case *extensions_filters_http_jwt_authn_v3.JwtRequirement_AllowMissingOrFailed:
+		if w.AllowMissingOrFailed != nil {
+			if err := c_emptypb_Empty(w.AllowMissingOrFailed, rules); err != nil {
+				return at(err, "allow_missing_or_failed")
+			}
+		}
 	case *extensions_filters_http_jwt_authn_v3.JwtRequirement_AllowMissing:
-	case *extensions_filters_http_jwt_authn_v3.JwtRequirement_ExtractOnlyWithoutValidation:
-		return notSupported("extract_only_without_validation")
+		if w.AllowMissing != nil {
+			if err := c_emptypb_Empty(w.AllowMissing, rules); err != nil {
+				return at(err, "allow_missing")
+			}
+		}
 	}
 	return nil
 }
@@ -11706,10 +13086,17 @@ func u_extensions_filters_http_jwt_authn_v3_JwtRequirementAndList(b []byte, m *e
 	return nil
 }
 
-func c_extensions_filters_http_jwt_authn_v3_JwtRequirementAndList(m *extensions_filters_http_jwt_authn_v3.JwtRequirementAndList) error {
+func c_extensions_filters_http_jwt_authn_v3_JwtRequirementAndList(m *extensions_filters_http_jwt_authn_v3.JwtRequirementAndList, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if len(m.Requirements) < 2 {
+			return ruleErr("requirements", "value must contain at least 2 item(s)")
+		}
+	}
 	for i, x := range m.Requirements {
 		if x != nil {
-			if err := c_extensions_filters_http_jwt_authn_v3_JwtRequirement(x); err != nil {
+			if err := c_extensions_filters_http_jwt_authn_v3_JwtRequirement(x, rules); err != nil {
 				return at(err, index("requirements", i))
 			}
 		}
@@ -11758,10 +13145,17 @@ func u_extensions_filters_http_jwt_authn_v3_JwtRequirementOrList(b []byte, m *ex
 	return nil
 }
 
-func c_extensions_filters_http_jwt_authn_v3_JwtRequirementOrList(m *extensions_filters_http_jwt_authn_v3.JwtRequirementOrList) error {
+func c_extensions_filters_http_jwt_authn_v3_JwtRequirementOrList(m *extensions_filters_http_jwt_authn_v3.JwtRequirementOrList, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if len(m.Requirements) < 2 {
+			return ruleErr("requirements", "value must contain at least 2 item(s)")
+		}
+	}
 	for i, x := range m.Requirements {
 		if x != nil {
-			if err := c_extensions_filters_http_jwt_authn_v3_JwtRequirement(x); err != nil {
+			if err := c_extensions_filters_http_jwt_authn_v3_JwtRequirement(x, rules); err != nil {
 				return at(err, index("requirements", i))
 			}
 		}
@@ -11827,17 +13221,43 @@ func u_extensions_filters_http_jwt_authn_v3_RemoteJwks(b []byte, m *extensions_f
 	return nil
 }
 
-func c_extensions_filters_http_jwt_authn_v3_RemoteJwks(m *extensions_filters_http_jwt_authn_v3.RemoteJwks) error {
+func c_extensions_filters_http_jwt_authn_v3_RemoteJwks(m *extensions_filters_http_jwt_authn_v3.RemoteJwks, rules bool) error {
+	if !rules {
+		if m.AsyncFetch != nil {
+			return notSupported("async_fetch")
+		}
+		if m.RetryPolicy != nil {
+			return notSupported("retry_policy")
+		}
+	}
+	if rules {
+		if m.HttpUri == nil {
+			return ruleErr("http_uri", "value is required")
+		}
+	}
 	if m.HttpUri != nil {
-		if err := c_config_core_v3_HttpUri(m.HttpUri); err != nil {
+		if err := c_config_core_v3_HttpUri(m.HttpUri, rules); err != nil {
 			return at(err, "http_uri")
 		}
 	}
-	if m.AsyncFetch != nil {
-		return notSupported("async_fetch")
+	if rules {
+		if m.CacheDuration != nil {
+			d, ok := duration(m.CacheDuration)
+			if !ok {
+				return ruleErr("cache_duration", "value is not a valid duration")
+			}
+			if d < 1000000 {
+				return ruleErr("cache_duration", "value must be greater than or equal to 1ms")
+			}
+			if d >= 9000000000000000000 {
+				return ruleErr("cache_duration", "value must be less than 2500000h0m0s")
+			}
+		}
 	}
-	if m.RetryPolicy != nil {
-		return notSupported("retry_policy")
+	if m.CacheDuration != nil {
+		if err := c_durationpb_Duration(m.CacheDuration, rules); err != nil {
+			return at(err, "cache_duration")
+		}
 	}
 	return nil
 }
@@ -11906,20 +13326,32 @@ func u_extensions_filters_http_jwt_authn_v3_RequirementRule(b []byte, m *extensi
 	return nil
 }
 
-func c_extensions_filters_http_jwt_authn_v3_RequirementRule(m *extensions_filters_http_jwt_authn_v3.RequirementRule) error {
+func c_extensions_filters_http_jwt_authn_v3_RequirementRule(m *extensions_filters_http_jwt_authn_v3.RequirementRule, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if m.Match == nil {
+			return ruleErr("match", "value is required")
+		}
+	}
 	if m.Match != nil {
-		if err := c_config_route_v3_RouteMatch(m.Match); err != nil {
+		if err := c_config_route_v3_RouteMatch(m.Match, rules); err != nil {
 			return at(err, "match")
 		}
 	}
 	switch w := m.RequirementType.(type) {
 	case *extensions_filters_http_jwt_authn_v3.RequirementRule_Requires:
 		if w.Requires != nil {
-			if err := c_extensions_filters_http_jwt_authn_v3_JwtRequirement(w.Requires); err != nil {
+			if err := c_extensions_filters_http_jwt_authn_v3_JwtRequirement(w.Requires, rules); err != nil {
 				return at(err, "requires")
 			}
 		}
 	case *extensions_filters_http_jwt_authn_v3.RequirementRule_RequirementName:
+		if rules {
+			if runes(w.RequirementName) < 1 {
+				return ruleErr("requirement_name", "value length must be at least 1 runes")
+			}
+		}
 	}
 	return nil
 }
@@ -12109,57 +13541,88 @@ func u_extensions_filters_http_local_ratelimit_v3_LocalRateLimit(b []byte, m *ex
 	return nil
 }
 
-func c_extensions_filters_http_local_ratelimit_v3_LocalRateLimit(m *extensions_filters_http_local_ratelimit_v3.LocalRateLimit) error {
+func c_extensions_filters_http_local_ratelimit_v3_LocalRateLimit(m *extensions_filters_http_local_ratelimit_v3.LocalRateLimit, rules bool) error {
+	if !rules {
+		if len(m.RequestHeadersToAddWhenNotEnforced) > 0 {
+			return notSupported("request_headers_to_add_when_not_enforced")
+		}
+		if len(m.ResponseHeadersToAdd) > 0 {
+			return notSupported("response_headers_to_add")
+		}
+		if m.Stage != 0 {
+			return notSupported("stage")
+		}
+		if m.LocalRateLimitPerDownstreamConnection {
+			return notSupported("local_rate_limit_per_downstream_connection")
+		}
+		if m.LocalClusterRateLimit != nil {
+			return notSupported("local_cluster_rate_limit")
+		}
+		if m.VhRateLimits != 0 {
+			return notSupported("vh_rate_limits")
+		}
+	}
+	if rules {
+		if runes(m.StatPrefix) < 1 {
+			return ruleErr("stat_prefix", "value length must be at least 1 runes")
+		}
+	}
 	if m.Status != nil {
-		if err := c_type_v3_HttpStatus(m.Status); err != nil {
+		if err := c_type_v3_HttpStatus(m.Status, rules); err != nil {
 			return at(err, "status")
 		}
 	}
 	if m.TokenBucket != nil {
-		if err := c_type_v3_TokenBucket(m.TokenBucket); err != nil {
+		if err := c_type_v3_TokenBucket(m.TokenBucket, rules); err != nil {
 			return at(err, "token_bucket")
 		}
 	}
 	if m.FilterEnabled != nil {
-		if err := c_config_core_v3_RuntimeFractionalPercent(m.FilterEnabled); err != nil {
+		if err := c_config_core_v3_RuntimeFractionalPercent(m.FilterEnabled, rules); err != nil {
 			return at(err, "filter_enabled")
 		}
 	}
 	if m.FilterEnforced != nil {
-		if err := c_config_core_v3_RuntimeFractionalPercent(m.FilterEnforced); err != nil {
+		if err := c_config_core_v3_RuntimeFractionalPercent(m.FilterEnforced, rules); err != nil {
 			return at(err, "filter_enforced")
 		}
 	}
-	if len(m.RequestHeadersToAddWhenNotEnforced) > 0 {
-		return notSupported("request_headers_to_add_when_not_enforced")
-	}
-	if len(m.ResponseHeadersToAdd) > 0 {
-		return notSupported("response_headers_to_add")
-	}
 	for i, x := range m.Descriptors {
 		if x != nil {
-			if err := c_extensions_common_ratelimit_v3_LocalRateLimitDescriptor(x); err != nil {
+			if err := c_extensions_common_ratelimit_v3_LocalRateLimitDescriptor(x, rules); err != nil {
 				return at(err, index("descriptors", i))
 			}
 		}
 	}
-	if m.Stage != 0 {
-		return notSupported("stage")
+	if rules {
+		switch m.EnableXRatelimitHeaders {
+		case 0, 1:
+		default:
+			return ruleErr("enable_x_ratelimit_headers", "value must be one of the defined enum values")
+		}
 	}
-	if m.LocalRateLimitPerDownstreamConnection {
-		return notSupported("local_rate_limit_per_downstream_connection")
-	}
-	if m.LocalClusterRateLimit != nil {
-		return notSupported("local_cluster_rate_limit")
-	}
-	if m.VhRateLimits != 0 {
-		return notSupported("vh_rate_limits")
+	if m.AlwaysConsumeDefaultTokenBucket != nil {
+		if err := c_wrapperspb_BoolValue(m.AlwaysConsumeDefaultTokenBucket, rules); err != nil {
+			return at(err, "always_consume_default_token_bucket")
+		}
 	}
 	for i, x := range m.RateLimits {
 		if x != nil {
-			if err := c_config_route_v3_RateLimit(x); err != nil {
+			if err := c_config_route_v3_RateLimit(x, rules); err != nil {
 				return at(err, index("rate_limits", i))
 			}
+		}
+	}
+	if rules {
+		if m.MaxDynamicDescriptors != nil {
+			if m.MaxDynamicDescriptors.Value < 1 {
+				return ruleErr("max_dynamic_descriptors", "value must be greater than or equal to 1")
+			}
+		}
+	}
+	if m.MaxDynamicDescriptors != nil {
+		if err := c_wrapperspb_UInt32Value(m.MaxDynamicDescriptors, rules); err != nil {
+			return at(err, "max_dynamic_descriptors")
 		}
 	}
 	return nil
@@ -12350,49 +13813,73 @@ func u_extensions_filters_http_ratelimit_v3_RateLimit(b []byte, m *extensions_fi
 	return nil
 }
 
-func c_extensions_filters_http_ratelimit_v3_RateLimit(m *extensions_filters_http_ratelimit_v3.RateLimit) error {
-	if m.Stage != 0 {
-		return notSupported("stage")
+func c_extensions_filters_http_ratelimit_v3_RateLimit(m *extensions_filters_http_ratelimit_v3.RateLimit, rules bool) error {
+	if !rules {
+		if m.Stage != 0 {
+			return notSupported("stage")
+		}
+		if m.RequestType != "" {
+			return notSupported("request_type")
+		}
+		if len(m.ResponseHeadersToAdd) > 0 {
+			return notSupported("response_headers_to_add")
+		}
+		if m.FilterEnabled != nil {
+			return notSupported("filter_enabled")
+		}
+		if m.FilterEnforced != nil {
+			return notSupported("filter_enforced")
+		}
+		if m.FailureModeDenyPercent != nil {
+			return notSupported("failure_mode_deny_percent")
+		}
+		if m.MetadataNamespace != "" {
+			return notSupported("metadata_namespace")
+		}
 	}
-	if m.RequestType != "" {
-		return notSupported("request_type")
+	if rules {
+		if runes(m.Domain) < 1 {
+			return ruleErr("domain", "value length must be at least 1 runes")
+		}
+	}
+	if m.Timeout != nil {
+		if err := c_durationpb_Duration(m.Timeout, rules); err != nil {
+			return at(err, "timeout")
+		}
+	}
+	if rules {
+		if m.RateLimitService == nil {
+			return ruleErr("rate_limit_service", "value is required")
+		}
 	}
 	if m.RateLimitService != nil {
-		if err := c_config_ratelimit_v3_RateLimitServiceConfig(m.RateLimitService); err != nil {
+		if err := c_config_ratelimit_v3_RateLimitServiceConfig(m.RateLimitService, rules); err != nil {
 			return at(err, "rate_limit_service")
 		}
 	}
+	if rules {
+		switch m.EnableXRatelimitHeaders {
+		case 0, 1:
+		default:
+			return ruleErr("enable_x_ratelimit_headers", "value must be one of the defined enum values")
+		}
+	}
 	if m.RateLimitedStatus != nil {
-		if err := c_type_v3_HttpStatus(m.RateLimitedStatus); err != nil {
+		if err := c_type_v3_HttpStatus(m.RateLimitedStatus, rules); err != nil {
 			return at(err, "rate_limited_status")
 		}
 	}
-	if len(m.ResponseHeadersToAdd) > 0 {
-		return notSupported("response_headers_to_add")
-	}
 	if m.StatusOnError != nil {
-		if err := c_type_v3_HttpStatus(m.StatusOnError); err != nil {
+		if err := c_type_v3_HttpStatus(m.StatusOnError, rules); err != nil {
 			return at(err, "status_on_error")
 		}
 	}
-	if m.FilterEnabled != nil {
-		return notSupported("filter_enabled")
-	}
-	if m.FilterEnforced != nil {
-		return notSupported("filter_enforced")
-	}
-	if m.FailureModeDenyPercent != nil {
-		return notSupported("failure_mode_deny_percent")
-	}
 	for i, x := range m.RateLimits {
 		if x != nil {
-			if err := c_config_route_v3_RateLimit(x); err != nil {
+			if err := c_config_route_v3_RateLimit(x, rules); err != nil {
 				return at(err, index("rate_limits", i))
 			}
 		}
-	}
-	if m.MetadataNamespace != "" {
-		return notSupported("metadata_namespace")
 	}
 	return nil
 }
@@ -12480,16 +13967,18 @@ func u_extensions_filters_http_ratelimit_v3_RateLimitPerRoute(b []byte, m *exten
 	return nil
 }
 
-func c_extensions_filters_http_ratelimit_v3_RateLimitPerRoute(m *extensions_filters_http_ratelimit_v3.RateLimitPerRoute) error {
-	if m.VhRateLimits != 0 {
-		return notSupported("vh_rate_limits")
-	}
-	if m.OverrideOption != 0 {
-		return notSupported("override_option")
+func c_extensions_filters_http_ratelimit_v3_RateLimitPerRoute(m *extensions_filters_http_ratelimit_v3.RateLimitPerRoute, rules bool) error {
+	if !rules {
+		if m.VhRateLimits != 0 {
+			return notSupported("vh_rate_limits")
+		}
+		if m.OverrideOption != 0 {
+			return notSupported("override_option")
+		}
 	}
 	for i, x := range m.RateLimits {
 		if x != nil {
-			if err := c_config_route_v3_RateLimit(x); err != nil {
+			if err := c_config_route_v3_RateLimit(x, rules); err != nil {
 				return at(err, index("rate_limits", i))
 			}
 		}
@@ -12552,29 +14041,31 @@ func u_extensions_filters_http_rbac_v3_RBAC(b []byte, m *extensions_filters_http
 	return nil
 }
 
-func c_extensions_filters_http_rbac_v3_RBAC(m *extensions_filters_http_rbac_v3.RBAC) error {
-	if m.Rules != nil {
-		if err := c_config_rbac_v3_RBAC(m.Rules); err != nil {
-			return at(err, "rules")
+func c_extensions_filters_http_rbac_v3_RBAC(m *extensions_filters_http_rbac_v3.RBAC, rules bool) error {
+	if !rules {
+		if m.RulesStatPrefix != "" {
+			return notSupported("rules_stat_prefix")
+		}
+		if m.Matcher != nil {
+			return notSupported("matcher")
+		}
+		if m.ShadowRules != nil {
+			return notSupported("shadow_rules")
+		}
+		if m.ShadowMatcher != nil {
+			return notSupported("shadow_matcher")
+		}
+		if m.ShadowRulesStatPrefix != "" {
+			return notSupported("shadow_rules_stat_prefix")
+		}
+		if m.TrackPerRuleStats {
+			return notSupported("track_per_rule_stats")
 		}
 	}
-	if m.RulesStatPrefix != "" {
-		return notSupported("rules_stat_prefix")
-	}
-	if m.Matcher != nil {
-		return notSupported("matcher")
-	}
-	if m.ShadowRules != nil {
-		return notSupported("shadow_rules")
-	}
-	if m.ShadowMatcher != nil {
-		return notSupported("shadow_matcher")
-	}
-	if m.ShadowRulesStatPrefix != "" {
-		return notSupported("shadow_rules_stat_prefix")
-	}
-	if m.TrackPerRuleStats {
-		return notSupported("track_per_rule_stats")
+	if m.Rules != nil {
+		if err := c_config_rbac_v3_RBAC(m.Rules, rules); err != nil {
+			return at(err, "rules")
+		}
 	}
 	return nil
 }
@@ -12642,30 +14133,37 @@ func u_extensions_filters_http_router_v3_Router(b []byte, m *extensions_filters_
 	return nil
 }
 
-func c_extensions_filters_http_router_v3_Router(m *extensions_filters_http_router_v3.Router) error {
-	if m.StartChildSpan {
-		return notSupported("start_child_span")
+func c_extensions_filters_http_router_v3_Router(m *extensions_filters_http_router_v3.Router, rules bool) error {
+	if !rules {
+		if m.StartChildSpan {
+			return notSupported("start_child_span")
+		}
+		if len(m.UpstreamLog) > 0 {
+			return notSupported("upstream_log")
+		}
+		if m.UpstreamLogOptions != nil {
+			return notSupported("upstream_log_options")
+		}
+		if len(m.StrictCheckHeaders) > 0 {
+			return notSupported("strict_check_headers")
+		}
+		if m.RespectExpectedRqTimeout {
+			return notSupported("respect_expected_rq_timeout")
+		}
+		if m.SuppressGrpcRequestFailureCodeStats {
+			return notSupported("suppress_grpc_request_failure_code_stats")
+		}
+		if len(m.UpstreamHttpFilters) > 0 {
+			return notSupported("upstream_http_filters")
+		}
+		if m.RejectConnectRequestEarlyData != nil {
+			return notSupported("reject_connect_request_early_data")
+		}
 	}
-	if len(m.UpstreamLog) > 0 {
-		return notSupported("upstream_log")
-	}
-	if m.UpstreamLogOptions != nil {
-		return notSupported("upstream_log_options")
-	}
-	if len(m.StrictCheckHeaders) > 0 {
-		return notSupported("strict_check_headers")
-	}
-	if m.RespectExpectedRqTimeout {
-		return notSupported("respect_expected_rq_timeout")
-	}
-	if m.SuppressGrpcRequestFailureCodeStats {
-		return notSupported("suppress_grpc_request_failure_code_stats")
-	}
-	if len(m.UpstreamHttpFilters) > 0 {
-		return notSupported("upstream_http_filters")
-	}
-	if m.RejectConnectRequestEarlyData != nil {
-		return notSupported("reject_connect_request_early_data")
+	if m.DynamicStats != nil {
+		if err := c_wrapperspb_BoolValue(m.DynamicStats, rules); err != nil {
+			return at(err, "dynamic_stats")
+		}
 	}
 	return nil
 }
@@ -12702,7 +14200,9 @@ func u_extensions_filters_listener_http_inspector_v3_HttpInspector(b []byte, m *
 	return nil
 }
 
-func c_extensions_filters_listener_http_inspector_v3_HttpInspector(m *extensions_filters_listener_http_inspector_v3.HttpInspector) error {
+func c_extensions_filters_listener_http_inspector_v3_HttpInspector(m *extensions_filters_listener_http_inspector_v3.HttpInspector, rules bool) error {
+	if !rules {
+	}
 	return nil
 }
 
@@ -12742,21 +14242,23 @@ func u_extensions_filters_listener_tls_inspector_v3_TlsInspector(b []byte, m *ex
 	return nil
 }
 
-func c_extensions_filters_listener_tls_inspector_v3_TlsInspector(m *extensions_filters_listener_tls_inspector_v3.TlsInspector) error {
-	if m.EnableJa3Fingerprinting != nil {
-		return notSupported("enable_ja3_fingerprinting")
-	}
-	if m.EnableJa4Fingerprinting != nil {
-		return notSupported("enable_ja4_fingerprinting")
-	}
-	if m.InitialReadBufferSize != nil {
-		return notSupported("initial_read_buffer_size")
-	}
-	if m.CloseConnectionOnClientHelloParsingErrors {
-		return notSupported("close_connection_on_client_hello_parsing_errors")
-	}
-	if m.MaxClientHelloSize != nil {
-		return notSupported("max_client_hello_size")
+func c_extensions_filters_listener_tls_inspector_v3_TlsInspector(m *extensions_filters_listener_tls_inspector_v3.TlsInspector, rules bool) error {
+	if !rules {
+		if m.EnableJa3Fingerprinting != nil {
+			return notSupported("enable_ja3_fingerprinting")
+		}
+		if m.EnableJa4Fingerprinting != nil {
+			return notSupported("enable_ja4_fingerprinting")
+		}
+		if m.InitialReadBufferSize != nil {
+			return notSupported("initial_read_buffer_size")
+		}
+		if m.CloseConnectionOnClientHelloParsingErrors {
+			return notSupported("close_connection_on_client_hello_parsing_errors")
+		}
+		if m.MaxClientHelloSize != nil {
+			return notSupported("max_client_hello_size")
+		}
 	}
 	return nil
 }
@@ -12989,202 +14491,226 @@ func u_extensions_filters_network_http_connection_manager_v3_HttpConnectionManag
 	return nil
 }
 
-func c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager(m *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager) error {
+func c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager(m *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager, rules bool) error {
+	if !rules {
+		if m.AddUserAgent != nil {
+			return notSupported("add_user_agent")
+		}
+		if m.CommonHttpProtocolOptions != nil {
+			return notSupported("common_http_protocol_options")
+		}
+		if m.Http1SafeMaxConnectionDuration {
+			return notSupported("http1_safe_max_connection_duration")
+		}
+		if m.HttpProtocolOptions != nil {
+			return notSupported("http_protocol_options")
+		}
+		if m.Http2ProtocolOptions != nil {
+			return notSupported("http2_protocol_options")
+		}
+		if m.Http3ProtocolOptions != nil {
+			return notSupported("http3_protocol_options")
+		}
+		if m.ServerName != "" {
+			return notSupported("server_name")
+		}
+		if m.ServerHeaderTransformation != 0 {
+			return notSupported("server_header_transformation")
+		}
+		if m.SchemeHeaderTransformation != nil {
+			return notSupported("scheme_header_transformation")
+		}
+		if m.MaxRequestHeadersKb != nil {
+			return notSupported("max_request_headers_kb")
+		}
+		if m.StreamIdleTimeout != nil {
+			return notSupported("stream_idle_timeout")
+		}
+		if m.StreamFlushTimeout != nil {
+			return notSupported("stream_flush_timeout")
+		}
+		if m.RequestTimeout != nil {
+			return notSupported("request_timeout")
+		}
+		if m.RequestHeadersTimeout != nil {
+			return notSupported("request_headers_timeout")
+		}
+		if m.DrainTimeout != nil {
+			return notSupported("drain_timeout")
+		}
+		if m.DrainTimeoutJitter != nil {
+			return notSupported("drain_timeout_jitter")
+		}
+		if m.DelayedCloseTimeout != nil {
+			return notSupported("delayed_close_timeout")
+		}
+		if m.AccessLogFlushInterval != nil {
+			return notSupported("access_log_flush_interval")
+		}
+		if m.FlushAccessLogOnNewRequest {
+			return notSupported("flush_access_log_on_new_request")
+		}
+		if m.AccessLogOptions != nil {
+			return notSupported("access_log_options")
+		}
+		if m.UseRemoteAddress != nil {
+			return notSupported("use_remote_address")
+		}
+		if m.XffNumTrustedHops != 0 {
+			return notSupported("xff_num_trusted_hops")
+		}
+		if len(m.OriginalIpDetectionExtensions) > 0 {
+			return notSupported("original_ip_detection_extensions")
+		}
+		if len(m.EarlyHeaderMutationExtensions) > 0 {
+			return notSupported("early_header_mutation_extensions")
+		}
+		if m.InternalAddressConfig != nil {
+			return notSupported("internal_address_config")
+		}
+		if m.SkipXffAppend {
+			return notSupported("skip_xff_append")
+		}
+		if m.Via != "" {
+			return notSupported("via")
+		}
+		if m.PreserveExternalRequestId {
+			return notSupported("preserve_external_request_id")
+		}
+		if m.AlwaysSetRequestIdInResponse {
+			return notSupported("always_set_request_id_in_response")
+		}
+		if m.ForwardClientCertDetails != 0 {
+			return notSupported("forward_client_cert_details")
+		}
+		if m.SetCurrentClientCertDetails != nil {
+			return notSupported("set_current_client_cert_details")
+		}
+		if m.ForwardClientCertMatcher != nil {
+			return notSupported("forward_client_cert_matcher")
+		}
+		if m.Proxy_100Continue {
+			return notSupported("proxy_100_continue")
+		}
+		if m.RepresentIpv4RemoteAddressAsIpv4MappedIpv6 {
+			return notSupported("represent_ipv4_remote_address_as_ipv4_mapped_ipv6")
+		}
+		if m.NormalizePath != nil {
+			return notSupported("normalize_path")
+		}
+		if m.MergeSlashes {
+			return notSupported("merge_slashes")
+		}
+		if m.PathWithEscapedSlashesAction != 0 {
+			return notSupported("path_with_escaped_slashes_action")
+		}
+		if m.RequestIdExtension != nil {
+			return notSupported("request_id_extension")
+		}
+		if m.LocalReplyConfig != nil {
+			return notSupported("local_reply_config")
+		}
+		if m.StripMatchingHostPort {
+			return notSupported("strip_matching_host_port")
+		}
+		if m.StreamErrorOnInvalidHttpMessage != nil {
+			return notSupported("stream_error_on_invalid_http_message")
+		}
+		if m.PathNormalizationOptions != nil {
+			return notSupported("path_normalization_options")
+		}
+		if m.StripTrailingHostDot {
+			return notSupported("strip_trailing_host_dot")
+		}
+		if m.ProxyStatusConfig != nil {
+			return notSupported("proxy_status_config")
+		}
+		if m.TypedHeaderValidationConfig != nil {
+			return notSupported("typed_header_validation_config")
+		}
+		if m.AppendXForwardedPort {
+			return notSupported("append_x_forwarded_port")
+		}
+		if m.AppendLocalOverload {
+			return notSupported("append_local_overload")
+		}
+		if m.AddProxyProtocolConnectionState != nil {
+			return notSupported("add_proxy_protocol_connection_state")
+		}
+		if m.ForwardProtoConfig != nil {
+			return notSupported("forward_proto_config")
+		}
+		if m.RecordRouteResolutionStats {
+			return notSupported("record_route_resolution_stats")
+		}
+		switch m.RouteSpecifier.(type) {
+		case *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager_ScopedRoutes:
+			return notSupported("scoped_routes")
+		}
+		switch m.StripPortMode.(type) {
+		case *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager_StripAnyHostPort:
+			return notSupported("strip_any_host_port")
+		}
+	}
+	if rules {
+		switch m.CodecType {
+		case 0, 1, 2, 3:
+		default:
+			return ruleErr("codec_type", "value must be one of the defined enum values")
+		}
+	}
+	if rules {
+		if runes(m.StatPrefix) < 1 {
+			return ruleErr("stat_prefix", "value length must be at least 1 runes")
+		}
+	}
 	switch w := m.RouteSpecifier.(type) {
 	case *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager_Rds:
 		if w.Rds != nil {
-			if err := c_extensions_filters_network_http_connection_manager_v3_Rds(w.Rds); err != nil {
+			if err := c_extensions_filters_network_http_connection_manager_v3_Rds(w.Rds, rules); err != nil {
 				return at(err, "rds")
 			}
 		}
 	case *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager_RouteConfig:
 		if w.RouteConfig != nil {
-			if err := c_config_route_v3_RouteConfiguration(w.RouteConfig); err != nil {
+			if err := c_config_route_v3_RouteConfiguration(w.RouteConfig, rules); err != nil {
 				return at(err, "route_config")
 			}
 		}
-	case *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager_ScopedRoutes:
-		return notSupported("scoped_routes")
+	}
+	if rules && m.RouteSpecifier == nil {
+		return ruleErr("route_specifier", "value is required")
 	}
 	for i, x := range m.HttpFilters {
 		if x != nil {
-			if err := c_extensions_filters_network_http_connection_manager_v3_HttpFilter(x); err != nil {
+			if err := c_extensions_filters_network_http_connection_manager_v3_HttpFilter(x, rules); err != nil {
 				return at(err, index("http_filters", i))
 			}
 		}
 	}
-	if m.AddUserAgent != nil {
-		return notSupported("add_user_agent")
-	}
 	if m.Tracing != nil {
-		if err := c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_Tracing(m.Tracing); err != nil {
+		if err := c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_Tracing(m.Tracing, rules); err != nil {
 			return at(err, "tracing")
 		}
 	}
-	if m.CommonHttpProtocolOptions != nil {
-		return notSupported("common_http_protocol_options")
-	}
-	if m.Http1SafeMaxConnectionDuration {
-		return notSupported("http1_safe_max_connection_duration")
-	}
-	if m.HttpProtocolOptions != nil {
-		return notSupported("http_protocol_options")
-	}
-	if m.Http2ProtocolOptions != nil {
-		return notSupported("http2_protocol_options")
-	}
-	if m.Http3ProtocolOptions != nil {
-		return notSupported("http3_protocol_options")
-	}
-	if m.ServerName != "" {
-		return notSupported("server_name")
-	}
-	if m.ServerHeaderTransformation != 0 {
-		return notSupported("server_header_transformation")
-	}
-	if m.SchemeHeaderTransformation != nil {
-		return notSupported("scheme_header_transformation")
-	}
-	if m.MaxRequestHeadersKb != nil {
-		return notSupported("max_request_headers_kb")
-	}
-	if m.StreamIdleTimeout != nil {
-		return notSupported("stream_idle_timeout")
-	}
-	if m.StreamFlushTimeout != nil {
-		return notSupported("stream_flush_timeout")
-	}
-	if m.RequestTimeout != nil {
-		return notSupported("request_timeout")
-	}
-	if m.RequestHeadersTimeout != nil {
-		return notSupported("request_headers_timeout")
-	}
-	if m.DrainTimeout != nil {
-		return notSupported("drain_timeout")
-	}
-	if m.DrainTimeoutJitter != nil {
-		return notSupported("drain_timeout_jitter")
-	}
-	if m.DelayedCloseTimeout != nil {
-		return notSupported("delayed_close_timeout")
-	}
 	for i, x := range m.AccessLog {
 		if x != nil {
-			if err := c_config_accesslog_v3_AccessLog(x); err != nil {
+			if err := c_config_accesslog_v3_AccessLog(x, rules); err != nil {
 				return at(err, index("access_log", i))
 			}
 		}
 	}
-	if m.AccessLogFlushInterval != nil {
-		return notSupported("access_log_flush_interval")
-	}
-	if m.FlushAccessLogOnNewRequest {
-		return notSupported("flush_access_log_on_new_request")
-	}
-	if m.AccessLogOptions != nil {
-		return notSupported("access_log_options")
-	}
-	if m.UseRemoteAddress != nil {
-		return notSupported("use_remote_address")
-	}
-	if m.XffNumTrustedHops != 0 {
-		return notSupported("xff_num_trusted_hops")
-	}
-	if len(m.OriginalIpDetectionExtensions) > 0 {
-		return notSupported("original_ip_detection_extensions")
-	}
-	if len(m.EarlyHeaderMutationExtensions) > 0 {
-		return notSupported("early_header_mutation_extensions")
-	}
-	if m.InternalAddressConfig != nil {
-		return notSupported("internal_address_config")
-	}
-	if m.SkipXffAppend {
-		return notSupported("skip_xff_append")
-	}
-	if m.Via != "" {
-		return notSupported("via")
-	}
-	if m.PreserveExternalRequestId {
-		return notSupported("preserve_external_request_id")
-	}
-	if m.AlwaysSetRequestIdInResponse {
-		return notSupported("always_set_request_id_in_response")
-	}
-	if m.ForwardClientCertDetails != 0 {
-		return notSupported("forward_client_cert_details")
-	}
-	if m.SetCurrentClientCertDetails != nil {
-		return notSupported("set_current_client_cert_details")
-	}
-	if m.ForwardClientCertMatcher != nil {
-		return notSupported("forward_client_cert_matcher")
-	}
-	if m.Proxy_100Continue {
-		return notSupported("proxy_100_continue")
-	}
-	if m.RepresentIpv4RemoteAddressAsIpv4MappedIpv6 {
-		return notSupported("represent_ipv4_remote_address_as_ipv4_mapped_ipv6")
+	if m.GenerateRequestId != nil {
+		if err := c_wrapperspb_BoolValue(m.GenerateRequestId, rules); err != nil {
+			return at(err, "generate_request_id")
+		}
 	}
 	for i, x := range m.UpgradeConfigs {
 		if x != nil {
-			if err := c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_UpgradeConfig(x); err != nil {
+			if err := c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_UpgradeConfig(x, rules); err != nil {
 				return at(err, index("upgrade_configs", i))
 			}
 		}
-	}
-	if m.NormalizePath != nil {
-		return notSupported("normalize_path")
-	}
-	if m.MergeSlashes {
-		return notSupported("merge_slashes")
-	}
-	if m.PathWithEscapedSlashesAction != 0 {
-		return notSupported("path_with_escaped_slashes_action")
-	}
-	if m.RequestIdExtension != nil {
-		return notSupported("request_id_extension")
-	}
-	if m.LocalReplyConfig != nil {
-		return notSupported("local_reply_config")
-	}
-	if m.StripMatchingHostPort {
-		return notSupported("strip_matching_host_port")
-	}
-	switch m.StripPortMode.(type) {
-	case *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager_StripAnyHostPort:
-		return notSupported("strip_any_host_port")
-	}
-	if m.StreamErrorOnInvalidHttpMessage != nil {
-		return notSupported("stream_error_on_invalid_http_message")
-	}
-	if m.PathNormalizationOptions != nil {
-		return notSupported("path_normalization_options")
-	}
-	if m.StripTrailingHostDot {
-		return notSupported("strip_trailing_host_dot")
-	}
-	if m.ProxyStatusConfig != nil {
-		return notSupported("proxy_status_config")
-	}
-	if m.TypedHeaderValidationConfig != nil {
-		return notSupported("typed_header_validation_config")
-	}
-	if m.AppendXForwardedPort {
-		return notSupported("append_x_forwarded_port")
-	}
-	if m.AppendLocalOverload {
-		return notSupported("append_local_overload")
-	}
-	if m.AddProxyProtocolConnectionState != nil {
-		return notSupported("add_proxy_protocol_connection_state")
-	}
-	if m.ForwardProtoConfig != nil {
-		return notSupported("forward_proto_config")
-	}
-	if m.RecordRouteResolutionStats {
-		return notSupported("record_route_resolution_stats")
 	}
 	return nil
 }
@@ -13313,42 +14839,49 @@ func u_extensions_filters_network_http_connection_manager_v3_HttpConnectionManag
 	return nil
 }
 
-func c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_Tracing(m *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager_Tracing) error {
-	if m.ClientSampling != nil {
-		return notSupported("client_sampling")
+func c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_Tracing(m *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager_Tracing, rules bool) error {
+	if !rules {
+		if m.ClientSampling != nil {
+			return notSupported("client_sampling")
+		}
+		if m.OverallSampling != nil {
+			return notSupported("overall_sampling")
+		}
+		if m.Verbose {
+			return notSupported("verbose")
+		}
+		if m.MaxPathTagLength != nil {
+			return notSupported("max_path_tag_length")
+		}
+		if m.SpawnUpstreamSpan != nil {
+			return notSupported("spawn_upstream_span")
+		}
+		if m.Operation != "" {
+			return notSupported("operation")
+		}
+		if m.UpstreamOperation != "" {
+			return notSupported("upstream_operation")
+		}
+		if m.NoContextPropagation {
+			return notSupported("no_context_propagation")
+		}
 	}
-	if m.OverallSampling != nil {
-		return notSupported("overall_sampling")
-	}
-	if m.Verbose {
-		return notSupported("verbose")
-	}
-	if m.MaxPathTagLength != nil {
-		return notSupported("max_path_tag_length")
+	if m.RandomSampling != nil {
+		if err := c_type_v3_Percent(m.RandomSampling, rules); err != nil {
+			return at(err, "random_sampling")
+		}
 	}
 	for i, x := range m.CustomTags {
 		if x != nil {
-			if err := c_type_tracing_v3_CustomTag(x); err != nil {
+			if err := c_type_tracing_v3_CustomTag(x, rules); err != nil {
 				return at(err, index("custom_tags", i))
 			}
 		}
 	}
 	if m.Provider != nil {
-		if err := c_config_trace_v3_Tracing_Http(m.Provider); err != nil {
+		if err := c_config_trace_v3_Tracing_Http(m.Provider, rules); err != nil {
 			return at(err, "provider")
 		}
-	}
-	if m.SpawnUpstreamSpan != nil {
-		return notSupported("spawn_upstream_span")
-	}
-	if m.Operation != "" {
-		return notSupported("operation")
-	}
-	if m.UpstreamOperation != "" {
-		return notSupported("upstream_operation")
-	}
-	if m.NoContextPropagation {
-		return notSupported("no_context_propagation")
 	}
 	return nil
 }
@@ -13408,9 +14941,16 @@ func u_extensions_filters_network_http_connection_manager_v3_HttpConnectionManag
 	return nil
 }
 
-func c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_UpgradeConfig(m *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager_UpgradeConfig) error {
-	if len(m.Filters) > 0 {
-		return notSupported("filters")
+func c_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_UpgradeConfig(m *extensions_filters_network_http_connection_manager_v3.HttpConnectionManager_UpgradeConfig, rules bool) error {
+	if !rules {
+		if len(m.Filters) > 0 {
+			return notSupported("filters")
+		}
+	}
+	if m.Enabled != nil {
+		if err := c_wrapperspb_BoolValue(m.Enabled, rules); err != nil {
+			return at(err, "enabled")
+		}
 	}
 	return nil
 }
@@ -13473,20 +15013,29 @@ func u_extensions_filters_network_http_connection_manager_v3_HttpFilter(b []byte
 	return nil
 }
 
-func c_extensions_filters_network_http_connection_manager_v3_HttpFilter(m *extensions_filters_network_http_connection_manager_v3.HttpFilter) error {
+func c_extensions_filters_network_http_connection_manager_v3_HttpFilter(m *extensions_filters_network_http_connection_manager_v3.HttpFilter, rules bool) error {
+	if !rules {
+		if m.IsOptional {
+			return notSupported("is_optional")
+		}
+		if m.Disabled {
+			return notSupported("disabled")
+		}
+		switch m.ConfigType.(type) {
+		case *extensions_filters_network_http_connection_manager_v3.HttpFilter_ConfigDiscovery:
+			return notSupported("config_discovery")
+		}
+	}
+	if rules {
+		if runes(m.Name) < 1 {
+			return ruleErr("name", "value length must be at least 1 runes")
+		}
+	}
 	switch w := m.ConfigType.(type) {
 	case *extensions_filters_network_http_connection_manager_v3.HttpFilter_TypedConfig:
-		if err := checkAny(w.TypedConfig, m.Name, "typed_config"); err != nil {
+		if err := checkAny(w.TypedConfig, m.Name, "typed_config", rules); err != nil {
 			return err
 		}
-	case *extensions_filters_network_http_connection_manager_v3.HttpFilter_ConfigDiscovery:
-		return notSupported("config_discovery")
-	}
-	if m.IsOptional {
-		return notSupported("is_optional")
-	}
-	if m.Disabled {
-		return notSupported("disabled")
 	}
 	return nil
 }
@@ -13555,9 +15104,11 @@ func u_extensions_filters_network_http_connection_manager_v3_Rds(b []byte, m *ex
 	return nil
 }
 
-func c_extensions_filters_network_http_connection_manager_v3_Rds(m *extensions_filters_network_http_connection_manager_v3.Rds) error {
+func c_extensions_filters_network_http_connection_manager_v3_Rds(m *extensions_filters_network_http_connection_manager_v3.Rds, rules bool) error {
+	if !rules {
+	}
 	if m.ConfigSource != nil {
-		if err := c_config_core_v3_ConfigSource(m.ConfigSource); err != nil {
+		if err := c_config_core_v3_ConfigSource(m.ConfigSource, rules); err != nil {
 			return at(err, "config_source")
 		}
 	}
@@ -13626,29 +15177,36 @@ func u_extensions_filters_network_rbac_v3_RBAC(b []byte, m *extensions_filters_n
 	return nil
 }
 
-func c_extensions_filters_network_rbac_v3_RBAC(m *extensions_filters_network_rbac_v3.RBAC) error {
+func c_extensions_filters_network_rbac_v3_RBAC(m *extensions_filters_network_rbac_v3.RBAC, rules bool) error {
+	if !rules {
+		if m.Matcher != nil {
+			return notSupported("matcher")
+		}
+		if m.ShadowRules != nil {
+			return notSupported("shadow_rules")
+		}
+		if m.ShadowMatcher != nil {
+			return notSupported("shadow_matcher")
+		}
+		if m.ShadowRulesStatPrefix != "" {
+			return notSupported("shadow_rules_stat_prefix")
+		}
+		if m.EnforcementType != 0 {
+			return notSupported("enforcement_type")
+		}
+		if m.DelayDeny != nil {
+			return notSupported("delay_deny")
+		}
+	}
 	if m.Rules != nil {
-		if err := c_config_rbac_v3_RBAC(m.Rules); err != nil {
+		if err := c_config_rbac_v3_RBAC(m.Rules, rules); err != nil {
 			return at(err, "rules")
 		}
 	}
-	if m.Matcher != nil {
-		return notSupported("matcher")
-	}
-	if m.ShadowRules != nil {
-		return notSupported("shadow_rules")
-	}
-	if m.ShadowMatcher != nil {
-		return notSupported("shadow_matcher")
-	}
-	if m.ShadowRulesStatPrefix != "" {
-		return notSupported("shadow_rules_stat_prefix")
-	}
-	if m.EnforcementType != 0 {
-		return notSupported("enforcement_type")
-	}
-	if m.DelayDeny != nil {
-		return notSupported("delay_deny")
+	if rules {
+		if runes(m.StatPrefix) < 1 {
+			return ruleErr("stat_prefix", "value length must be at least 1 runes")
+		}
 	}
 	return nil
 }
@@ -13761,79 +15319,89 @@ func u_extensions_filters_network_tcp_proxy_v3_TcpProxy(b []byte, m *extensions_
 	return nil
 }
 
-func c_extensions_filters_network_tcp_proxy_v3_TcpProxy(m *extensions_filters_network_tcp_proxy_v3.TcpProxy) error {
+func c_extensions_filters_network_tcp_proxy_v3_TcpProxy(m *extensions_filters_network_tcp_proxy_v3.TcpProxy, rules bool) error {
+	if !rules {
+		if m.OnDemand != nil {
+			return notSupported("on_demand")
+		}
+		if m.MetadataMatch != nil {
+			return notSupported("metadata_match")
+		}
+		if m.IdleTimeout != nil {
+			return notSupported("idle_timeout")
+		}
+		if m.DownstreamIdleTimeout != nil {
+			return notSupported("downstream_idle_timeout")
+		}
+		if m.UpstreamIdleTimeout != nil {
+			return notSupported("upstream_idle_timeout")
+		}
+		if m.MaxConnectAttempts != nil {
+			return notSupported("max_connect_attempts")
+		}
+		if m.BackoffOptions != nil {
+			return notSupported("backoff_options")
+		}
+		if len(m.HashPolicy) > 0 {
+			return notSupported("hash_policy")
+		}
+		if m.TunnelingConfig != nil {
+			return notSupported("tunneling_config")
+		}
+		if m.MaxDownstreamConnectionDuration != nil {
+			return notSupported("max_downstream_connection_duration")
+		}
+		if m.MaxDownstreamConnectionDurationJitterPercentage != nil {
+			return notSupported("max_downstream_connection_duration_jitter_percentage")
+		}
+		if m.AccessLogFlushInterval != nil {
+			return notSupported("access_log_flush_interval")
+		}
+		if m.FlushAccessLogOnConnected {
+			return notSupported("flush_access_log_on_connected")
+		}
+		if m.AccessLogOptions != nil {
+			return notSupported("access_log_options")
+		}
+		if len(m.ProxyProtocolTlvs) > 0 {
+			return notSupported("proxy_protocol_tlvs")
+		}
+		if m.ProxyProtocolTlvMergePolicy != 0 {
+			return notSupported("proxy_protocol_tlv_merge_policy")
+		}
+		if m.UpstreamConnectMode != 0 {
+			return notSupported("upstream_connect_mode")
+		}
+		if m.MaxEarlyDataBytes != nil {
+			return notSupported("max_early_data_bytes")
+		}
+		if m.CheckDrainClose != nil {
+			return notSupported("check_drain_close")
+		}
+	}
+	if rules {
+		if runes(m.StatPrefix) < 1 {
+			return ruleErr("stat_prefix", "value length must be at least 1 runes")
+		}
+	}
 	switch w := m.ClusterSpecifier.(type) {
 	case *extensions_filters_network_tcp_proxy_v3.TcpProxy_Cluster:
 	case *extensions_filters_network_tcp_proxy_v3.TcpProxy_WeightedClusters:
 		if w.WeightedClusters != nil {
-			if err := c_extensions_filters_network_tcp_proxy_v3_TcpProxy_WeightedCluster(w.WeightedClusters); err != nil {
+			if err := c_extensions_filters_network_tcp_proxy_v3_TcpProxy_WeightedCluster(w.WeightedClusters, rules); err != nil {
 				return at(err, "weighted_clusters")
 			}
 		}
 	}
-	if m.OnDemand != nil {
-		return notSupported("on_demand")
-	}
-	if m.MetadataMatch != nil {
-		return notSupported("metadata_match")
-	}
-	if m.IdleTimeout != nil {
-		return notSupported("idle_timeout")
-	}
-	if m.DownstreamIdleTimeout != nil {
-		return notSupported("downstream_idle_timeout")
-	}
-	if m.UpstreamIdleTimeout != nil {
-		return notSupported("upstream_idle_timeout")
+	if rules && m.ClusterSpecifier == nil {
+		return ruleErr("cluster_specifier", "value is required")
 	}
 	for i, x := range m.AccessLog {
 		if x != nil {
-			if err := c_config_accesslog_v3_AccessLog(x); err != nil {
+			if err := c_config_accesslog_v3_AccessLog(x, rules); err != nil {
 				return at(err, index("access_log", i))
 			}
 		}
-	}
-	if m.MaxConnectAttempts != nil {
-		return notSupported("max_connect_attempts")
-	}
-	if m.BackoffOptions != nil {
-		return notSupported("backoff_options")
-	}
-	if len(m.HashPolicy) > 0 {
-		return notSupported("hash_policy")
-	}
-	if m.TunnelingConfig != nil {
-		return notSupported("tunneling_config")
-	}
-	if m.MaxDownstreamConnectionDuration != nil {
-		return notSupported("max_downstream_connection_duration")
-	}
-	if m.MaxDownstreamConnectionDurationJitterPercentage != nil {
-		return notSupported("max_downstream_connection_duration_jitter_percentage")
-	}
-	if m.AccessLogFlushInterval != nil {
-		return notSupported("access_log_flush_interval")
-	}
-	if m.FlushAccessLogOnConnected {
-		return notSupported("flush_access_log_on_connected")
-	}
-	if m.AccessLogOptions != nil {
-		return notSupported("access_log_options")
-	}
-	if len(m.ProxyProtocolTlvs) > 0 {
-		return notSupported("proxy_protocol_tlvs")
-	}
-	if m.ProxyProtocolTlvMergePolicy != 0 {
-		return notSupported("proxy_protocol_tlv_merge_policy")
-	}
-	if m.UpstreamConnectMode != 0 {
-		return notSupported("upstream_connect_mode")
-	}
-	if m.MaxEarlyDataBytes != nil {
-		return notSupported("max_early_data_bytes")
-	}
-	if m.CheckDrainClose != nil {
-		return notSupported("check_drain_close")
 	}
 	return nil
 }
@@ -13903,10 +15471,17 @@ func u_extensions_filters_network_tcp_proxy_v3_TcpProxy_WeightedCluster(b []byte
 	return nil
 }
 
-func c_extensions_filters_network_tcp_proxy_v3_TcpProxy_WeightedCluster(m *extensions_filters_network_tcp_proxy_v3.TcpProxy_WeightedCluster) error {
+func c_extensions_filters_network_tcp_proxy_v3_TcpProxy_WeightedCluster(m *extensions_filters_network_tcp_proxy_v3.TcpProxy_WeightedCluster, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if len(m.Clusters) < 1 {
+			return ruleErr("clusters", "value must contain at least 1 item(s)")
+		}
+	}
 	for i, x := range m.Clusters {
 		if x != nil {
-			if err := c_extensions_filters_network_tcp_proxy_v3_TcpProxy_WeightedCluster_ClusterWeight(x); err != nil {
+			if err := c_extensions_filters_network_tcp_proxy_v3_TcpProxy_WeightedCluster_ClusterWeight(x, rules); err != nil {
 				return at(err, index("clusters", i))
 			}
 		}
@@ -13960,9 +15535,21 @@ func u_extensions_filters_network_tcp_proxy_v3_TcpProxy_WeightedCluster_ClusterW
 	return nil
 }
 
-func c_extensions_filters_network_tcp_proxy_v3_TcpProxy_WeightedCluster_ClusterWeight(m *extensions_filters_network_tcp_proxy_v3.TcpProxy_WeightedCluster_ClusterWeight) error {
-	if m.MetadataMatch != nil {
-		return notSupported("metadata_match")
+func c_extensions_filters_network_tcp_proxy_v3_TcpProxy_WeightedCluster_ClusterWeight(m *extensions_filters_network_tcp_proxy_v3.TcpProxy_WeightedCluster_ClusterWeight, rules bool) error {
+	if !rules {
+		if m.MetadataMatch != nil {
+			return notSupported("metadata_match")
+		}
+	}
+	if rules {
+		if runes(m.Name) < 1 {
+			return ruleErr("name", "value length must be at least 1 runes")
+		}
+	}
+	if rules {
+		if m.Weight < 1 {
+			return ruleErr("weight", "value must be greater than or equal to 1")
+		}
 	}
 	return nil
 }
@@ -14021,11 +15608,25 @@ func u_extensions_rate_limit_descriptors_expr_v3_Descriptor(b []byte, m *extensi
 	return nil
 }
 
-func c_extensions_rate_limit_descriptors_expr_v3_Descriptor(m *extensions_rate_limit_descriptors_expr_v3.Descriptor) error {
-	switch m.ExprSpecifier.(type) {
+func c_extensions_rate_limit_descriptors_expr_v3_Descriptor(m *extensions_rate_limit_descriptors_expr_v3.Descriptor, rules bool) error {
+	if !rules {
+		switch m.ExprSpecifier.(type) {
+		case *extensions_rate_limit_descriptors_expr_v3.Descriptor_Parsed:
+			return notSupported("parsed")
+		}
+	}
+	if rules {
+		if runes(m.DescriptorKey) < 1 {
+			return ruleErr("descriptor_key", "value length must be at least 1 runes")
+		}
+	}
+	switch w := m.ExprSpecifier.(type) {
 	case *extensions_rate_limit_descriptors_expr_v3.Descriptor_Text:
-	case *extensions_rate_limit_descriptors_expr_v3.Descriptor_Parsed:
-		return notSupported("parsed")
+		if rules {
+			if runes(w.Text) < 1 {
+				return ruleErr("text", "value length must be at least 1 runes")
+			}
+		}
 	}
 	return nil
 }
@@ -14129,60 +15730,62 @@ func u_extensions_transport_sockets_tls_v3_CertificateValidationContext(b []byte
 	return nil
 }
 
-func c_extensions_transport_sockets_tls_v3_CertificateValidationContext(m *extensions_transport_sockets_tls_v3.CertificateValidationContext) error {
+func c_extensions_transport_sockets_tls_v3_CertificateValidationContext(m *extensions_transport_sockets_tls_v3.CertificateValidationContext, rules bool) error {
+	if !rules {
+		if m.CaCertificateProviderInstance != nil {
+			return notSupported("ca_certificate_provider_instance")
+		}
+		if m.SystemRootCerts != nil {
+			return notSupported("system_root_certs")
+		}
+		if m.WatchedDirectory != nil {
+			return notSupported("watched_directory")
+		}
+		if len(m.VerifyCertificateSpki) > 0 {
+			return notSupported("verify_certificate_spki")
+		}
+		if len(m.VerifyCertificateHash) > 0 {
+			return notSupported("verify_certificate_hash")
+		}
+		if len(m.MatchSubjectAltNames) > 0 {
+			return notSupported("match_subject_alt_names")
+		}
+		if m.RequireSignedCertificateTimestamp != nil {
+			return notSupported("require_signed_certificate_timestamp")
+		}
+		if m.Crl != nil {
+			return notSupported("crl")
+		}
+		if m.AllowExpiredCertificate {
+			return notSupported("allow_expired_certificate")
+		}
+		if m.TrustChainVerification != 0 {
+			return notSupported("trust_chain_verification")
+		}
+		if m.CustomValidatorConfig != nil {
+			return notSupported("custom_validator_config")
+		}
+		if m.OnlyVerifyLeafCertCrl {
+			return notSupported("only_verify_leaf_cert_crl")
+		}
+		if m.MaxVerifyDepth != nil {
+			return notSupported("max_verify_depth")
+		}
+		if m.SuppressClientCaList {
+			return notSupported("suppress_client_ca_list")
+		}
+	}
 	if m.TrustedCa != nil {
-		if err := c_config_core_v3_DataSource(m.TrustedCa); err != nil {
+		if err := c_config_core_v3_DataSource(m.TrustedCa, rules); err != nil {
 			return at(err, "trusted_ca")
 		}
 	}
-	if m.CaCertificateProviderInstance != nil {
-		return notSupported("ca_certificate_provider_instance")
-	}
-	if m.SystemRootCerts != nil {
-		return notSupported("system_root_certs")
-	}
-	if m.WatchedDirectory != nil {
-		return notSupported("watched_directory")
-	}
-	if len(m.VerifyCertificateSpki) > 0 {
-		return notSupported("verify_certificate_spki")
-	}
-	if len(m.VerifyCertificateHash) > 0 {
-		return notSupported("verify_certificate_hash")
-	}
 	for i, x := range m.MatchTypedSubjectAltNames {
 		if x != nil {
-			if err := c_extensions_transport_sockets_tls_v3_SubjectAltNameMatcher(x); err != nil {
+			if err := c_extensions_transport_sockets_tls_v3_SubjectAltNameMatcher(x, rules); err != nil {
 				return at(err, index("match_typed_subject_alt_names", i))
 			}
 		}
-	}
-	if len(m.MatchSubjectAltNames) > 0 {
-		return notSupported("match_subject_alt_names")
-	}
-	if m.RequireSignedCertificateTimestamp != nil {
-		return notSupported("require_signed_certificate_timestamp")
-	}
-	if m.Crl != nil {
-		return notSupported("crl")
-	}
-	if m.AllowExpiredCertificate {
-		return notSupported("allow_expired_certificate")
-	}
-	if m.TrustChainVerification != 0 {
-		return notSupported("trust_chain_verification")
-	}
-	if m.CustomValidatorConfig != nil {
-		return notSupported("custom_validator_config")
-	}
-	if m.OnlyVerifyLeafCertCrl {
-		return notSupported("only_verify_leaf_cert_crl")
-	}
-	if m.MaxVerifyDepth != nil {
-		return notSupported("max_verify_depth")
-	}
-	if m.SuppressClientCaList {
-		return notSupported("suppress_client_ca_list")
 	}
 	return nil
 }
@@ -14298,59 +15901,63 @@ func u_extensions_transport_sockets_tls_v3_CommonTlsContext(b []byte, m *extensi
 	return nil
 }
 
-func c_extensions_transport_sockets_tls_v3_CommonTlsContext(m *extensions_transport_sockets_tls_v3.CommonTlsContext) error {
+func c_extensions_transport_sockets_tls_v3_CommonTlsContext(m *extensions_transport_sockets_tls_v3.CommonTlsContext, rules bool) error {
+	if !rules {
+		if len(m.TlsCertificates) > 0 {
+			return notSupported("tls_certificates")
+		}
+		if m.TlsCertificateProviderInstance != nil {
+			return notSupported("tls_certificate_provider_instance")
+		}
+		if m.CustomTlsCertificateSelector != nil {
+			return notSupported("custom_tls_certificate_selector")
+		}
+		if m.TlsCertificateCertificateProvider != nil {
+			return notSupported("tls_certificate_certificate_provider")
+		}
+		if m.TlsCertificateCertificateProviderInstance != nil {
+			return notSupported("tls_certificate_certificate_provider_instance")
+		}
+		if m.CustomHandshaker != nil {
+			return notSupported("custom_handshaker")
+		}
+		if m.KeyLog != nil {
+			return notSupported("key_log")
+		}
+		switch m.ValidationContextType.(type) {
+		case *extensions_transport_sockets_tls_v3.CommonTlsContext_ValidationContext:
+			return notSupported("validation_context")
+		case *extensions_transport_sockets_tls_v3.CommonTlsContext_ValidationContextCertificateProvider:
+			return notSupported("validation_context_certificate_provider")
+		case *extensions_transport_sockets_tls_v3.CommonTlsContext_ValidationContextCertificateProviderInstance:
+			return notSupported("validation_context_certificate_provider_instance")
+		}
+	}
 	if m.TlsParams != nil {
-		if err := c_extensions_transport_sockets_tls_v3_TlsParameters(m.TlsParams); err != nil {
+		if err := c_extensions_transport_sockets_tls_v3_TlsParameters(m.TlsParams, rules); err != nil {
 			return at(err, "tls_params")
 		}
 	}
-	if len(m.TlsCertificates) > 0 {
-		return notSupported("tls_certificates")
-	}
 	for i, x := range m.TlsCertificateSdsSecretConfigs {
 		if x != nil {
-			if err := c_extensions_transport_sockets_tls_v3_SdsSecretConfig(x); err != nil {
+			if err := c_extensions_transport_sockets_tls_v3_SdsSecretConfig(x, rules); err != nil {
 				return at(err, index("tls_certificate_sds_secret_configs", i))
 			}
 		}
 	}
-	if m.TlsCertificateProviderInstance != nil {
-		return notSupported("tls_certificate_provider_instance")
-	}
-	if m.CustomTlsCertificateSelector != nil {
-		return notSupported("custom_tls_certificate_selector")
-	}
-	if m.TlsCertificateCertificateProvider != nil {
-		return notSupported("tls_certificate_certificate_provider")
-	}
-	if m.TlsCertificateCertificateProviderInstance != nil {
-		return notSupported("tls_certificate_certificate_provider_instance")
-	}
 	switch w := m.ValidationContextType.(type) {
-	case *extensions_transport_sockets_tls_v3.CommonTlsContext_ValidationContext:
-		return notSupported("validation_context")
 	case *extensions_transport_sockets_tls_v3.CommonTlsContext_ValidationContextSdsSecretConfig:
 		if w.ValidationContextSdsSecretConfig != nil {
-			if err := c_extensions_transport_sockets_tls_v3_SdsSecretConfig(w.ValidationContextSdsSecretConfig); err != nil {
+			if err := c_extensions_transport_sockets_tls_v3_SdsSecretConfig(w.ValidationContextSdsSecretConfig, rules); err != nil {
 				return at(err, "validation_context_sds_secret_config")
 			}
 		}
 	case *extensions_transport_sockets_tls_v3.CommonTlsContext_CombinedValidationContext:
 		if w.CombinedValidationContext != nil {
-			if err := c_extensions_transport_sockets_tls_v3_CommonTlsContext_CombinedCertificateValidationContext(w.CombinedValidationContext); err != nil {
+			if err := c_extensions_transport_sockets_tls_v3_CommonTlsContext_CombinedCertificateValidationContext(w.CombinedValidationContext, rules); err != nil {
 				return at(err, "combined_validation_context")
 			}
 		}
-	case *extensions_transport_sockets_tls_v3.CommonTlsContext_ValidationContextCertificateProvider:
-		return notSupported("validation_context_certificate_provider")
-	case *extensions_transport_sockets_tls_v3.CommonTlsContext_ValidationContextCertificateProviderInstance:
-		return notSupported("validation_context_certificate_provider_instance")
-	}
-	if m.CustomHandshaker != nil {
-		return notSupported("custom_handshaker")
-	}
-	if m.KeyLog != nil {
-		return notSupported("key_log")
 	}
 	return nil
 }
@@ -14442,22 +16049,34 @@ func u_extensions_transport_sockets_tls_v3_CommonTlsContext_CombinedCertificateV
 	return nil
 }
 
-func c_extensions_transport_sockets_tls_v3_CommonTlsContext_CombinedCertificateValidationContext(m *extensions_transport_sockets_tls_v3.CommonTlsContext_CombinedCertificateValidationContext) error {
+func c_extensions_transport_sockets_tls_v3_CommonTlsContext_CombinedCertificateValidationContext(m *extensions_transport_sockets_tls_v3.CommonTlsContext_CombinedCertificateValidationContext, rules bool) error {
+	if !rules {
+		if m.ValidationContextCertificateProvider != nil {
+			return notSupported("validation_context_certificate_provider")
+		}
+		if m.ValidationContextCertificateProviderInstance != nil {
+			return notSupported("validation_context_certificate_provider_instance")
+		}
+	}
+	if rules {
+		if m.DefaultValidationContext == nil {
+			return ruleErr("default_validation_context", "value is required")
+		}
+	}
 	if m.DefaultValidationContext != nil {
-		if err := c_extensions_transport_sockets_tls_v3_CertificateValidationContext(m.DefaultValidationContext); err != nil {
+		if err := c_extensions_transport_sockets_tls_v3_CertificateValidationContext(m.DefaultValidationContext, rules); err != nil {
 			return at(err, "default_validation_context")
 		}
 	}
-	if m.ValidationContextSdsSecretConfig != nil {
-		if err := c_extensions_transport_sockets_tls_v3_SdsSecretConfig(m.ValidationContextSdsSecretConfig); err != nil {
-			return at(err, "validation_context_sds_secret_config")
+	if rules {
+		if m.ValidationContextSdsSecretConfig == nil {
+			return ruleErr("validation_context_sds_secret_config", "value is required")
 		}
 	}
-	if m.ValidationContextCertificateProvider != nil {
-		return notSupported("validation_context_certificate_provider")
-	}
-	if m.ValidationContextCertificateProviderInstance != nil {
-		return notSupported("validation_context_certificate_provider_instance")
+	if m.ValidationContextSdsSecretConfig != nil {
+		if err := c_extensions_transport_sockets_tls_v3_SdsSecretConfig(m.ValidationContextSdsSecretConfig, rules); err != nil {
+			return at(err, "validation_context_sds_secret_config")
+		}
 	}
 	return nil
 }
@@ -14535,37 +16154,44 @@ func u_extensions_transport_sockets_tls_v3_DownstreamTlsContext(b []byte, m *ext
 	return nil
 }
 
-func c_extensions_transport_sockets_tls_v3_DownstreamTlsContext(m *extensions_transport_sockets_tls_v3.DownstreamTlsContext) error {
+func c_extensions_transport_sockets_tls_v3_DownstreamTlsContext(m *extensions_transport_sockets_tls_v3.DownstreamTlsContext, rules bool) error {
+	if !rules {
+		if m.RequireSni != nil {
+			return notSupported("require_sni")
+		}
+		if m.DisableStatefulSessionResumption {
+			return notSupported("disable_stateful_session_resumption")
+		}
+		if m.SessionTimeout != nil {
+			return notSupported("session_timeout")
+		}
+		if m.OcspStaplePolicy != 0 {
+			return notSupported("ocsp_staple_policy")
+		}
+		if m.FullScanCertsOnSniMismatch != nil {
+			return notSupported("full_scan_certs_on_sni_mismatch")
+		}
+		if m.PreferClientCiphers {
+			return notSupported("prefer_client_ciphers")
+		}
+		switch m.SessionTicketKeysType.(type) {
+		case *extensions_transport_sockets_tls_v3.DownstreamTlsContext_SessionTicketKeys:
+			return notSupported("session_ticket_keys")
+		case *extensions_transport_sockets_tls_v3.DownstreamTlsContext_SessionTicketKeysSdsSecretConfig:
+			return notSupported("session_ticket_keys_sds_secret_config")
+		case *extensions_transport_sockets_tls_v3.DownstreamTlsContext_DisableStatelessSessionResumption:
+			return notSupported("disable_stateless_session_resumption")
+		}
+	}
 	if m.CommonTlsContext != nil {
-		if err := c_extensions_transport_sockets_tls_v3_CommonTlsContext(m.CommonTlsContext); err != nil {
+		if err := c_extensions_transport_sockets_tls_v3_CommonTlsContext(m.CommonTlsContext, rules); err != nil {
 			return at(err, "common_tls_context")
 		}
 	}
-	if m.RequireSni != nil {
-		return notSupported("require_sni")
-	}
-	switch m.SessionTicketKeysType.(type) {
-	case *extensions_transport_sockets_tls_v3.DownstreamTlsContext_SessionTicketKeys:
-		return notSupported("session_ticket_keys")
-	case *extensions_transport_sockets_tls_v3.DownstreamTlsContext_SessionTicketKeysSdsSecretConfig:
-		return notSupported("session_ticket_keys_sds_secret_config")
-	case *extensions_transport_sockets_tls_v3.DownstreamTlsContext_DisableStatelessSessionResumption:
-		return notSupported("disable_stateless_session_resumption")
-	}
-	if m.DisableStatefulSessionResumption {
-		return notSupported("disable_stateful_session_resumption")
-	}
-	if m.SessionTimeout != nil {
-		return notSupported("session_timeout")
-	}
-	if m.OcspStaplePolicy != 0 {
-		return notSupported("ocsp_staple_policy")
-	}
-	if m.FullScanCertsOnSniMismatch != nil {
-		return notSupported("full_scan_certs_on_sni_mismatch")
-	}
-	if m.PreferClientCiphers {
-		return notSupported("prefer_client_ciphers")
+	if m.RequireClientCertificate != nil {
+		if err := c_wrapperspb_BoolValue(m.RequireClientCertificate, rules); err != nil {
+			return at(err, "require_client_certificate")
+		}
 	}
 	return nil
 }
@@ -14620,9 +16246,16 @@ func u_extensions_transport_sockets_tls_v3_SdsSecretConfig(b []byte, m *extensio
 	return nil
 }
 
-func c_extensions_transport_sockets_tls_v3_SdsSecretConfig(m *extensions_transport_sockets_tls_v3.SdsSecretConfig) error {
+func c_extensions_transport_sockets_tls_v3_SdsSecretConfig(m *extensions_transport_sockets_tls_v3.SdsSecretConfig, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if runes(m.Name) < 1 {
+			return ruleErr("name", "value length must be at least 1 runes")
+		}
+	}
 	if m.SdsConfig != nil {
-		if err := c_config_core_v3_ConfigSource(m.SdsConfig); err != nil {
+		if err := c_config_core_v3_ConfigSource(m.SdsConfig, rules); err != nil {
 			return at(err, "sds_config")
 		}
 	}
@@ -14699,24 +16332,28 @@ func u_extensions_transport_sockets_tls_v3_Secret(b []byte, m *extensions_transp
 	return nil
 }
 
-func c_extensions_transport_sockets_tls_v3_Secret(m *extensions_transport_sockets_tls_v3.Secret) error {
+func c_extensions_transport_sockets_tls_v3_Secret(m *extensions_transport_sockets_tls_v3.Secret, rules bool) error {
+	if !rules {
+		switch m.Type.(type) {
+		case *extensions_transport_sockets_tls_v3.Secret_SessionTicketKeys:
+			return notSupported("session_ticket_keys")
+		case *extensions_transport_sockets_tls_v3.Secret_GenericSecret:
+			return notSupported("generic_secret")
+		}
+	}
 	switch w := m.Type.(type) {
 	case *extensions_transport_sockets_tls_v3.Secret_TlsCertificate:
 		if w.TlsCertificate != nil {
-			if err := c_extensions_transport_sockets_tls_v3_TlsCertificate(w.TlsCertificate); err != nil {
+			if err := c_extensions_transport_sockets_tls_v3_TlsCertificate(w.TlsCertificate, rules); err != nil {
 				return at(err, "tls_certificate")
 			}
 		}
-	case *extensions_transport_sockets_tls_v3.Secret_SessionTicketKeys:
-		return notSupported("session_ticket_keys")
 	case *extensions_transport_sockets_tls_v3.Secret_ValidationContext:
 		if w.ValidationContext != nil {
-			if err := c_extensions_transport_sockets_tls_v3_CertificateValidationContext(w.ValidationContext); err != nil {
+			if err := c_extensions_transport_sockets_tls_v3_CertificateValidationContext(w.ValidationContext, rules); err != nil {
 				return at(err, "validation_context")
 			}
 		}
-	case *extensions_transport_sockets_tls_v3.Secret_GenericSecret:
-		return notSupported("generic_secret")
 	}
 	return nil
 }
@@ -14793,14 +16430,32 @@ func u_extensions_transport_sockets_tls_v3_SubjectAltNameMatcher(b []byte, m *ex
 	return nil
 }
 
-func c_extensions_transport_sockets_tls_v3_SubjectAltNameMatcher(m *extensions_transport_sockets_tls_v3.SubjectAltNameMatcher) error {
-	if m.Matcher != nil {
-		if err := c_type_matcher_v3_StringMatcher(m.Matcher); err != nil {
-			return at(err, "matcher")
+func c_extensions_transport_sockets_tls_v3_SubjectAltNameMatcher(m *extensions_transport_sockets_tls_v3.SubjectAltNameMatcher, rules bool) error {
+	if !rules {
+		if m.Oid != "" {
+			return notSupported("oid")
 		}
 	}
-	if m.Oid != "" {
-		return notSupported("oid")
+	if rules {
+		switch m.SanType {
+		case 0, 1, 2, 3, 4, 5:
+		default:
+			return ruleErr("san_type", "value must be one of the defined enum values")
+		}
+		switch m.SanType {
+		case 0:
+			return ruleErr("san_type", "value must not be in list [0]")
+		}
+	}
+	if rules {
+		if m.Matcher == nil {
+			return ruleErr("matcher", "value is required")
+		}
+	}
+	if m.Matcher != nil {
+		if err := c_type_matcher_v3_StringMatcher(m.Matcher, rules); err != nil {
+			return at(err, "matcher")
+		}
 	}
 	return nil
 }
@@ -14874,37 +16529,39 @@ func u_extensions_transport_sockets_tls_v3_TlsCertificate(b []byte, m *extension
 	return nil
 }
 
-func c_extensions_transport_sockets_tls_v3_TlsCertificate(m *extensions_transport_sockets_tls_v3.TlsCertificate) error {
+func c_extensions_transport_sockets_tls_v3_TlsCertificate(m *extensions_transport_sockets_tls_v3.TlsCertificate, rules bool) error {
+	if !rules {
+		if m.Pkcs12 != nil {
+			return notSupported("pkcs12")
+		}
+		if m.WatchedDirectory != nil {
+			return notSupported("watched_directory")
+		}
+		if m.PrivateKeyProvider != nil {
+			return notSupported("private_key_provider")
+		}
+		if m.Password != nil {
+			return notSupported("password")
+		}
+		if m.OcspStaple != nil {
+			return notSupported("ocsp_staple")
+		}
+		if len(m.SignedCertificateTimestamp) > 0 {
+			return notSupported("signed_certificate_timestamp")
+		}
+		if m.TlsParams != nil {
+			return notSupported("tls_params")
+		}
+	}
 	if m.CertificateChain != nil {
-		if err := c_config_core_v3_DataSource(m.CertificateChain); err != nil {
+		if err := c_config_core_v3_DataSource(m.CertificateChain, rules); err != nil {
 			return at(err, "certificate_chain")
 		}
 	}
 	if m.PrivateKey != nil {
-		if err := c_config_core_v3_DataSource(m.PrivateKey); err != nil {
+		if err := c_config_core_v3_DataSource(m.PrivateKey, rules); err != nil {
 			return at(err, "private_key")
 		}
-	}
-	if m.Pkcs12 != nil {
-		return notSupported("pkcs12")
-	}
-	if m.WatchedDirectory != nil {
-		return notSupported("watched_directory")
-	}
-	if m.PrivateKeyProvider != nil {
-		return notSupported("private_key_provider")
-	}
-	if m.Password != nil {
-		return notSupported("password")
-	}
-	if m.OcspStaple != nil {
-		return notSupported("ocsp_staple")
-	}
-	if len(m.SignedCertificateTimestamp) > 0 {
-		return notSupported("signed_certificate_timestamp")
-	}
-	if m.TlsParams != nil {
-		return notSupported("tls_params")
 	}
 	return nil
 }
@@ -14962,18 +16619,34 @@ func u_extensions_transport_sockets_tls_v3_TlsParameters(b []byte, m *extensions
 	return nil
 }
 
-func c_extensions_transport_sockets_tls_v3_TlsParameters(m *extensions_transport_sockets_tls_v3.TlsParameters) error {
-	if len(m.CipherSuites) > 0 {
-		return notSupported("cipher_suites")
+func c_extensions_transport_sockets_tls_v3_TlsParameters(m *extensions_transport_sockets_tls_v3.TlsParameters, rules bool) error {
+	if !rules {
+		if len(m.CipherSuites) > 0 {
+			return notSupported("cipher_suites")
+		}
+		if len(m.EcdhCurves) > 0 {
+			return notSupported("ecdh_curves")
+		}
+		if len(m.SignatureAlgorithms) > 0 {
+			return notSupported("signature_algorithms")
+		}
+		if len(m.CompliancePolicies) > 0 {
+			return notSupported("compliance_policies")
+		}
 	}
-	if len(m.EcdhCurves) > 0 {
-		return notSupported("ecdh_curves")
+	if rules {
+		switch m.TlsMinimumProtocolVersion {
+		case 0, 1, 2, 3, 4:
+		default:
+			return ruleErr("tls_minimum_protocol_version", "value must be one of the defined enum values")
+		}
 	}
-	if len(m.SignatureAlgorithms) > 0 {
-		return notSupported("signature_algorithms")
-	}
-	if len(m.CompliancePolicies) > 0 {
-		return notSupported("compliance_policies")
+	if rules {
+		switch m.TlsMaximumProtocolVersion {
+		case 0, 1, 2, 3, 4:
+		default:
+			return ruleErr("tls_maximum_protocol_version", "value must be one of the defined enum values")
+		}
 	}
 	return nil
 }
@@ -15038,26 +16711,33 @@ func u_extensions_transport_sockets_tls_v3_UpstreamTlsContext(b []byte, m *exten
 	return nil
 }
 
-func c_extensions_transport_sockets_tls_v3_UpstreamTlsContext(m *extensions_transport_sockets_tls_v3.UpstreamTlsContext) error {
+func c_extensions_transport_sockets_tls_v3_UpstreamTlsContext(m *extensions_transport_sockets_tls_v3.UpstreamTlsContext, rules bool) error {
+	if !rules {
+		if m.AutoHostSni {
+			return notSupported("auto_host_sni")
+		}
+		if m.AutoSniSanValidation {
+			return notSupported("auto_sni_san_validation")
+		}
+		if m.AllowRenegotiation {
+			return notSupported("allow_renegotiation")
+		}
+		if m.MaxSessionKeys != nil {
+			return notSupported("max_session_keys")
+		}
+		if m.EnforceRsaKeyUsage != nil {
+			return notSupported("enforce_rsa_key_usage")
+		}
+	}
 	if m.CommonTlsContext != nil {
-		if err := c_extensions_transport_sockets_tls_v3_CommonTlsContext(m.CommonTlsContext); err != nil {
+		if err := c_extensions_transport_sockets_tls_v3_CommonTlsContext(m.CommonTlsContext, rules); err != nil {
 			return at(err, "common_tls_context")
 		}
 	}
-	if m.AutoHostSni {
-		return notSupported("auto_host_sni")
-	}
-	if m.AutoSniSanValidation {
-		return notSupported("auto_sni_san_validation")
-	}
-	if m.AllowRenegotiation {
-		return notSupported("allow_renegotiation")
-	}
-	if m.MaxSessionKeys != nil {
-		return notSupported("max_session_keys")
-	}
-	if m.EnforceRsaKeyUsage != nil {
-		return notSupported("enforce_rsa_key_usage")
+	if rules {
+		if len(m.Sni) > 255 {
+			return ruleErr("sni", "value length must be at most 255 bytes")
+		}
 	}
 	return nil
 }
@@ -15149,48 +16829,55 @@ func u_extensions_upstreams_http_v3_HttpProtocolOptions(b []byte, m *extensions_
 	return nil
 }
 
-func c_extensions_upstreams_http_v3_HttpProtocolOptions(m *extensions_upstreams_http_v3.HttpProtocolOptions) error {
-	if m.CommonHttpProtocolOptions != nil {
-		if err := c_config_core_v3_HttpProtocolOptions(m.CommonHttpProtocolOptions); err != nil {
-			return at(err, "common_http_protocol_options")
+func c_extensions_upstreams_http_v3_HttpProtocolOptions(m *extensions_upstreams_http_v3.HttpProtocolOptions, rules bool) error {
+	if !rules {
+		if m.UpstreamHttpProtocolOptions != nil {
+			return notSupported("upstream_http_protocol_options")
+		}
+		if len(m.HttpFilters) > 0 {
+			return notSupported("http_filters")
+		}
+		if m.HeaderValidationConfig != nil {
+			return notSupported("header_validation_config")
+		}
+		if m.OutlierDetection != nil {
+			return notSupported("outlier_detection")
+		}
+		if len(m.RequestMirrorPolicies) > 0 {
+			return notSupported("request_mirror_policies")
+		}
+		if len(m.HashPolicy) > 0 {
+			return notSupported("hash_policy")
+		}
+		if m.RetryPolicy != nil {
+			return notSupported("retry_policy")
+		}
+		switch m.UpstreamProtocolOptions.(type) {
+		case *extensions_upstreams_http_v3.HttpProtocolOptions_AutoConfig:
+			return notSupported("auto_config")
 		}
 	}
-	if m.UpstreamHttpProtocolOptions != nil {
-		return notSupported("upstream_http_protocol_options")
+	if m.CommonHttpProtocolOptions != nil {
+		if err := c_config_core_v3_HttpProtocolOptions(m.CommonHttpProtocolOptions, rules); err != nil {
+			return at(err, "common_http_protocol_options")
+		}
 	}
 	switch w := m.UpstreamProtocolOptions.(type) {
 	case *extensions_upstreams_http_v3.HttpProtocolOptions_ExplicitHttpConfig_:
 		if w.ExplicitHttpConfig != nil {
-			if err := c_extensions_upstreams_http_v3_HttpProtocolOptions_ExplicitHttpConfig(w.ExplicitHttpConfig); err != nil {
+			if err := c_extensions_upstreams_http_v3_HttpProtocolOptions_ExplicitHttpConfig(w.ExplicitHttpConfig, rules); err != nil {
 				return at(err, "explicit_http_config")
 			}
 		}
 	case *extensions_upstreams_http_v3.HttpProtocolOptions_UseDownstreamProtocolConfig:
 		if w.UseDownstreamProtocolConfig != nil {
-			if err := c_extensions_upstreams_http_v3_HttpProtocolOptions_UseDownstreamHttpConfig(w.UseDownstreamProtocolConfig); err != nil {
+			if err := c_extensions_upstreams_http_v3_HttpProtocolOptions_UseDownstreamHttpConfig(w.UseDownstreamProtocolConfig, rules); err != nil {
 				return at(err, "use_downstream_protocol_config")
 			}
 		}
-	case *extensions_upstreams_http_v3.HttpProtocolOptions_AutoConfig:
-		return notSupported("auto_config")
 	}
-	if len(m.HttpFilters) > 0 {
-		return notSupported("http_filters")
-	}
-	if m.HeaderValidationConfig != nil {
-		return notSupported("header_validation_config")
-	}
-	if m.OutlierDetection != nil {
-		return notSupported("outlier_detection")
-	}
-	if len(m.RequestMirrorPolicies) > 0 {
-		return notSupported("request_mirror_policies")
-	}
-	if len(m.HashPolicy) > 0 {
-		return notSupported("hash_policy")
-	}
-	if m.RetryPolicy != nil {
-		return notSupported("retry_policy")
+	if rules && m.UpstreamProtocolOptions == nil {
+		return ruleErr("upstream_protocol_options", "value is required")
 	}
 	return nil
 }
@@ -15276,22 +16963,29 @@ func u_extensions_upstreams_http_v3_HttpProtocolOptions_ExplicitHttpConfig(b []b
 	return nil
 }
 
-func c_extensions_upstreams_http_v3_HttpProtocolOptions_ExplicitHttpConfig(m *extensions_upstreams_http_v3.HttpProtocolOptions_ExplicitHttpConfig) error {
+func c_extensions_upstreams_http_v3_HttpProtocolOptions_ExplicitHttpConfig(m *extensions_upstreams_http_v3.HttpProtocolOptions_ExplicitHttpConfig, rules bool) error {
+	if !rules {
+		switch m.ProtocolConfig.(type) {
+		case *extensions_upstreams_http_v3.HttpProtocolOptions_ExplicitHttpConfig_Http3ProtocolOptions:
+			return notSupported("http3_protocol_options")
+		}
+	}
 	switch w := m.ProtocolConfig.(type) {
 	case *extensions_upstreams_http_v3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions:
 		if w.HttpProtocolOptions != nil {
-			if err := c_config_core_v3_Http1ProtocolOptions(w.HttpProtocolOptions); err != nil {
+			if err := c_config_core_v3_Http1ProtocolOptions(w.HttpProtocolOptions, rules); err != nil {
 				return at(err, "http_protocol_options")
 			}
 		}
 	case *extensions_upstreams_http_v3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions:
 		if w.Http2ProtocolOptions != nil {
-			if err := c_config_core_v3_Http2ProtocolOptions(w.Http2ProtocolOptions); err != nil {
+			if err := c_config_core_v3_Http2ProtocolOptions(w.Http2ProtocolOptions, rules); err != nil {
 				return at(err, "http2_protocol_options")
 			}
 		}
-	case *extensions_upstreams_http_v3.HttpProtocolOptions_ExplicitHttpConfig_Http3ProtocolOptions:
-		return notSupported("http3_protocol_options")
+	}
+	if rules && m.ProtocolConfig == nil {
+		return ruleErr("protocol_config", "value is required")
 	}
 	return nil
 }
@@ -15370,19 +17064,21 @@ func u_extensions_upstreams_http_v3_HttpProtocolOptions_UseDownstreamHttpConfig(
 	return nil
 }
 
-func c_extensions_upstreams_http_v3_HttpProtocolOptions_UseDownstreamHttpConfig(m *extensions_upstreams_http_v3.HttpProtocolOptions_UseDownstreamHttpConfig) error {
+func c_extensions_upstreams_http_v3_HttpProtocolOptions_UseDownstreamHttpConfig(m *extensions_upstreams_http_v3.HttpProtocolOptions_UseDownstreamHttpConfig, rules bool) error {
+	if !rules {
+		if m.Http3ProtocolOptions != nil {
+			return notSupported("http3_protocol_options")
+		}
+	}
 	if m.HttpProtocolOptions != nil {
-		if err := c_config_core_v3_Http1ProtocolOptions(m.HttpProtocolOptions); err != nil {
+		if err := c_config_core_v3_Http1ProtocolOptions(m.HttpProtocolOptions, rules); err != nil {
 			return at(err, "http_protocol_options")
 		}
 	}
 	if m.Http2ProtocolOptions != nil {
-		if err := c_config_core_v3_Http2ProtocolOptions(m.Http2ProtocolOptions); err != nil {
+		if err := c_config_core_v3_Http2ProtocolOptions(m.Http2ProtocolOptions, rules); err != nil {
 			return at(err, "http2_protocol_options")
 		}
-	}
-	if m.Http3ProtocolOptions != nil {
-		return notSupported("http3_protocol_options")
 	}
 	return nil
 }
@@ -15432,14 +17128,19 @@ func u_type_matcher_v3_ListMatcher(b []byte, m *type_matcher_v3.ListMatcher, dep
 	return nil
 }
 
-func c_type_matcher_v3_ListMatcher(m *type_matcher_v3.ListMatcher) error {
+func c_type_matcher_v3_ListMatcher(m *type_matcher_v3.ListMatcher, rules bool) error {
+	if !rules {
+	}
 	switch w := m.MatchPattern.(type) {
 	case *type_matcher_v3.ListMatcher_OneOf:
 		if w.OneOf != nil {
-			if err := c_type_matcher_v3_ValueMatcher(w.OneOf); err != nil {
+			if err := c_type_matcher_v3_ValueMatcher(w.OneOf, rules); err != nil {
 				return at(err, "one_of")
 			}
 		}
+	}
+	if rules && m.MatchPattern == nil {
+		return ruleErr("match_pattern", "value is required")
 	}
 	return nil
 }
@@ -15518,21 +17219,38 @@ func u_type_matcher_v3_MetadataMatcher(b []byte, m *type_matcher_v3.MetadataMatc
 	return nil
 }
 
-func c_type_matcher_v3_MetadataMatcher(m *type_matcher_v3.MetadataMatcher) error {
+func c_type_matcher_v3_MetadataMatcher(m *type_matcher_v3.MetadataMatcher, rules bool) error {
+	if !rules {
+		if m.Invert {
+			return notSupported("invert")
+		}
+	}
+	if rules {
+		if runes(m.Filter) < 1 {
+			return ruleErr("filter", "value length must be at least 1 runes")
+		}
+	}
+	if rules {
+		if len(m.Path) < 1 {
+			return ruleErr("path", "value must contain at least 1 item(s)")
+		}
+	}
 	for i, x := range m.Path {
 		if x != nil {
-			if err := c_type_matcher_v3_MetadataMatcher_PathSegment(x); err != nil {
+			if err := c_type_matcher_v3_MetadataMatcher_PathSegment(x, rules); err != nil {
 				return at(err, index("path", i))
 			}
 		}
 	}
-	if m.Value != nil {
-		if err := c_type_matcher_v3_ValueMatcher(m.Value); err != nil {
-			return at(err, "value")
+	if rules {
+		if m.Value == nil {
+			return ruleErr("value", "value is required")
 		}
 	}
-	if m.Invert {
-		return notSupported("invert")
+	if m.Value != nil {
+		if err := c_type_matcher_v3_ValueMatcher(m.Value, rules); err != nil {
+			return at(err, "value")
+		}
 	}
 	return nil
 }
@@ -15580,9 +17298,19 @@ func u_type_matcher_v3_MetadataMatcher_PathSegment(b []byte, m *type_matcher_v3.
 	return nil
 }
 
-func c_type_matcher_v3_MetadataMatcher_PathSegment(m *type_matcher_v3.MetadataMatcher_PathSegment) error {
-	switch m.Segment.(type) {
+func c_type_matcher_v3_MetadataMatcher_PathSegment(m *type_matcher_v3.MetadataMatcher_PathSegment, rules bool) error {
+	if !rules {
+	}
+	switch w := m.Segment.(type) {
 	case *type_matcher_v3.MetadataMatcher_PathSegment_Key:
+		if rules {
+			if runes(w.Key) < 1 {
+				return ruleErr("key", "value length must be at least 1 runes")
+			}
+		}
+	}
+	if rules && m.Segment == nil {
+		return ruleErr("segment", "value is required")
 	}
 	return nil
 }
@@ -15643,14 +17371,24 @@ func u_type_matcher_v3_PathMatcher(b []byte, m *type_matcher_v3.PathMatcher, dep
 	return nil
 }
 
-func c_type_matcher_v3_PathMatcher(m *type_matcher_v3.PathMatcher) error {
+func c_type_matcher_v3_PathMatcher(m *type_matcher_v3.PathMatcher, rules bool) error {
+	if !rules {
+	}
 	switch w := m.Rule.(type) {
 	case *type_matcher_v3.PathMatcher_Path:
+		if rules {
+			if w.Path == nil {
+				return ruleErr("path", "value is required")
+			}
+		}
 		if w.Path != nil {
-			if err := c_type_matcher_v3_StringMatcher(w.Path); err != nil {
+			if err := c_type_matcher_v3_StringMatcher(w.Path, rules); err != nil {
 				return at(err, "path")
 			}
 		}
+	}
+	if rules && m.Rule == nil {
+		return ruleErr("rule", "value is required")
 	}
 	return nil
 }
@@ -15718,13 +17456,20 @@ func u_type_matcher_v3_RegexMatcher(b []byte, m *type_matcher_v3.RegexMatcher, d
 	return nil
 }
 
-func c_type_matcher_v3_RegexMatcher(m *type_matcher_v3.RegexMatcher) error {
+func c_type_matcher_v3_RegexMatcher(m *type_matcher_v3.RegexMatcher, rules bool) error {
+	if !rules {
+	}
 	switch w := m.EngineType.(type) {
 	case *type_matcher_v3.RegexMatcher_GoogleRe2:
 		if w.GoogleRe2 != nil {
-			if err := c_type_matcher_v3_RegexMatcher_GoogleRE2(w.GoogleRe2); err != nil {
+			if err := c_type_matcher_v3_RegexMatcher_GoogleRE2(w.GoogleRe2, rules); err != nil {
 				return at(err, "google_re2")
 			}
+		}
+	}
+	if rules {
+		if runes(m.Regex) < 1 {
+			return ruleErr("regex", "value length must be at least 1 runes")
 		}
 	}
 	return nil
@@ -15778,9 +17523,11 @@ func u_type_matcher_v3_RegexMatcher_GoogleRE2(b []byte, m *type_matcher_v3.Regex
 	return nil
 }
 
-func c_type_matcher_v3_RegexMatcher_GoogleRE2(m *type_matcher_v3.RegexMatcher_GoogleRE2) error {
-	if m.MaxProgramSize != nil {
-		return notSupported("max_program_size")
+func c_type_matcher_v3_RegexMatcher_GoogleRE2(m *type_matcher_v3.RegexMatcher_GoogleRE2, rules bool) error {
+	if !rules {
+		if m.MaxProgramSize != nil {
+			return notSupported("max_program_size")
+		}
 	}
 	return nil
 }
@@ -15861,20 +17608,47 @@ func u_type_matcher_v3_StringMatcher(b []byte, m *type_matcher_v3.StringMatcher,
 	return nil
 }
 
-func c_type_matcher_v3_StringMatcher(m *type_matcher_v3.StringMatcher) error {
+func c_type_matcher_v3_StringMatcher(m *type_matcher_v3.StringMatcher, rules bool) error {
+	if !rules {
+		switch m.MatchPattern.(type) {
+		case *type_matcher_v3.StringMatcher_Custom:
+			return notSupported("custom")
+		}
+	}
 	switch w := m.MatchPattern.(type) {
 	case *type_matcher_v3.StringMatcher_Exact:
 	case *type_matcher_v3.StringMatcher_Prefix:
+		if rules {
+			if runes(w.Prefix) < 1 {
+				return ruleErr("prefix", "value length must be at least 1 runes")
+			}
+		}
 	case *type_matcher_v3.StringMatcher_Suffix:
+		if rules {
+			if runes(w.Suffix) < 1 {
+				return ruleErr("suffix", "value length must be at least 1 runes")
+			}
+		}
 	case *type_matcher_v3.StringMatcher_SafeRegex:
+		if rules {
+			if w.SafeRegex == nil {
+				return ruleErr("safe_regex", "value is required")
+			}
+		}
 		if w.SafeRegex != nil {
-			if err := c_type_matcher_v3_RegexMatcher(w.SafeRegex); err != nil {
+			if err := c_type_matcher_v3_RegexMatcher(w.SafeRegex, rules); err != nil {
 				return at(err, "safe_regex")
 			}
 		}
 	case *type_matcher_v3.StringMatcher_Contains:
-	case *type_matcher_v3.StringMatcher_Custom:
-		return notSupported("custom")
+		if rules {
+			if runes(w.Contains) < 1 {
+				return ruleErr("contains", "value length must be at least 1 runes")
+			}
+		}
+	}
+	if rules && m.MatchPattern == nil {
+		return ruleErr("match_pattern", "value is required")
 	}
 	return nil
 }
@@ -15991,29 +17765,36 @@ func u_type_matcher_v3_ValueMatcher(b []byte, m *type_matcher_v3.ValueMatcher, d
 	return nil
 }
 
-func c_type_matcher_v3_ValueMatcher(m *type_matcher_v3.ValueMatcher) error {
+func c_type_matcher_v3_ValueMatcher(m *type_matcher_v3.ValueMatcher, rules bool) error {
+	if !rules {
+		switch m.MatchPattern.(type) {
+		case *type_matcher_v3.ValueMatcher_NullMatch_:
+			return notSupported("null_match")
+		case *type_matcher_v3.ValueMatcher_DoubleMatch:
+			return notSupported("double_match")
+		case *type_matcher_v3.ValueMatcher_BoolMatch:
+			return notSupported("bool_match")
+		case *type_matcher_v3.ValueMatcher_OrMatch:
+			return notSupported("or_match")
+		}
+	}
 	switch w := m.MatchPattern.(type) {
-	case *type_matcher_v3.ValueMatcher_NullMatch_:
-		return notSupported("null_match")
-	case *type_matcher_v3.ValueMatcher_DoubleMatch:
-		return notSupported("double_match")
 	case *type_matcher_v3.ValueMatcher_StringMatch:
 		if w.StringMatch != nil {
-			if err := c_type_matcher_v3_StringMatcher(w.StringMatch); err != nil {
+			if err := c_type_matcher_v3_StringMatcher(w.StringMatch, rules); err != nil {
 				return at(err, "string_match")
 			}
 		}
-	case *type_matcher_v3.ValueMatcher_BoolMatch:
-		return notSupported("bool_match")
 	case *type_matcher_v3.ValueMatcher_PresentMatch:
 	case *type_matcher_v3.ValueMatcher_ListMatch:
 		if w.ListMatch != nil {
-			if err := c_type_matcher_v3_ListMatcher(w.ListMatch); err != nil {
+			if err := c_type_matcher_v3_ListMatcher(w.ListMatch, rules); err != nil {
 				return at(err, "list_match")
 			}
 		}
-	case *type_matcher_v3.ValueMatcher_OrMatch:
-		return notSupported("or_match")
+	}
+	if rules && m.MatchPattern == nil {
+		return ruleErr("match_pattern", "value is required")
 	}
 	return nil
 }
@@ -16103,25 +17884,37 @@ func u_type_tracing_v3_CustomTag(b []byte, m *type_tracing_v3.CustomTag, depth i
 	return nil
 }
 
-func c_type_tracing_v3_CustomTag(m *type_tracing_v3.CustomTag) error {
+func c_type_tracing_v3_CustomTag(m *type_tracing_v3.CustomTag, rules bool) error {
+	if !rules {
+		if m.ValueType != 0 {
+			return notSupported("value_type")
+		}
+		switch m.Type.(type) {
+		case *type_tracing_v3.CustomTag_Environment_:
+			return notSupported("environment")
+		case *type_tracing_v3.CustomTag_RequestHeader:
+			return notSupported("request_header")
+		case *type_tracing_v3.CustomTag_Metadata_:
+			return notSupported("metadata")
+		case *type_tracing_v3.CustomTag_Value:
+			return notSupported("value")
+		}
+	}
+	if rules {
+		if runes(m.Tag) < 1 {
+			return ruleErr("tag", "value length must be at least 1 runes")
+		}
+	}
 	switch w := m.Type.(type) {
 	case *type_tracing_v3.CustomTag_Literal_:
 		if w.Literal != nil {
-			if err := c_type_tracing_v3_CustomTag_Literal(w.Literal); err != nil {
+			if err := c_type_tracing_v3_CustomTag_Literal(w.Literal, rules); err != nil {
 				return at(err, "literal")
 			}
 		}
-	case *type_tracing_v3.CustomTag_Environment_:
-		return notSupported("environment")
-	case *type_tracing_v3.CustomTag_RequestHeader:
-		return notSupported("request_header")
-	case *type_tracing_v3.CustomTag_Metadata_:
-		return notSupported("metadata")
-	case *type_tracing_v3.CustomTag_Value:
-		return notSupported("value")
 	}
-	if m.ValueType != 0 {
-		return notSupported("value_type")
+	if rules && m.Type == nil {
+		return ruleErr("type", "value is required")
 	}
 	return nil
 }
@@ -16178,7 +17971,14 @@ func u_type_tracing_v3_CustomTag_Literal(b []byte, m *type_tracing_v3.CustomTag_
 	return nil
 }
 
-func c_type_tracing_v3_CustomTag_Literal(m *type_tracing_v3.CustomTag_Literal) error {
+func c_type_tracing_v3_CustomTag_Literal(m *type_tracing_v3.CustomTag_Literal, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if runes(m.Value) < 1 {
+			return ruleErr("value", "value length must be at least 1 runes")
+		}
+	}
 	return nil
 }
 
@@ -16224,7 +18024,16 @@ func u_type_v3_FractionalPercent(b []byte, m *type_v3.FractionalPercent, depth i
 	return nil
 }
 
-func c_type_v3_FractionalPercent(m *type_v3.FractionalPercent) error {
+func c_type_v3_FractionalPercent(m *type_v3.FractionalPercent, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		switch m.Denominator {
+		case 0, 1, 2:
+		default:
+			return ruleErr("denominator", "value must be one of the defined enum values")
+		}
+	}
 	return nil
 }
 
@@ -16266,7 +18075,20 @@ func u_type_v3_HttpStatus(b []byte, m *type_v3.HttpStatus, depth int) error {
 	return nil
 }
 
-func c_type_v3_HttpStatus(m *type_v3.HttpStatus) error {
+func c_type_v3_HttpStatus(m *type_v3.HttpStatus, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		switch m.Code {
+		case 0, 100, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 423, 424, 426, 428, 429, 431, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511:
+		default:
+			return ruleErr("code", "value must be one of the defined enum values")
+		}
+		switch m.Code {
+		case 0:
+			return ruleErr("code", "value must not be in list [0]")
+		}
+	}
 	return nil
 }
 
@@ -16312,7 +18134,9 @@ func u_type_v3_Int32Range(b []byte, m *type_v3.Int32Range, depth int) error {
 	return nil
 }
 
-func c_type_v3_Int32Range(m *type_v3.Int32Range) error {
+func c_type_v3_Int32Range(m *type_v3.Int32Range, rules bool) error {
+	if !rules {
+	}
 	return nil
 }
 
@@ -16361,7 +18185,9 @@ func u_type_v3_Int64Range(b []byte, m *type_v3.Int64Range, depth int) error {
 	return nil
 }
 
-func c_type_v3_Int64Range(m *type_v3.Int64Range) error {
+func c_type_v3_Int64Range(m *type_v3.Int64Range, rules bool) error {
+	if !rules {
+	}
 	return nil
 }
 
@@ -16400,6 +18226,20 @@ func u_type_v3_Percent(b []byte, m *type_v3.Percent, depth int) error {
 			if b, err = skip(b, num, typ); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+func c_type_v3_Percent(m *type_v3.Percent, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if m.Value < 0 {
+			return ruleErr("value", "value must be greater than or equal to 0")
+		}
+		if m.Value > 100 {
+			return ruleErr("value", "value must be less than or equal to 100")
 		}
 	}
 	return nil
@@ -16464,7 +18304,45 @@ func u_type_v3_TokenBucket(b []byte, m *type_v3.TokenBucket, depth int) error {
 	return nil
 }
 
-func c_type_v3_TokenBucket(m *type_v3.TokenBucket) error {
+func c_type_v3_TokenBucket(m *type_v3.TokenBucket, rules bool) error {
+	if !rules {
+	}
+	if rules {
+		if m.MaxTokens < 0 {
+			return ruleErr("max_tokens", "value must be greater than or equal to 0")
+		}
+	}
+	if rules {
+		if m.TokensPerFill != nil {
+			if m.TokensPerFill.Value <= 0 {
+				return ruleErr("tokens_per_fill", "value must be greater than 0")
+			}
+		}
+	}
+	if m.TokensPerFill != nil {
+		if err := c_wrapperspb_UInt32Value(m.TokensPerFill, rules); err != nil {
+			return at(err, "tokens_per_fill")
+		}
+	}
+	if rules {
+		if m.FillInterval == nil {
+			return ruleErr("fill_interval", "value is required")
+		}
+		if m.FillInterval != nil {
+			d, ok := duration(m.FillInterval)
+			if !ok {
+				return ruleErr("fill_interval", "value is not a valid duration")
+			}
+			if d <= 0 {
+				return ruleErr("fill_interval", "value must be greater than 0s")
+			}
+		}
+	}
+	if m.FillInterval != nil {
+		if err := c_durationpb_Duration(m.FillInterval, rules); err != nil {
+			return at(err, "fill_interval")
+		}
+	}
 	return nil
 }
 
@@ -16518,6 +18396,12 @@ func u_anypb_Any(b []byte, m *anypb.Any, depth int) error {
 	return nil
 }
 
+func c_anypb_Any(m *anypb.Any, rules bool) error {
+	if !rules {
+	}
+	return nil
+}
+
 func e_anypb_Any(a, b *anypb.Any, skip string) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -16554,6 +18438,12 @@ func u_wrapperspb_BoolValue(b []byte, m *wrapperspb.BoolValue, depth int) error 
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+func c_wrapperspb_BoolValue(m *wrapperspb.BoolValue, rules bool) error {
+	if !rules {
 	}
 	return nil
 }
@@ -16602,6 +18492,12 @@ func u_durationpb_Duration(b []byte, m *durationpb.Duration, depth int) error {
 	return nil
 }
 
+func c_durationpb_Duration(m *durationpb.Duration, rules bool) error {
+	if !rules {
+	}
+	return nil
+}
+
 func e_durationpb_Duration(a, b *durationpb.Duration, skip string) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -16631,6 +18527,12 @@ func u_emptypb_Empty(b []byte, m *emptypb.Empty, depth int) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+func c_emptypb_Empty(m *emptypb.Empty, rules bool) error {
+	if !rules {
 	}
 	return nil
 }
@@ -16667,6 +18569,19 @@ func u_structpb_ListValue(b []byte, m *structpb.ListValue, depth int) error {
 		default:
 			if b, err = skip(b, num, typ); err != nil {
 				return err
+			}
+		}
+	}
+	return nil
+}
+
+func c_structpb_ListValue(m *structpb.ListValue, rules bool) error {
+	if !rules {
+	}
+	for i, x := range m.Values {
+		if x != nil {
+			if err := c_structpb_Value(x, rules); err != nil {
+				return at(err, index("values", i))
 			}
 		}
 	}
@@ -16743,6 +18658,19 @@ func u_structpb_Struct(b []byte, m *structpb.Struct, depth int) error {
 	return nil
 }
 
+func c_structpb_Struct(m *structpb.Struct, rules bool) error {
+	if !rules {
+	}
+	for k, x := range m.Fields {
+		if x != nil {
+			if err := c_structpb_Value(x, rules); err != nil {
+				return at(err, key("fields", k))
+			}
+		}
+	}
+	return nil
+}
+
 func e_structpb_Struct(a, b *structpb.Struct, skip string) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -16780,6 +18708,12 @@ func u_wrapperspb_UInt32Value(b []byte, m *wrapperspb.UInt32Value, depth int) er
 	return nil
 }
 
+func c_wrapperspb_UInt32Value(m *wrapperspb.UInt32Value, rules bool) error {
+	if !rules {
+	}
+	return nil
+}
+
 func e_wrapperspb_UInt32Value(a, b *wrapperspb.UInt32Value, skip string) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -16813,6 +18747,12 @@ func u_wrapperspb_UInt64Value(b []byte, m *wrapperspb.UInt64Value, depth int) er
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+func c_wrapperspb_UInt64Value(m *wrapperspb.UInt64Value, rules bool) error {
+	if !rules {
 	}
 	return nil
 }
@@ -16897,6 +18837,30 @@ func u_structpb_Value(b []byte, m *structpb.Value, depth int) error {
 		default:
 			if b, err = skip(b, num, typ); err != nil {
 				return err
+			}
+		}
+	}
+	return nil
+}
+
+func c_structpb_Value(m *structpb.Value, rules bool) error {
+	if !rules {
+	}
+	switch w := m.Kind.(type) {
+	case *structpb.Value_NullValue:
+	case *structpb.Value_NumberValue:
+	case *structpb.Value_StringValue:
+	case *structpb.Value_BoolValue:
+	case *structpb.Value_StructValue:
+		if w.StructValue != nil {
+			if err := c_structpb_Struct(w.StructValue, rules); err != nil {
+				return at(err, "struct_value")
+			}
+		}
+	case *structpb.Value_ListValue:
+		if w.ListValue != nil {
+			if err := c_structpb_ListValue(w.ListValue, rules); err != nil {
+				return at(err, "list_value")
 			}
 		}
 	}
