@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,7 @@ import (
 
 	"github.com/weftmesh/weft/proxy/filter"
 	"github.com/weftmesh/weft/proxy/filter/ratelimit/descriptor"
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 // Name is the filter's name in http_filters and typed_per_filter_config.
@@ -92,39 +94,48 @@ func (s share) sample() bool {
 	return s.num > 0 && rand.Uint32N(s.den) < s.num
 }
 
-// shared holds the configs in use, by their encoding, so that equal
-// configs share buckets. An entry lives as long as a route holds its
-// config.
+// shared holds the configs in use, by stat_prefix, so that equal configs
+// share buckets. An entry lives as long as a route holds its config. The
+// configs are compared field by field (xdswire.Equal): encoding them as a
+// key would make protobuf-go build the descriptors of every message type a
+// LocalRateLimit can hold.
 var shared = struct {
 	sync.Mutex
-	m map[string]weak.Pointer[Config]
-}{m: map[string]weak.Pointer[Config]{}}
+	m map[string][]*sharedConfig
+}{m: map[string][]*sharedConfig{}}
+
+type sharedConfig struct {
+	msg *localratelimitv3.LocalRateLimit // never modified
+	cfg weak.Pointer[Config]
+}
 
 // Shared returns the compiled config of c: the one already in use for an
 // equal config, with its buckets, or a new one.
 func Shared(c *localratelimitv3.LocalRateLimit) (*Config, error) {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
-	if err != nil {
-		return nil, fmt.Errorf("encode: %w", err)
-	}
-	key := string(b)
+	prefix := c.GetStatPrefix()
 	shared.Lock()
 	defer shared.Unlock()
-	if cfg := shared.m[key].Value(); cfg != nil {
-		return cfg, nil
+	for _, e := range shared.m[prefix] {
+		if cfg := e.cfg.Value(); cfg != nil && xdswire.Equal(e.msg, c) {
+			return cfg, nil
+		}
 	}
 	cfg, err := Compile(c)
 	if err != nil {
 		return nil, err
 	}
-	shared.m[key] = weak.Make(cfg)
-	runtime.AddCleanup(cfg, func(key string) {
+	e := &sharedConfig{msg: c, cfg: weak.Make(cfg)}
+	shared.m[prefix] = append(shared.m[prefix], e)
+	runtime.AddCleanup(cfg, func(e *sharedConfig) {
 		shared.Lock()
 		defer shared.Unlock()
-		if shared.m[key].Value() == nil {
-			delete(shared.m, key)
+		list := slices.DeleteFunc(shared.m[prefix], func(x *sharedConfig) bool { return x == e })
+		if len(list) == 0 {
+			delete(shared.m, prefix)
+		} else {
+			shared.m[prefix] = list
 		}
-	}, key)
+	}, e)
 	return cfg, nil
 }
 

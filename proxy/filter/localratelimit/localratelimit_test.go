@@ -220,6 +220,10 @@ func TestShared(t *testing.T) {
 	if a.Decide(get(), stream("")).Reply != nil || again.Decide(get(), stream("")).Reply == nil {
 		t.Fatal("routes with the same limit do not share its bucket")
 	}
+	// Another limit under the same stat_prefix is not the same config.
+	if larger, _ := Shared(config("shared.a", bucket(2, 1, time.Hour), false)); larger == a {
+		t.Fatal("a larger bucket with the same stat_prefix shares the smaller one")
+	}
 }
 
 func TestCompileErrors(t *testing.T) {
