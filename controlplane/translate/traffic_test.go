@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
 	"github.com/weftmesh/weft/api/decode"
 	"github.com/weftmesh/weft/api/meshv1"
 	"github.com/weftmesh/weft/api/v1alpha1"

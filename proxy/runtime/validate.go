@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/weftmesh/weft/proxy/xdswire"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 func typeName(a *anypb.Any) string {

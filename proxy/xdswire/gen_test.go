@@ -47,8 +47,9 @@ func TestGenerated(t *testing.T) {
 type message struct {
 	desc   protoreflect.MessageDescriptor
 	goType reflect.Type // the struct
-	// leaf messages are decoded whole and not checked; the others decode
-	// and compare only the allowed fields and refuse the rest.
+	// leaf messages are decoded and compared whole, and only their field
+	// rules are checked; the others decode and compare only the allowed
+	// fields, and refuse the rest.
 	leaf    bool
 	allowed map[protoreflect.Name]bool
 	fields  []field

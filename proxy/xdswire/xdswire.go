@@ -15,13 +15,15 @@
 //     proxy does not honour (a field unknown to it, or known and not
 //     honoured) with the field's path.
 //   - Check walks a message built in memory the same way, unpacking the
-//     Any values it holds (typed_config) into their types.
+//     Any values it holds (typed_config) into their types, then enforces
+//     Envoy's own field rules (protoc-gen-validate's, read from the same
+//     descriptors by the generator) on the fields the proxy honours.
 //   - Equal compares two messages.
 //
 // Messages that the proxy carries without interpreting them field by field
-// (metadata, durations, wrappers: the "leaves") are decoded whole. zz_generated.go
-// is written by `go test ./proxy/xdswire -run TestGenerated -update`;
-// TestGenerated fails when it is out of date.
+// (metadata, durations, wrappers: the "leaves") are decoded whole.
+// zz_generated.go is written by `go test ./proxy/xdswire -run TestGenerated
+// -update`; TestGenerated fails when it is out of date.
 package xdswire
 
 import (
@@ -36,7 +38,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
-	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // maxDepth bounds the nesting of messages, as protobuf-go's decoder does.
@@ -60,12 +62,7 @@ func (e *FieldError) Unwrap() error { return e.Err }
 
 // Unmarshal decodes b into m, which must be one of the messages the proxy
 // honours. It fails on the first field the proxy does not honour.
-func Unmarshal(b []byte, m proto.Message) error {
-	if err := unmarshal(b, m, maxDepth); err != nil {
-		return err
-	}
-	return nil
-}
+func Unmarshal(b []byte, m proto.Message) error { return unmarshal(b, m, maxDepth) }
 
 // UnmarshalAny decodes a into m, which must be of a's type.
 func UnmarshalAny(a *anypb.Any, m proto.Message) error {
@@ -89,7 +86,8 @@ func UnmarshalNew(a *anypb.Any) (proto.Message, error) {
 }
 
 // Check walks every populated field of m and of the Any values it holds,
-// and fails at the first field or type the proxy does not honour.
+// and fails at the first field or type the proxy does not honour, then at
+// the first value that breaks Envoy's rules for its field.
 func Check(m proto.Message) error {
 	if !m.ProtoReflect().IsValid() {
 		return nil
