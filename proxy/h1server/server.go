@@ -129,8 +129,10 @@ func (s *Server) Close() error {
 	defer s.mu.Unlock()
 	s.inShutdown.Store(true)
 	for c := range s.conns {
-		c.cancel()
+		// The connection first: a handler woken by its context must
+		// find nothing left to write to.
 		c.rwc.Close()
+		c.cancel()
 	}
 	return nil
 }
