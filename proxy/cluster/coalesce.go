@@ -31,6 +31,7 @@ type CoalescingConn struct {
 	buf       []byte // bytes waiting for the flush
 	spare     []byte // the other buffer, reused batch after batch
 	scheduled bool   // a flush is on its way
+	direct    bool   // writes go straight out (Direct)
 	closed    bool
 	err       error
 
@@ -41,6 +42,18 @@ type CoalescingConn struct {
 // Coalesce wraps c so that writes made back to back leave together.
 func Coalesce(c net.Conn) *CoalescingConn { return &CoalescingConn{Conn: c} }
 
+// Direct makes every later Write go straight out, after what is pending,
+// without waiting for a flush: for a protocol that writes each message in
+// one call (HTTP/1.1 as this proxy speaks it), batching would only cost a
+// goroutine and a turn behind every goroutine that is ready to run, which
+// shows in the latency tail. A TLS connection is wrapped before its
+// handshake says which protocol it carries.
+func (c *CoalescingConn) Direct() {
+	c.mu.Lock()
+	c.direct = true
+	c.mu.Unlock()
+}
+
 // Write queues p for the next batch; it blocks only when the batch is full.
 func (c *CoalescingConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -48,7 +61,7 @@ func (c *CoalescingConn) Write(p []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, err
 	}
-	if len(c.buf)+len(p) > maxCoalesced {
+	if c.direct || len(c.buf)+len(p) > maxCoalesced {
 		c.mu.Unlock()
 		return c.writeThrough(p)
 	}

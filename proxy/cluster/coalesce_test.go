@@ -288,3 +288,41 @@ func TestCoalesceOverTCP(t *testing.T) {
 		}
 	}
 }
+
+// TestCoalesceDirect: after Direct, a write is on the wire when Write
+// returns, with what was pending before it, in order.
+func TestCoalesceDirect(t *testing.T) {
+	client, server := testnet.TCPPair(t)
+	c := Coalesce(client)
+	c.wmu.Lock() // hold the first batch back, as a write in progress does
+	if _, err := c.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	c.Direct()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Write([]byte("b"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("a direct write returned (%v) before the batch ahead of it left", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	c.wmu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Both bytes are on the wire now: no flush goroutine is needed.
+	c.mu.Lock()
+	pending := len(c.buf)
+	c.mu.Unlock()
+	if pending != 0 {
+		t.Fatalf("%d bytes still pending after a direct write", pending)
+	}
+	buf := make([]byte, 2)
+	_ = server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(server, buf); err != nil || string(buf) != "ab" {
+		t.Fatalf("read %q, %v; want \"ab\"", buf, err)
+	}
+}

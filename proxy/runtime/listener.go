@@ -183,7 +183,8 @@ func (s *socket) serve(fc *filterChain, c net.Conn) {
 	switch {
 	case fc.http != nil && fc.tls != nil:
 		// HTTP/2 between proxies: a response's HEADERS and DATA
-		// frames leave in one write.
+		// frames leave in one write (HTTP/1.1 is switched to direct
+		// writes after the handshake).
 		s.handshakeHTTP(fc, tls.Server(cluster.Coalesce(c), fc.tls))
 	case fc.http != nil:
 		if len(fc.rbac) > 0 {
@@ -222,6 +223,12 @@ func (s *socket) handshakeHTTP(fc *filterChain, c *tls.Conn) {
 		if !s.allowConn(fc, c) {
 			c.Close()
 			return
+		}
+		if c.ConnectionState().NegotiatedProtocol != "h2" {
+			// HTTP/1.1 responses leave in one write each: nothing to batch.
+			if cc, ok := c.NetConn().(*cluster.CoalescingConn); ok {
+				cc.Direct()
+			}
 		}
 		if !s.httpConn.deliver(c) {
 			c.Close()
