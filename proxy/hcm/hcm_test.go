@@ -308,3 +308,19 @@ func FuzzRequestPath(f *testing.F) {
 		}
 	})
 }
+
+// TestRequestIDs: request IDs are version 4, variant 1 UUIDs, and do not
+// repeat.
+func TestRequestIDs(t *testing.T) {
+	seen := map[string]bool{}
+	for range 10000 {
+		id := newRequestID()
+		if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' || id[14] != '4' || !strings.ContainsRune("89ab", rune(id[19])) {
+			t.Fatalf("%q is not a version 4 UUID", id)
+		}
+		if seen[id] {
+			t.Fatalf("%q repeated", id)
+		}
+		seen[id] = true
+	}
+}

@@ -1,8 +1,9 @@
 package hcm
 
 import (
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 )
@@ -148,10 +149,13 @@ func upgradeType(r *http.Request) (string, bool) {
 	return strings.ToLower(u), true
 }
 
-// newRequestID returns a random (version 4) UUID.
+// newRequestID returns a random (version 4) UUID. A request ID must be
+// unique, not secret: it comes from the runtime's ChaCha8 generator, seeded
+// by the system, instead of crypto/rand's system call per request.
 func newRequestID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	var s [36]byte
