@@ -22,7 +22,7 @@ import (
 
 // supported lists, per message, the fields this proxy honours; a populated
 // field missing here makes the whole update fail (NACK). The generated
-// decoders, checkers and comparisons of zz_generated.go are written from it
+// decoders, checkers and comparisons of zz_*.go are written from it
 // and from leaves (TestGenerated). Fields whose value
 // the proxy cannot honour in full (an enum value, a second filter chain) are
 // checked again when the resource is compiled.

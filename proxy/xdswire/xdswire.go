@@ -21,9 +21,10 @@
 //   - Equal compares two messages.
 //
 // Messages that the proxy carries without interpreting them field by field
-// (metadata, durations, wrappers: the "leaves") are decoded whole.
-// zz_generated.go is written by `go test ./proxy/xdswire -run TestGenerated
-// -update`; TestGenerated fails when it is out of date.
+// (metadata, durations, wrappers: the "leaves") are decoded whole. The
+// decoders, checkers and comparisons (zz_decode.go, zz_check.go,
+// zz_equal.go) are written by `go test ./proxy/xdswire -run TestGenerated
+// -update`; TestGenerated fails when they are out of date.
 package xdswire
 
 import (
