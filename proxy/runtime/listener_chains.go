@@ -13,6 +13,7 @@ import (
 	"github.com/weftmesh/weft/proxy/filter/rbac"
 	"github.com/weftmesh/weft/proxy/hcm"
 	"github.com/weftmesh/weft/proxy/tcp"
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 // A listener has one filter chain or, for PERMISSIVE mTLS as Istio builds
@@ -168,9 +169,9 @@ func (b *builder) filterChain(fc *listenerv3.FilterChain, direction, path string
 				return nil, err
 			}
 		case last:
-			return nil, pathErr(fPath, "%s is not valid here (want HttpConnectionManager or TcpProxy)", typeName(a))
+			return nil, pathErr(fPath, "%s is not valid here (want HttpConnectionManager or TcpProxy)", xdswire.TypeName(a))
 		default:
-			return nil, pathErr(fPath, "%s is not valid here (want envoy.filters.network.rbac before the last filter)", typeName(a))
+			return nil, pathErr(fPath, "%s is not valid here (want envoy.filters.network.rbac before the last filter)", xdswire.TypeName(a))
 		}
 	}
 	return c, nil

@@ -101,7 +101,7 @@ func unpackAny(a *anypb.Any, into proto.Message, path string) error {
 		return pathErr(path, "a %s is required", want)
 	}
 	if !a.MessageIs(into) {
-		return pathErr(path, "%s is not valid here (want %s)", typeName(a), want)
+		return pathErr(path, "%s is not valid here (want %s)", xdswire.TypeName(a), want)
 	}
 	if err := xdswire.UnmarshalAny(a, into); err != nil {
 		return wrapPath(path+"("+string(want)+")", err)

@@ -2,19 +2,9 @@ package runtime
 
 import (
 	"fmt"
-	"strconv"
-
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weftmesh/weft/proxy/xdswire"
 )
-
-func typeName(a *anypb.Any) string {
-	if n := a.MessageName(); n != "" {
-		return string(n)
-	}
-	return strconv.Quote(a.GetTypeUrl())
-}
 
 func join(path, field string) string {
 	if path == "" {

@@ -68,7 +68,7 @@ func Unmarshal(b []byte, m proto.Message) error { return unmarshal(b, m, maxDept
 // UnmarshalAny decodes a into m, which must be of a's type.
 func UnmarshalAny(a *anypb.Any, m proto.Message) error {
 	if !a.MessageIs(m) {
-		return fmt.Errorf("%s is not a %s", typeName(a), m.ProtoReflect().Descriptor().FullName())
+		return fmt.Errorf("%s is not a %s", TypeName(a), m.ProtoReflect().Descriptor().FullName())
 	}
 	return Unmarshal(a.GetValue(), m)
 }
@@ -78,7 +78,7 @@ func UnmarshalAny(a *anypb.Any, m proto.Message) error {
 func UnmarshalNew(a *anypb.Any) (proto.Message, error) {
 	m := newMessage(string(a.MessageName()))
 	if m == nil {
-		return nil, fmt.Errorf("%s is not supported by this proxy", typeName(a))
+		return nil, fmt.Errorf("%s is not supported by this proxy", TypeName(a))
 	}
 	if err := Unmarshal(a.GetValue(), m); err != nil {
 		return nil, err
@@ -123,7 +123,7 @@ func checkAny(a *anypb.Any, ext, field string, rules bool) error {
 			// its config: say which extension is not supported.
 			return &FieldError{Err: fmt.Errorf("%s is not supported", ext)}
 		}
-		return &FieldError{Path: field, Err: fmt.Errorf("%s is not supported", typeName(a))}
+		return &FieldError{Path: field, Err: fmt.Errorf("%s is not supported", TypeName(a))}
 	}
 	path := field + "(" + string(a.MessageName()) + ")"
 	if err := unmarshal(a.GetValue(), m, maxDepth); err != nil {
@@ -139,7 +139,9 @@ func checkAny(a *anypb.Any, ext, field string, rules bool) error {
 	return nil
 }
 
-func typeName(a *anypb.Any) string {
+// TypeName names the type an Any holds, or quotes its type URL when that
+// names no message.
+func TypeName(a *anypb.Any) string {
 	if n := a.MessageName(); n != "" {
 		return string(n)
 	}
