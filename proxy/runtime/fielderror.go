@@ -1,5 +1,7 @@
 package runtime
 
+// Errors of the compile steps, each at a field path within its resource.
+
 import (
 	"fmt"
 
