@@ -1,7 +1,5 @@
 package runtime
 
-// Errors of the compile steps, each at a field path within its resource.
-
 import (
 	"fmt"
 
