@@ -164,7 +164,9 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		stop()
 		return nil, err
 	}
-	res, kind, err := readResponse(c.br, req, &c.scratch)
+	r := h1Responses.Get().(*h1Response)
+	res := &r.res
+	kind, err := r.read(c.br, req, &c.scratch)
 	// 1xx responses (100 Continue, 103 Early Hints) are informational:
 	// the final response follows on the same connection. As net/http's
 	// transport, a few are read, not an endless stream of them.
@@ -173,23 +175,71 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 			err = badResponse("more than %d informational (1xx) responses", max1xx)
 			break
 		}
-		res, kind, err = readResponse(c.br, req, &c.scratch)
+		kind, err = r.read(c.br, req, &c.scratch)
 	}
 	if err != nil {
 		stop()
+		r.recycle()
 		return nil, err
 	}
 	keep := !res.Close && !req.Close && res.StatusCode != http.StatusSwitchingProtocols
+	b := &r.body
 	if kind == noBody {
+		// Done already: Recycle finds the response through its body.
+		*b = h1Body{owner: r, done: true}
+		res.Body = b
 		t.done(c, stop, keep)
 		return res, nil
 	}
-	b := &h1Body{c: c, t: t, res: res, stop: stop, keep: keep, kind: kind, remaining: res.ContentLength}
+	*b = h1Body{owner: r, c: c, t: t, res: res, stop: stop, keep: keep, kind: kind, remaining: res.ContentLength}
 	if kind == chunkedBody {
 		b.chunks = httputil.NewChunkedReader(c.br)
 	}
 	res.Body = b
 	return res, nil
+}
+
+// h1Response is the memory of a response h1Transport reads: the response,
+// its body and its header map, allocated once and reused through
+// h1Responses when the caller recycles the response (Recycle).
+type h1Response struct {
+	res    http.Response
+	body   h1Body
+	header http.Header // res.Header's map, kept empty across uses
+}
+
+var h1Responses = sync.Pool{New: func() any { return new(h1Response) }}
+
+// read reads the next response head into r, its header into r's map.
+func (r *h1Response) read(br *bufio.Reader, req *http.Request, scratch *[]byte) (bodyKind, error) {
+	clear(r.header)
+	r.res = http.Response{Header: r.header}
+	kind, err := readResponse(br, req, scratch, &r.res)
+	r.header = r.res.Header
+	return kind, err
+}
+
+// recycle puts r back in the pool; nothing may use it after.
+func (r *h1Response) recycle() {
+	*r = h1Response{header: r.header}
+	h1Responses.Put(r)
+}
+
+// Recycle hands the memory of a response from Cluster.RoundTrip back for
+// the next response to use, once its body is closed or read to its end.
+// The caller must not use res, its Header or its Trailer afterwards. A
+// response whose body is still open, or that is not from h1Transport, is
+// left to the garbage collector.
+func Recycle(res *http.Response) {
+	body := res.Body
+	if rb, ok := body.(*releaseBody); ok {
+		body = rb.ReadCloser
+	}
+	b, ok := body.(*h1Body)
+	if !ok || !b.done || b.owner == nil || &b.owner.res != res {
+		return
+	}
+	b.owner.recycle()
 }
 
 // max1xx is how many informational responses may precede the final one.
@@ -362,12 +412,13 @@ func (t *h1Transport) CloseIdleConnections() {
 // h1Body is a response body read from its connection, delimited as its
 // head said, which it hands back to the pool at its end.
 type h1Body struct {
-	c    *h1Conn
-	t    *h1Transport
-	res  *http.Response // whose Trailer a chunked body fills
-	stop func() bool
-	keep bool
-	done bool
+	owner *h1Response
+	c     *h1Conn
+	t     *h1Transport
+	res   *http.Response // whose Trailer a chunked body fills
+	stop  func() bool
+	keep  bool
+	done  bool
 
 	kind      bodyKind
 	remaining int64     // of a sized body

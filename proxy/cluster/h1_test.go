@@ -320,3 +320,89 @@ func TestH1InformationalResponses(t *testing.T) {
 		})
 	}
 }
+
+// The memory of a recycled response serves the next one, which carries
+// none of its fields; recycling a response whose body is still open does
+// nothing.
+func TestH1RecycledResponses(t *testing.T) {
+	addr, _, _ := h1Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/empty" {
+			w.Header().Set("X-Empty", "1")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("X-Path"+strings.ReplaceAll(r.URL.Path, "/", "-"), "1")
+		io.WriteString(w, r.URL.Path)
+	}))
+	p := NewPool(Settings{Name: "app"})
+	defer p.Close()
+	for _, path := range []string{"/a", "/empty", "/b", "/c"} {
+		res, body := h1Get(t, p.transport, "GET", addr, path, nil)
+		var names []string
+		for k := range res.Header {
+			if strings.HasPrefix(k, "X-") {
+				names = append(names, k)
+			}
+		}
+		want := http.CanonicalHeaderKey("X-Path-" + path[1:])
+		if path == "/empty" {
+			want = "X-Empty"
+		}
+		if len(names) != 1 || names[0] != want || body != strings.TrimPrefix(path, "/empty") {
+			t.Fatalf("%s: fields %q, body %q", path, names, body)
+		}
+		Recycle(res)
+	}
+
+	open, err := p.transport.RoundTrip(mustRequest(t, "http://"+addr+"/open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	Recycle(open) // its body is unread: not recycled
+	h1Get(t, p.transport, "GET", addr, "/other", nil)
+	b, err := io.ReadAll(open.Body)
+	open.Body.Close()
+	if err != nil || string(b) != "/open" || open.Header.Get("X-Path-open") != "1" || open.Header.Get("X-Path-other") != "" {
+		t.Fatalf("a response recycled with its body open changed: %q %v %v", b, err, open.Header)
+	}
+}
+
+func mustRequest(t *testing.T, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// Only the lean HTTP/1.1 transport is done with a request when RoundTrip
+// returns.
+func TestReleasesRequest(t *testing.T) {
+	small := func(major int) *http.Request {
+		r, _ := http.NewRequest("POST", "http://x/", strings.NewReader("abc"))
+		r.ProtoMajor = major
+		return r
+	}
+	chunked := func() *http.Request {
+		r, _ := http.NewRequest("POST", "http://x/", io.NopCloser(strings.NewReader("abc")))
+		return r
+	}
+	for _, tc := range []struct {
+		protocol Protocol
+		req      *http.Request
+		want     bool
+	}{
+		{HTTP1, small(1), true},
+		{HTTP1, chunked(), false},
+		{Downstream, small(1), true},
+		{Downstream, small(2), false},
+		{Downstream, chunked(), false},
+		{HTTP2, small(1), false},
+	} {
+		c := Build(Config{Name: "app", Pool: NewPool(Settings{Name: "app", Protocol: tc.protocol}), Balancer: roundRobin()})
+		if got := c.ReleasesRequest(tc.req); got != tc.want {
+			t.Errorf("protocol %v, HTTP/%d request, length %d: %v, want %v", tc.protocol, tc.req.ProtoMajor, tc.req.ContentLength, got, tc.want)
+		}
+	}
+}

@@ -47,27 +47,29 @@ const (
 // versions other than 1.0 and 1.1, and heads over maxResponseHead.
 // FuzzReadResponse compares the two.
 //
-// The body is left in br; res.Body is the caller's to set (see h1Body).
-// A connection that closed before the first byte of the head is io.EOF,
-// within it io.ErrUnexpectedEOF, as from http.ReadResponse.
-func readResponse(br *bufio.Reader, req *http.Request, scratch *[]byte) (*http.Response, bodyKind, error) {
+// It fills res, which must be zero but for Header: an empty map to fill,
+// kept from an earlier response, or nil for a new one. The body is left
+// in br; res.Body is the caller's to set (see h1Body), but for
+// http.NoBody. A connection that closed before the first byte of the head
+// is io.EOF, within it io.ErrUnexpectedEOF, as from http.ReadResponse.
+func readResponse(br *bufio.Reader, req *http.Request, scratch *[]byte, res *http.Response) (bodyKind, error) {
 	head, err := h1wire.ReadHead(br, maxResponseHead, scratch, false)
 	switch {
 	case errors.Is(err, h1wire.ErrTruncated):
-		return nil, 0, fmt.Errorf("upstream response head: %w", io.ErrUnexpectedEOF)
+		return 0, fmt.Errorf("upstream response head: %w", io.ErrUnexpectedEOF)
 	case errors.Is(err, h1wire.ErrHeadTooLarge):
-		return nil, 0, badResponse("head over %d bytes", maxResponseHead)
+		return 0, badResponse("head over %d bytes", maxResponseHead)
 	case err != nil:
-		return nil, 0, err
+		return 0, err
 	}
-	res := &http.Response{Request: req}
+	res.Request = req
 	line, rest := h1wire.NextLine(head)
 	if err := parseStatusLine(res, line); err != nil {
-		return nil, 0, err
+		return 0, err
 	}
-	h, err := h1wire.ParseHeader(rest)
+	h, err := h1wire.ParseHeaderInto(res.Header, rest)
 	if err != nil {
-		return nil, 0, badResponse("%v", err)
+		return 0, badResponse("%v", err)
 	}
 	res.Header = h
 	h1wire.FixPragmaCacheControl(h)
@@ -93,10 +95,10 @@ func readResponse(br *bufio.Reader, req *http.Request, scratch *[]byte) (*http.R
 	cls, hasCL := h["Content-Length"]
 	if chunked {
 		if len(te) != 1 || !ascii.EqualFold(te[0], "chunked") {
-			return nil, 0, badResponse("unsupported transfer encoding %q", te)
+			return 0, badResponse("unsupported transfer encoding %q", te)
 		}
 		if hasCL {
-			return nil, 0, badResponse("both Transfer-Encoding and Content-Length")
+			return 0, badResponse("both Transfer-Encoding and Content-Length")
 		}
 		res.TransferEncoding = h1wire.ChunkedTE
 	}
@@ -104,7 +106,7 @@ func readResponse(br *bufio.Reader, req *http.Request, scratch *[]byte) (*http.R
 	if hasCL {
 		n, err := h1wire.ParseContentLength(cls)
 		if err != nil {
-			return nil, 0, badResponse("%v", err)
+			return 0, badResponse("%v", err)
 		}
 		if len(cls) > 1 {
 			h["Content-Length"] = cls[:1:1]
@@ -113,7 +115,7 @@ func readResponse(br *bufio.Reader, req *http.Request, scratch *[]byte) (*http.R
 	}
 
 	if err := declaredTrailer(res, chunked); err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	code := res.StatusCode
 	if req.Method == http.MethodHead || code < 200 || code == http.StatusNoContent || code == http.StatusNotModified {
@@ -124,23 +126,23 @@ func readResponse(br *bufio.Reader, req *http.Request, scratch *[]byte) (*http.R
 			res.ContentLength = length
 		}
 		res.Body = http.NoBody
-		return res, noBody, nil
+		return noBody, nil
 	}
 	switch {
 	case chunked:
 		res.ContentLength = -1
-		return res, chunkedBody, nil
+		return chunkedBody, nil
 	case length == 0:
 		res.Body = http.NoBody
-		return res, noBody, nil
+		return noBody, nil
 	case length > 0:
 		res.ContentLength = length
-		return res, sizedBody, nil
+		return sizedBody, nil
 	}
 	// Neither: the body lasts until the connection closes.
 	res.ContentLength = -1
 	res.Close = true
-	return res, closeBody, nil
+	return closeBody, nil
 }
 
 // parseStatusLine reads "HTTP-version SP status-code [SP reason]".

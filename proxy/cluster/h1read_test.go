@@ -19,7 +19,8 @@ func readOurs(raw, method string) (*http.Response, string, error, error) {
 	br := bufio.NewReaderSize(strings.NewReader(raw), h1ReadBuffer)
 	req := &http.Request{Method: method}
 	var scratch []byte
-	res, kind, err := readResponse(br, req, &scratch)
+	res := new(http.Response)
+	kind, err := readResponse(br, req, &scratch, res)
 	if err != nil {
 		return nil, "", err, nil
 	}
@@ -193,7 +194,8 @@ func TestReadResponseKeepsTheNext(t *testing.T) {
 	var scratch []byte
 	var got []string
 	for range 4 {
-		res, kind, err := readResponse(br, &http.Request{Method: http.MethodGet}, &scratch)
+		res := new(http.Response)
+		kind, err := readResponse(br, &http.Request{Method: http.MethodGet}, &scratch, res)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,9 +234,22 @@ func BenchmarkReadResponse(b *testing.B) {
 		for b.Loop() {
 			r.Reset(raw)
 			br.Reset(r)
-			if _, _, err := readResponse(br, req, &scratch); err != nil {
+			if _, err := readResponse(br, req, &scratch, new(http.Response)); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+	b.Run("readResponse/recycled", func(b *testing.B) {
+		// As h1Transport reads: into a response whose memory is reused.
+		b.ReportAllocs()
+		for b.Loop() {
+			r.Reset(raw)
+			br.Reset(r)
+			res := h1Responses.Get().(*h1Response)
+			if _, err := res.read(br, req, &scratch); err != nil {
+				b.Fatal(err)
+			}
+			res.recycle()
 		}
 	})
 	b.Run("http.ReadResponse", func(b *testing.B) {

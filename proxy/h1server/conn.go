@@ -67,7 +67,10 @@ type conn struct {
 	wmu     sync.Mutex
 	started bool
 
-	scratch   []byte // a head that outgrows br
+	scratch []byte // a head that outgrows br
+	// spare is a request its handler released (ReleaseRequest): the next
+	// request is read into it and its header map.
+	spare     *http.Request
 	hijacked  bool
 	handedOff bool
 	// linger says the client may still be sending: close gently.
@@ -185,10 +188,19 @@ func (c *conn) setReadTimeout(d time.Duration) {
 	}
 }
 
-// readRequest reads the next request's head and sets up its body.
+// readRequest reads the next request's head and sets up its body, into
+// the memory of the previous request if its handler released it.
 func (c *conn) readRequest() (*http.Request, *body, error) {
-	req := new(http.Request)
+	req, h := c.spare, http.Header(nil)
+	c.spare = nil
+	if req != nil {
+		h = req.Header
+		clear(h)
+	} else {
+		req = new(http.Request)
+	}
 	*req = *c.tmpl
+	req.Header = h
 	f, err := parseRequest(c.br, c.srv.maxHeaderBytes(), &c.scratch, req)
 	if err != nil {
 		return nil, nil, err
@@ -227,6 +239,9 @@ func (c *conn) serveRequest(req *http.Request, b *body) bool {
 		_ = c.rwc.SetReadDeadline(time.Time{})
 	}
 	keep := c.runHandler(w, req) && !w.hijacked && w.finish()
+	if keep && w.released {
+		c.spare = req
+	}
 	if b != nil {
 		if !keep && !w.hijacked {
 			// A read of the body blocked on the client ends soon, and

@@ -56,13 +56,14 @@ func asBadRequest(err error) error {
 
 // parseHead fills req from a request head read by readHead: the request
 // line, the URL, the header, Host and Close. Strings in req share the
-// head's memory. Framing (the body) is left to parseFraming.
+// head's memory. The header goes into req.Header if it is an empty map,
+// a new one if it is nil. Framing (the body) is left to parseFraming.
 func parseHead(req *http.Request, head string) error {
 	line, rest := h1wire.NextLine(head)
 	if err := parseRequestLine(req, line); err != nil {
 		return err
 	}
-	h, err := h1wire.ParseHeader(rest)
+	h, err := h1wire.ParseHeaderInto(req.Header, rest)
 	if err != nil {
 		return asBadRequest(err)
 	}

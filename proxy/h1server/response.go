@@ -59,7 +59,9 @@ type response struct {
 	keys       []string // the header's keys, sorted
 	pending    []byte
 	hijacked   bool
-	scratch    [32]byte
+	// released: the handler keeps nothing of the request (ReleaseRequest).
+	released bool
+	scratch  [32]byte
 }
 
 func (w *response) reset(req *http.Request, b *body) {
@@ -70,6 +72,13 @@ func (w *response) reset(req *http.Request, b *body) {
 }
 
 func (w *response) Header() http.Header { return w.header }
+
+// ReleaseRequest tells the server that the handler keeps nothing of the
+// request once ServeHTTP has returned: neither the *http.Request nor its
+// Header map. The server then reads the connection's next request into
+// the same memory. A handler calls it during ServeHTTP, and only when it
+// can promise that; net/http's servers have no such method.
+func (w *response) ReleaseRequest() { w.released = true }
 
 // WriteHeader writes the status line and the header fields the handler
 // set, except the framing ones, which commit writes.

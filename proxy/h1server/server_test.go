@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -493,5 +495,44 @@ func TestConnContext(t *testing.T) {
 	}
 	if _, body := exchange(t, serveLean(t, srv), "GET / HTTP/1.1\r\nHost: h\r\n\r\n"); body != "base+conn" {
 		t.Fatal(body)
+	}
+}
+
+// A handler that releases its request gets the connection's next request
+// in the same memory, with none of the earlier one's fields; one that does
+// not gets a new request each time.
+func TestReleasedRequestIsReused(t *testing.T) {
+	for _, release := range []bool{true, false} {
+		var reqs []*http.Request
+		var headers []http.Header
+		var seen []string
+		srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			reqs = append(reqs, r)
+			headers = append(headers, r.Header)
+			var names []string
+			for k := range r.Header {
+				names = append(names, k)
+			}
+			slices.Sort(names)
+			seen = append(seen, r.Method+" "+r.URL.Path+" "+strings.Join(names, ","))
+			if release {
+				w.(interface{ ReleaseRequest() }).ReleaseRequest()
+			}
+			echo(w, r)
+		})}
+		c := dial(t, serveLean(t, srv))
+		c.send("POST /a HTTP/1.1\r\nHost: h\r\nX-First: 1\r\nContent-Length: 1\r\n\r\na")
+		c.read("POST")
+		c.send("GET /b HTTP/1.1\r\nHost: h\r\nX-Second: 2\r\n\r\n")
+		c.read("GET")
+		want := []string{"POST /a Content-Length,X-First", "GET /b X-Second"}
+		if !slices.Equal(seen, want) {
+			t.Errorf("release %v: handler saw %q, want %q", release, seen, want)
+		}
+		sameReq := reqs[0] == reqs[1]
+		sameHeader := reflect.ValueOf(headers[0]).UnsafePointer() == reflect.ValueOf(headers[1]).UnsafePointer()
+		if sameReq != release || sameHeader != release {
+			t.Errorf("release %v: same request %v, same header map %v", release, sameReq, sameHeader)
+		}
 	}
 }

@@ -191,8 +191,17 @@ func NextLine(s string) (line, rest string) {
 // continuation lines, whitespace before the colon, and control characters
 // (CR, NUL...) in names or values.
 func ParseHeader(s string) (http.Header, error) {
+	return ParseHeaderInto(nil, s)
+}
+
+// ParseHeaderInto is ParseHeader filling h, which must be empty: a map
+// kept from an earlier message saves allocating one per message. A nil h
+// is a new map.
+func ParseHeaderInto(h http.Header, s string) (http.Header, error) {
 	n := strings.Count(s, "\n")
-	h := make(http.Header, n)
+	if h == nil {
+		h = make(http.Header, n)
+	}
 	// One backing array for the values: most fields appear once.
 	vals := make([]string, 0, n)
 	for {

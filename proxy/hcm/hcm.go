@@ -116,7 +116,7 @@ func (m *ConnectionManager) Routes() *route.Table[*Upstream] { return m.cfg.Rout
 // ServeHTTP routes and forwards one request, and shows it to the
 // observers.
 func (m *ConnectionManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := &exchange{}
+	ex := exchanges.Get().(*exchange)
 	rec := &ex.rec
 	rec.Direction, rec.Listener, rec.Start, rec.Request = m.cfg.Direction, m.cfg.Listener, time.Now(), r
 	m.identify(rec, r)
@@ -135,6 +135,7 @@ func (m *ConnectionManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// sees a reset rather than a truncated success.
 		panic(http.ErrAbortHandler)
 	}
+	ex.release(w)
 }
 
 // identify fills in the workloads at both ends that are known before
@@ -243,6 +244,7 @@ func (m *ConnectionManager) serve(ex *exchange, w http.ResponseWriter, r *http.R
 			return ex.localReply(w, http.StatusForbidden, errUpgradeFailed), false
 		}
 		ex.attempt(ep, m.cfg.Direction)
+		ex.held = true
 		return m.upgrade(ex, w, r, up, ep), false
 	}
 	if setCookie != "" {
@@ -345,6 +347,9 @@ func (m *ConnectionManager) forward(ex *exchange, w http.ResponseWriter, r *http
 			req.Body = body.attempt()
 		}
 		ex.attempt(ep, m.cfg.Direction)
+		if !c.ReleasesRequest(req) {
+			ex.held = true
+		}
 		ep.RequestStarted()
 		sent := time.Now()
 		res, err := c.RoundTrip(req, ep)
@@ -386,6 +391,7 @@ func (m *ConnectionManager) forward(ex *exchange, w http.ResponseWriter, r *http
 		// Abandon this attempt and go again after a back-off.
 		if err == nil {
 			res.Body.Close()
+			cluster.Recycle(res)
 		}
 		if a, ok := req.Body.(*attemptBody); ok {
 			a.Close()
@@ -421,7 +427,10 @@ func (m *ConnectionManager) respond(ex *exchange, w http.ResponseWriter, r *http
 		}
 		return ex.upstreamFailure(ctx, w, r, err), true, false
 	}
-	defer res.Body.Close()
+	defer func() {
+		res.Body.Close()
+		cluster.Recycle(res)
+	}()
 	if res.Header[cluster.OverloadedHeader] != nil {
 		// A circuit breaker's refusal: this proxy's, or relayed from the
 		// next one's.

@@ -324,3 +324,37 @@ func TestRequestIDs(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// releaseRecorder is a ResponseWriter of a server that can reuse requests.
+type releaseRecorder struct {
+	*httptest.ResponseRecorder
+	released int
+}
+
+func (r *releaseRecorder) ReleaseRequest() { r.released++ }
+
+// The server may reuse a request once the connection manager is done with
+// it: after an exchange over the lean HTTP/1.1 transport, not after one
+// whose transport may still write the request from a goroutine of its own.
+func TestReleasesRequestOnlyWhenDone(t *testing.T) {
+	m := manager(t, []string{upstreamApp(t)}, nil)
+	for _, tc := range []struct {
+		name string
+		body io.Reader
+		want int
+	}{
+		{"no body", nil, 1},
+		{"small body", strings.NewReader("abc"), 1},
+		{"body of unknown length", io.NopCloser(strings.NewReader("abc")), 0},
+	} {
+		req := httptest.NewRequest("POST", "http://app/x", tc.body)
+		if _, ok := tc.body.(io.ReadCloser); ok {
+			req.ContentLength = -1
+		}
+		w := &releaseRecorder{ResponseRecorder: httptest.NewRecorder()}
+		m.ServeHTTP(w, req)
+		if w.Code != http.StatusOK || w.released != tc.want {
+			t.Errorf("%s: status %d, released %d times, want %d", tc.name, w.Code, w.released, tc.want)
+		}
+	}
+}

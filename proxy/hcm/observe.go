@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -20,14 +21,41 @@ import (
 // verified peer certificate, and never reaches an app.
 const PeerHeader = "X-Weft-Peer"
 
-// exchange is the state of one request, allocated once: the observers'
-// record, the counters of its bodies and the upstream request.
+// exchange is the state of one request, allocated together: the
+// observers' record, the counters of its bodies and the upstream request.
+// Exchanges are reused (exchanges) unless something may hold one after
+// its request: see held.
 type exchange struct {
 	rec  observe.Request
 	body countingBody
 	w    countingWriter
 	req  http.Request
 	url  url.URL
+	// held says something other than the connection manager may still
+	// use the exchange, or the downstream request, once ServeHTTP has
+	// returned: an upstream transport that writes requests from a
+	// goroutine of its own, or a connection handed to an upgrade. Neither
+	// is then reused.
+	held bool
+}
+
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
+
+// requestReleaser is a server's ResponseWriter that can reuse a request's
+// memory for the connection's next one (h1server's).
+type requestReleaser interface{ ReleaseRequest() }
+
+// release ends an exchange the observers have seen: unless it is held, the
+// server may reuse the downstream request and the exchange is reused.
+func (ex *exchange) release(w http.ResponseWriter) {
+	if ex.held {
+		return
+	}
+	if rr, ok := w.(requestReleaser); ok {
+		rr.ReleaseRequest()
+	}
+	*ex = exchange{}
+	exchanges.Put(ex)
 }
 
 // countingBody counts the request body bytes read from downstream. The
