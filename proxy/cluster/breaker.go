@@ -145,6 +145,19 @@ func overloaded(req *http.Request, kind string) *http.Response {
 
 // releaseBody releases a request's circuit-breaker slot when the response
 // body is closed, or read to its end: the request is in flight until then.
+// releasing wraps a response body in a releaseBody: the lean HTTP/1.1
+// transport's has room for it.
+func (c *Cluster) releasing(body io.ReadCloser) io.ReadCloser {
+	var rb *releaseBody
+	if b, ok := body.(*h1Body); ok && b.owner != nil {
+		rb = &b.owner.release
+	} else {
+		rb = new(releaseBody)
+	}
+	*rb = releaseBody{ReadCloser: body, c: c}
+	return rb
+}
+
 type releaseBody struct {
 	io.ReadCloser
 	once atomic.Bool

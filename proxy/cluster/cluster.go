@@ -270,7 +270,7 @@ func (c *Cluster) RoundTrip(req *http.Request, ep *Endpoint) (*http.Response, er
 	}
 	ep.host.latency.observe(start, time.Since(start))
 	c.pool.outlier.observe(ep.host, res.StatusCode)
-	res.Body = &releaseBody{ReadCloser: res.Body, c: c}
+	res.Body = c.releasing(res.Body)
 	return res, nil
 }
 

@@ -68,6 +68,9 @@ type h1Conn struct {
 	body io.LimitedReader
 	// scratch gathers a response head or trailer larger than br's buffer.
 	scratch []byte
+	// interrupt ends the I/O in progress: bound once, it is what each
+	// exchange's context runs when it is done.
+	interrupt func()
 }
 
 // h1Reader counts what the buffered reader takes from the connection.
@@ -155,7 +158,7 @@ func resendable(req *http.Request) bool {
 
 // exchange writes req on c and reads the response head.
 func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request) (*http.Response, error) {
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(ctx, c.interrupt)
 	if err := writeRequest(c.bw, req, &c.body); err != nil {
 		stop()
 		return nil, err
@@ -203,9 +206,10 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 // its body and its header map, allocated once and reused through
 // h1Responses when the caller recycles the response (Recycle).
 type h1Response struct {
-	res    http.Response
-	body   h1Body
-	header http.Header // res.Header's map, kept empty across uses
+	res     http.Response
+	body    h1Body
+	release releaseBody // what Cluster.RoundTrip wraps body in
+	header  http.Header // res.Header's map, kept empty across uses
 }
 
 var h1Responses = sync.Pool{New: func() any { return new(h1Response) }}
@@ -353,6 +357,7 @@ func (t *h1Transport) dial(ctx context.Context, addr string) (*h1Conn, error) {
 	}
 	c := &h1Conn{Conn: conn, bw: bufio.NewWriterSize(conn, h1WriteBuffer), addr: addr}
 	c.br = bufio.NewReaderSize(h1Reader{c}, h1ReadBuffer)
+	c.interrupt = func() { _ = c.SetDeadline(aLongTimeAgo) }
 	return c, nil
 }
 

@@ -25,9 +25,11 @@ const (
 )
 
 // body is a request body read from the connection's buffered reader: a
-// Content-Length or chunked one. It is allocated per request, not reused:
-// an upstream transport may still hold it after the handler returned, and
-// must then read ErrBodyReadAfterClose, never the next request's bytes.
+// Content-Length or chunked one. It is reused for the connection's next
+// request only when the handler released its request (ReleaseRequest):
+// otherwise an upstream transport may still hold it after the handler
+// returned, and must then read ErrBodyReadAfterClose, never the next
+// request's bytes.
 type body struct {
 	c *conn
 
@@ -41,12 +43,19 @@ type body struct {
 	err    error // a failed read: the connection cannot be reused
 }
 
-func newBody(c *conn, f framing) *body {
-	b := &body{c: c, remaining: f.length, expect: f.expectContinue}
+// reset readies b for a request's body framed as f.
+func (b *body) reset(c *conn, f framing) {
+	*b = body{c: c, remaining: f.length, expect: f.expectContinue}
 	if f.chunked {
 		b.chunks = httputil.NewChunkedReader(c.br)
 	}
-	return b
+}
+
+// buffered reports whether the whole of a Content-Length body is in the
+// connection's reader already, so that reading it never waits on the
+// client.
+func (b *body) buffered() bool {
+	return b.chunks == nil && !b.expect && int64(b.c.br.Buffered()) >= b.remaining
 }
 
 func (b *body) Read(p []byte) (int, error) {

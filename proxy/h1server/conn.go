@@ -2,6 +2,7 @@ package h1server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -69,8 +71,9 @@ type conn struct {
 
 	scratch []byte // a head that outgrows br
 	// spare is a request its handler released (ReleaseRequest): the next
-	// request is read into it and its header map.
+	// request is read into it, its header map, URL and body.
 	spare     *http.Request
+	spareBody *body
 	hijacked  bool
 	handedOff bool
 	// linger says the client may still be sending: close gently.
@@ -141,7 +144,9 @@ func (c *conn) serve() {
 // awaitRequest waits for the first byte of the next request — within
 // ReadHeaderTimeout of the connection's start for the first, within
 // IdleTimeout for the others — then gives the rest of the head
-// ReadHeaderTimeout. It reports false when the connection is to close.
+// ReadHeaderTimeout, unless the whole head has already arrived (nearly
+// always): each deadline set is a timer moved in the runtime. It reports
+// false when the connection is to close.
 func (c *conn) awaitRequest(first bool) bool {
 	if first {
 		c.setReadTimeout(c.srv.ReadHeaderTimeout)
@@ -155,11 +160,22 @@ func (c *conn) awaitRequest(first bool) bool {
 		return false // closed by Shutdown
 	}
 	c.srv.setState(c.rwc, http.StateActive)
-	if !first {
+	if !first && !c.headBuffered() {
 		c.setReadTimeout(c.srv.ReadHeaderTimeout)
 	}
 	return true
 }
+
+// headBuffered reports whether the reader holds a whole request head, and
+// reading it needs no read from the connection: the end of the head
+// (CRLF CRLF) after the empty lines that may precede a request.
+func (c *conn) headBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	b = bytes.TrimLeft(b, "\r\n")
+	return bytes.Contains(b, headEnd)
+}
+
+var headEnd = []byte("\r\n\r\n")
 
 // idle makes the connection idle after a response; false when the server
 // is shutting down.
@@ -191,16 +207,18 @@ func (c *conn) setReadTimeout(d time.Duration) {
 // readRequest reads the next request's head and sets up its body, into
 // the memory of the previous request if its handler released it.
 func (c *conn) readRequest() (*http.Request, *body, error) {
-	req, h := c.spare, http.Header(nil)
-	c.spare = nil
+	req, b := c.spare, c.spareBody
+	c.spare, c.spareBody = nil, nil
+	var h http.Header
+	var u *url.URL
 	if req != nil {
-		h = req.Header
+		h, u = req.Header, req.URL
 		clear(h)
 	} else {
-		req = new(http.Request)
+		req, u = new(http.Request), new(url.URL)
 	}
 	*req = *c.tmpl
-	req.Header = h
+	req.Header, req.URL = h, u
 	f, err := parseRequest(c.br, c.srv.maxHeaderBytes(), &c.scratch, req)
 	if err != nil {
 		return nil, nil, err
@@ -209,7 +227,10 @@ func (c *conn) readRequest() (*http.Request, *body, error) {
 		req.Body = http.NoBody
 		return req, nil, nil
 	}
-	b := newBody(c, f)
+	if b == nil {
+		b = new(body)
+	}
+	b.reset(c, f)
 	req.Body = b
 	return req, b, nil
 }
@@ -233,14 +254,15 @@ func (c *conn) serveRequest(req *http.Request, b *body) bool {
 	c.started = false
 	w := &c.w
 	w.reset(req, b)
-	if b != nil {
+	if b != nil && !b.buffered() {
 		// A body is read at the client's pace, as with net/http's server
-		// without a ReadTimeout.
+		// without a ReadTimeout. One already read needs no deadline
+		// moved.
 		_ = c.rwc.SetReadDeadline(time.Time{})
 	}
 	keep := c.runHandler(w, req) && !w.hijacked && w.finish()
 	if keep && w.released {
-		c.spare = req
+		c.spare, c.spareBody = req, b
 	}
 	if b != nil {
 		if !keep && !w.hijacked {

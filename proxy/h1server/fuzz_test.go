@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -34,7 +36,8 @@ func FuzzParseRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		br := bufio.NewReaderSize(bytes.NewReader(data), 64)
 		var scratch []byte
-		req := new(http.Request)
+		// As the server reads: into a URL of its own.
+		req := &http.Request{URL: new(url.URL)}
 		fr, err := parseRequest(br, 4<<10, &scratch, req)
 		if err != nil {
 			return
@@ -58,7 +61,7 @@ func FuzzParseRequest(f *testing.F) {
 		delete(std.Header, "Host")
 		delete(std.Header, "Expect")
 		if req.Method != std.Method || req.RequestURI != std.RequestURI || req.Proto != std.Proto || req.Host != std.Host ||
-			req.URL.String() != std.URL.String() || req.Close != std.Close {
+			!reflect.DeepEqual(req.URL, std.URL) || req.Close != std.Close {
 			t.Fatalf("request line read differently: %q\n%+v\n%+v", data, req, std)
 		}
 		if req.ContentLength != std.ContentLength || !slices.Equal(req.TransferEncoding, std.TransferEncoding) {
@@ -82,7 +85,9 @@ func readFuzzBody(t *testing.T, br *bufio.Reader, fr framing) []byte {
 	}
 	c := &conn{br: br, bw: bufio.NewWriter(io.Discard)}
 	fr.expectContinue = false
-	b, err := io.ReadAll(newBody(c, fr))
+	body := new(body)
+	body.reset(c, fr)
+	b, err := io.ReadAll(body)
 	if err != nil {
 		return nil
 	}
@@ -103,4 +108,25 @@ func equalHeader(a, b http.Header) bool {
 		}
 	}
 	return true
+}
+
+// FuzzOriginForm: a target originForm reads, url.ParseRequestURI reads to
+// the same URL.
+func FuzzOriginForm(f *testing.F) {
+	for _, s := range []string{"/", "/a/b.c", "/p?q=1&r=%20", "/p?", "/p??", "/a%20b", "/a b", "/é", "/a#f", "//x/y", "/a;b=c:d@e", "*", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		var u url.URL
+		if !originForm(target, &u) {
+			return
+		}
+		std, err := url.ParseRequestURI(target)
+		if err != nil {
+			t.Fatalf("%q: read, but url.ParseRequestURI refuses it: %v", target, err)
+		}
+		if !reflect.DeepEqual(&u, std) {
+			t.Fatalf("%q: read as %#v, url.ParseRequestURI reads %#v", target, u, *std)
+		}
+	})
 }

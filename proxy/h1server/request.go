@@ -116,6 +116,9 @@ func parseRequestLine(req *http.Request, line string) error {
 		return badRequest("malformed HTTP version")
 	}
 	req.Method, req.RequestURI, req.Proto = method, target, proto
+	if u := req.URL; u != nil && originForm(target, u) {
+		return nil
+	}
 	rawURL := target
 	// CONNECT's target is an authority (host:port), as net/http reads it.
 	authority := method == http.MethodConnect && !strings.HasPrefix(target, "/")
@@ -132,6 +135,48 @@ func parseRequestLine(req *http.Request, line string) error {
 	req.URL = u
 	return nil
 }
+
+// originForm fills u from a request target in origin form, "/path" or
+// "/path?query", as url.ParseRequestURI would, when its path has nothing to
+// unescape or escape: what nearly every request carries, read without
+// allocating. It reports false for any other target, and leaves u alone.
+func originForm(target string, u *url.URL) bool {
+	if target == "" || target[0] != '/' {
+		return false
+	}
+	path, query, hasQuery := strings.Cut(target, "?")
+	for i := 0; i < len(path); i++ {
+		if !plainPathByte[path[i]] {
+			return false
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	return true
+}
+
+// plainPathByte marks the bytes a path can hold as they are: net/url
+// neither unescapes them nor escapes them in a path (RFC 3986 unreserved,
+// and the sub-delimiters and separators it leaves alone).
+var plainPathByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-_.~$&+,/:;=@" {
+		t[c] = true
+	}
+	return t
+}()
 
 // framing is how a request's body is delimited.
 type framing struct {

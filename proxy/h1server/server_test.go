@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -525,7 +526,11 @@ func TestReleasedRequestIsReused(t *testing.T) {
 		c.read("POST")
 		c.send("GET /b HTTP/1.1\r\nHost: h\r\nX-Second: 2\r\n\r\n")
 		c.read("GET")
-		want := []string{"POST /a Content-Length,X-First", "GET /b X-Second"}
+		c.send("POST /c HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyz")
+		if _, body := c.read("POST"); body != "xyz" {
+			t.Errorf("release %v: third request's body read as %q", release, body)
+		}
+		want := []string{"POST /a Content-Length,X-First", "GET /b X-Second", "POST /c Content-Length"}
 		if !slices.Equal(seen, want) {
 			t.Errorf("release %v: handler saw %q, want %q", release, seen, want)
 		}
@@ -533,6 +538,19 @@ func TestReleasedRequestIsReused(t *testing.T) {
 		sameHeader := reflect.ValueOf(headers[0]).UnsafePointer() == reflect.ValueOf(headers[1]).UnsafePointer()
 		if sameReq != release || sameHeader != release {
 			t.Errorf("release %v: same request %v, same header map %v", release, sameReq, sameHeader)
+		}
+	}
+}
+
+// Plain origin-form targets are read without net/url; the rest by it.
+func TestOriginForm(t *testing.T) {
+	for target, plain := range map[string]bool{
+		"/": true, "/a/b.c": true, "/p?q=1&r=%20": true, "/p?": true, "/p??": true, "/a;b=c:d@e,f+g$h&i~": true,
+		"/a%20b": false, "/a b": false, "/é": false, "/a#f": false, "/a(b)": false, "*": false, "http://h/": false, "": false,
+	} {
+		var u url.URL
+		if got := originForm(target, &u); got != plain {
+			t.Errorf("%q: read as plain %v, want %v", target, got, plain)
 		}
 	}
 }
