@@ -143,10 +143,8 @@ func overloaded(req *http.Request, kind string) *http.Response {
 	}
 }
 
-// releaseBody releases a request's circuit-breaker slot when the response
-// body is closed, or read to its end: the request is in flight until then.
 // releasing wraps a response body in a releaseBody: the lean HTTP/1.1
-// transport's has room for it.
+// transport's response has room for it.
 func (c *Cluster) releasing(body io.ReadCloser) io.ReadCloser {
 	var rb *releaseBody
 	if b, ok := body.(*h1Body); ok && b.owner != nil {
@@ -158,6 +156,8 @@ func (c *Cluster) releasing(body io.ReadCloser) io.ReadCloser {
 	return rb
 }
 
+// releaseBody releases a request's circuit-breaker slot when the response
+// body is closed, or read to its end: the request is in flight until then.
 type releaseBody struct {
 	io.ReadCloser
 	once atomic.Bool

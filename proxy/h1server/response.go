@@ -74,9 +74,9 @@ func (w *response) reset(req *http.Request, b *body) {
 func (w *response) Header() http.Header { return w.header }
 
 // ReleaseRequest tells the server that the handler keeps nothing of the
-// request once ServeHTTP has returned: neither the *http.Request nor its
-// Header map. The server then reads the connection's next request into
-// the same memory. A handler calls it during ServeHTTP, and only when it
+// request once ServeHTTP has returned: not the *http.Request, nor its
+// Header map, URL or Body. The server then reads the connection's next
+// request into the same memory. A handler calls it during ServeHTTP, and only when it
 // can promise that; net/http's servers have no such method.
 func (w *response) ReleaseRequest() { w.released = true }
 
