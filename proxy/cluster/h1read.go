@@ -179,7 +179,7 @@ func declaredTrailer(res *http.Response, chunked bool) error {
 	var trailer http.Header
 	for _, v := range vv {
 		for key := range strings.SplitSeq(v, ",") {
-			key = strings.Trim(key, " \t")
+			key = h1wire.TrimOWS(key)
 			if key == "" {
 				continue
 			}

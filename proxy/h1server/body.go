@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weftmesh/weft/proxy/h1wire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -185,7 +186,7 @@ func readTrailer(br *bufio.Reader) error {
 			return nil
 		}
 		name, value, ok := strings.Cut(string(line), ":")
-		if !ok || !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(strings.Trim(value, " \t")) {
+		if !ok || !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(h1wire.TrimOWS(value)) {
 			return errors.New("malformed request trailer")
 		}
 	}

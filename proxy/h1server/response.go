@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weftmesh/weft/proxy/h1wire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -128,7 +129,7 @@ func (w *response) writeFields(bw *bufio.Writer) (hasDate bool) {
 		switch k {
 		case "Content-Length":
 			if len(vv) == 1 {
-				if n, err := strconv.ParseInt(strings.Trim(vv[0], " \t"), 10, 64); err == nil && n >= 0 {
+				if n, err := strconv.ParseInt(h1wire.TrimOWS(vv[0]), 10, 64); err == nil && n >= 0 {
 					w.length = n
 				}
 			}
@@ -419,7 +420,7 @@ func writeField(bw *bufio.Writer, k string, vv []string) {
 		if strings.ContainsAny(v, "\r\n") {
 			v = newlineToSpace.Replace(v)
 		}
-		bw.WriteString(strings.Trim(v, " \t"))
+		bw.WriteString(h1wire.TrimOWS(v))
 		bw.Write(crlf)
 	}
 }

@@ -220,7 +220,7 @@ func ParseHeaderInto(h http.Header, s string) (http.Header, error) {
 		if !httpguts.ValidHeaderFieldName(name) {
 			return nil, fieldError("invalid header name")
 		}
-		value = strings.Trim(value, " \t")
+		value = TrimOWS(value)
 		if !httpguts.ValidHeaderFieldValue(value) {
 			return nil, fieldError("invalid header value")
 		}
@@ -232,6 +232,20 @@ func ParseHeaderInto(h http.Header, s string) (http.Header, error) {
 		vals = append(vals, value)
 		h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
+}
+
+// TrimOWS trims the optional whitespace, spaces and tabs, around a field
+// value: strings.Trim(s, " \t") without building a cut set on each call,
+// which on the request path cost more than the trimming.
+func TrimOWS(s string) string {
+	i, j := 0, len(s)
+	for i < j && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	for j > i && (s[j-1] == ' ' || s[j-1] == '\t') {
+		j--
+	}
+	return s[i:j]
 }
 
 // ParseVersion reads the HTTP/1.0 and HTTP/1.1 of a start line, the only
