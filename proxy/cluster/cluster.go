@@ -274,23 +274,6 @@ func (c *Cluster) RoundTrip(req *http.Request, ep *Endpoint) (*http.Response, er
 	return res, nil
 }
 
-// ReleasesRequest reports whether RoundTrip(req) is done with req — its
-// URL, Header and Body — when it returns and the response body has been
-// closed: the lean HTTP/1.1 transport sends and reads on the caller's
-// goroutine, where net/http's transports may still write the request from
-// a goroutine of their own. A caller that reuses a request's memory asks
-// first.
-func (c *Cluster) ReleasesRequest(req *http.Request) bool {
-	switch t := c.pool.transport.(type) {
-	case *h1Transport:
-		return t.handles(req)
-	case *byDownstream:
-		h1, ok := t.h1.(*h1Transport)
-		return ok && req.ProtoMajor == 1 && h1.handles(req)
-	}
-	return false
-}
-
 // DialStream opens a dedicated connection to ep for an opaque byte stream,
 // with the cluster's TLS settings and ALPN.
 func (c *Cluster) DialStream(ctx context.Context, ep *Endpoint) (net.Conn, error) {

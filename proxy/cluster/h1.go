@@ -229,21 +229,40 @@ func (r *h1Response) recycle() {
 	h1Responses.Put(r)
 }
 
+// Released reports whether the transport that answered a request with
+// res is done with the request — its URL, Header and Body — now that
+// RoundTrip has returned: the lean HTTP/1.1 transport writes and reads on
+// the caller's goroutine, where net/http's transports may still write the
+// request from a goroutine of their own. A caller that reuses a request's
+// memory asks first. Without a response (an error) the answer is false.
+func Released(res *http.Response) bool {
+	return leanBody(res) != nil
+}
+
 // Recycle hands the memory of a response from Cluster.RoundTrip back for
 // the next response to use, once its body is closed or read to its end.
 // The caller must not use res, its Header or its Trailer afterwards. A
 // response whose body is still open, or that is not from h1Transport, is
 // left to the garbage collector.
 func Recycle(res *http.Response) {
+	if b := leanBody(res); b != nil && b.done {
+		b.owner.recycle()
+	}
+}
+
+// leanBody returns the body of a response h1Transport read, or nil.
+func leanBody(res *http.Response) *h1Body {
+	if res == nil {
+		return nil
+	}
 	body := res.Body
 	if rb, ok := body.(*releaseBody); ok {
 		body = rb.ReadCloser
 	}
-	b, ok := body.(*h1Body)
-	if !ok || !b.done || b.owner == nil || &b.owner.res != res {
-		return
+	if b, ok := body.(*h1Body); ok && b.owner != nil && &b.owner.res == res {
+		return b
 	}
-	b.owner.recycle()
+	return nil
 }
 
 // max1xx is how many informational responses may precede the final one.

@@ -377,32 +377,54 @@ func mustRequest(t *testing.T, url string) *http.Request {
 }
 
 // Only the lean HTTP/1.1 transport is done with a request when RoundTrip
-// returns.
-func TestReleasesRequest(t *testing.T) {
-	small := func(major int) *http.Request {
-		r, _ := http.NewRequest("POST", "http://x/", strings.NewReader("abc"))
+// returns: its responses are Released, net/http's (HTTP/2, or the
+// HTTP/1.1 fallback for a body of unknown length) are not.
+func TestReleased(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	}))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetHTTP1(true)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
+
+	request := func(major int, body io.Reader) *http.Request {
+		r, err := http.NewRequest("POST", "http://"+addr+"/", body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		r.ProtoMajor = major
 		return r
 	}
-	chunked := func() *http.Request {
-		r, _ := http.NewRequest("POST", "http://x/", io.NopCloser(strings.NewReader("abc")))
-		return r
-	}
 	for _, tc := range []struct {
+		name     string
 		protocol Protocol
 		req      *http.Request
 		want     bool
 	}{
-		{HTTP1, small(1), true},
-		{HTTP1, chunked(), false},
-		{Downstream, small(1), true},
-		{Downstream, small(2), false},
-		{Downstream, chunked(), false},
-		{HTTP2, small(1), false},
+		{"HTTP/1.1 pool, small body", HTTP1, request(1, strings.NewReader("abc")), true},
+		{"HTTP/1.1 pool, no body", HTTP1, request(1, nil), true},
+		{"HTTP/1.1 pool, body of unknown length", HTTP1, request(1, io.NopCloser(strings.NewReader("abc"))), false},
+		{"downstream's protocol, HTTP/1.1", Downstream, request(1, strings.NewReader("abc")), true},
+		{"downstream's protocol, HTTP/2", Downstream, request(2, strings.NewReader("abc")), false},
+		{"HTTP/2 pool", HTTP2, request(1, strings.NewReader("abc")), false},
 	} {
-		c := Build(Config{Name: "app", Pool: NewPool(Settings{Name: "app", Protocol: tc.protocol}), Balancer: roundRobin()})
-		if got := c.ReleasesRequest(tc.req); got != tc.want {
-			t.Errorf("protocol %v, HTTP/%d request, length %d: %v, want %v", tc.protocol, tc.req.ProtoMajor, tc.req.ContentLength, got, tc.want)
+		p := NewPool(Settings{Name: "app", Protocol: tc.protocol})
+		res, err := p.transport.RoundTrip(tc.req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
 		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if got := Released(res); got != tc.want {
+			t.Errorf("%s: released %v, want %v", tc.name, got, tc.want)
+		}
+		p.Close()
+	}
+	if Released(nil) {
+		t.Error("no response (an error) is released")
 	}
 }

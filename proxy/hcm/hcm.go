@@ -347,14 +347,14 @@ func (m *ConnectionManager) forward(ex *exchange, w http.ResponseWriter, r *http
 			req.Body = body.attempt()
 		}
 		ex.attempt(ep, m.cfg.Direction)
-		if !c.ReleasesRequest(req) {
-			ex.held = true
-		}
 		ep.RequestStarted()
 		sent := time.Now()
 		res, err := c.RoundTrip(req, ep)
 		if err == nil {
 			ex.rec.UpstreamLatency = time.Since(sent)
+		}
+		if !cluster.Released(res) {
+			ex.held = true
 		}
 		mirror()
 		canRetry := retry != nil && attempt < retry.NumRetries && r.Context().Err() == nil && ctx.Err() == nil &&

@@ -34,8 +34,9 @@ type exchange struct {
 	// held says something other than the connection manager may still
 	// use the exchange, or the downstream request, once ServeHTTP has
 	// returned: an upstream transport that writes requests from a
-	// goroutine of its own, or a connection handed to an upgrade. Neither
-	// is then reused.
+	// goroutine of its own (an attempt whose response is not
+	// cluster.Released, or that failed), or a connection handed to an
+	// upgrade. Neither is then reused.
 	held bool
 }
 
