@@ -554,3 +554,24 @@ func TestOriginForm(t *testing.T) {
 		}
 	}
 }
+
+// On a kept-alive connection the header timeout still bounds a head that
+// arrives in pieces, and a body that arrives slowly has no deadline, now
+// that a head or body already read moves no deadline.
+func TestTimeoutsOfLaterRequests(t *testing.T) {
+	srv := &Server{Handler: http.HandlerFunc(echo), ReadHeaderTimeout: 100 * time.Millisecond, IdleTimeout: 5 * time.Second}
+	addr := serveLean(t, srv)
+
+	c := dial(t, addr)
+	c.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\nabc")
+	time.Sleep(250 * time.Millisecond) // past the header timeout
+	c.send("def")
+	if _, body := c.read("POST"); body != "abcdef" {
+		t.Fatalf("a slow body: %q", body)
+	}
+	c.send("GET / HTTP/1.1\r\nHost:")
+	start := time.Now()
+	if !c.closed() || time.Since(start) > 2*time.Second {
+		t.Fatal("a second request's slow head should time out at the header timeout, not the idle one")
+	}
+}
