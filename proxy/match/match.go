@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 type kind uint8
@@ -28,17 +30,6 @@ type String struct {
 	ignoreCase bool
 	re         *regexp.Regexp
 }
-
-// Error is a compile error at a field path, such as
-// "headers[0].string_match.safe_regex.regex".
-type Error struct {
-	Path string
-	Err  error
-}
-
-func (e *Error) Error() string { return e.Path + ": " + e.Err.Error() }
-
-func (e *Error) Unwrap() error { return e.Err }
 
 // Compile compiles m; path names m in errors. As in Envoy, ignore_case has
 // no effect on safe_regex, and a regular expression must match the whole
@@ -61,11 +52,11 @@ func Compile(m *matcherv3.StringMatcher, path string) (String, error) {
 		s.kind, s.ignoreCase = regex, false
 		re, err := regexp.Compile("^(?:" + p.SafeRegex.GetRegex() + ")$")
 		if err != nil {
-			return s, &Error{Path: path + ".safe_regex.regex", Err: err}
+			return s, &xdswire.FieldError{Path: path + ".safe_regex.regex", Err: err}
 		}
 		s.re = re
 	default:
-		return s, &Error{Path: path, Err: fmt.Errorf("a match pattern (exact, prefix, suffix, contains or safe_regex) is required")}
+		return s, &xdswire.FieldError{Path: path, Err: fmt.Errorf("a match pattern (exact, prefix, suffix, contains or safe_regex) is required")}
 	}
 	return s, nil
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 func TestString(t *testing.T) {
@@ -41,7 +43,7 @@ func TestString(t *testing.T) {
 
 func TestCompileErrors(t *testing.T) {
 	_, err := Compile(&matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: "("}}}, "headers[0].string_match")
-	var e *Error
+	var e *xdswire.FieldError
 	if !errors.As(err, &e) || e.Path != "headers[0].string_match.safe_regex.regex" {
 		t.Errorf("bad regex: %v, want an error at its path", err)
 	}

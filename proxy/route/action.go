@@ -183,7 +183,7 @@ func compileHeaderEdits(add []*corev3.HeaderValueOption, remove []string, path, 
 	for i, name := range remove {
 		p := fmt.Sprintf("%s.%s[%d]", path, removeField, i)
 		if err := checkEditableHeader(name); err != nil {
-			return e, &FieldError{Path: p, Err: err}
+			return e, &xdswire.FieldError{Path: p, Err: err}
 		}
 		e.Remove = append(e.Remove, textproto.CanonicalMIMEHeaderKey(name))
 	}
@@ -191,11 +191,11 @@ func compileHeaderEdits(add []*corev3.HeaderValueOption, remove []string, path, 
 		p := fmt.Sprintf("%s.%s[%d]", path, addField, i)
 		name := o.GetHeader().GetKey()
 		if err := checkEditableHeader(name); err != nil {
-			return e, &FieldError{Path: p + ".header.key", Err: err}
+			return e, &xdswire.FieldError{Path: p + ".header.key", Err: err}
 		}
 		v, err := literalValue(o.GetHeader().GetValue())
 		if err != nil {
-			return e, &FieldError{Path: p + ".header.value", Err: err}
+			return e, &xdswire.FieldError{Path: p + ".header.value", Err: err}
 		}
 		if v == "" {
 			// Envoy drops a header whose value is empty unless
@@ -482,11 +482,11 @@ func compilePerFilter(m map[string]*anypb.Any, path string) (map[string]any, err
 		}
 		cfg := f.Config.ProtoReflect().New().Interface()
 		if err := xdswire.UnmarshalAny(a, cfg); err != nil {
-			return nil, &FieldError{Path: p, Err: err}
+			return nil, &xdswire.FieldError{Path: p, Err: err}
 		}
 		c, err := f.PerRoute(cfg)
 		if err != nil {
-			return nil, &FieldError{Path: p, Err: err}
+			return nil, &xdswire.FieldError{Path: p, Err: err}
 		}
 		out[name] = c
 	}

@@ -9,20 +9,12 @@ import (
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
-// FieldError is a compile error at a field path inside the RouteConfiguration.
-type FieldError struct {
-	Path string
-	Err  error
-}
-
-func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }
-
-func (e *FieldError) Unwrap() error { return e.Err }
-
 func fieldErr(path string, format string, args ...any) error {
-	return &FieldError{Path: path, Err: fmt.Errorf(format, args...)}
+	return &xdswire.FieldError{Path: path, Err: fmt.Errorf(format, args...)}
 }
 
 // Compile builds a Table from a RouteConfiguration whose fields have been
@@ -72,7 +64,7 @@ func Compile[T any](rc *routev3.RouteConfiguration, resolve func(cluster string)
 			}
 			seen[d] = path
 			if err := t.addDomain(d, vh); err != nil {
-				return nil, &FieldError{Path: dpath, Err: err}
+				return nil, &xdswire.FieldError{Path: dpath, Err: err}
 			}
 		}
 	}
@@ -227,7 +219,7 @@ func compileMatch(m *routev3.RouteMatch, path string) (pathMatch, error) {
 		}
 		re, err := regexp.Compile(expr)
 		if err != nil {
-			return pm, &FieldError{Path: path + ".safe_regex.regex", Err: err}
+			return pm, &xdswire.FieldError{Path: path + ".safe_regex.regex", Err: err}
 		}
 		pm.re = re
 	case nil:

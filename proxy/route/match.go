@@ -1,7 +1,6 @@
 package route
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/textproto"
@@ -9,7 +8,6 @@ import (
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/weftmesh/weft/proxy/match"
 )
 
@@ -22,17 +20,6 @@ type Request struct {
 	// Scheme is "http" or "https", the request's :scheme.
 	Scheme string
 	Header http.Header
-}
-
-// compileStringMatcher compiles a StringMatcher (proxy/match), as a route
-// compile error at its path.
-func compileStringMatcher(m *matcherv3.StringMatcher, path string) (match.String, error) {
-	sm, err := match.Compile(m, path)
-	var me *match.Error
-	if errors.As(err, &me) {
-		return sm, &FieldError{Path: me.Path, Err: me.Err}
-	}
-	return sm, err
 }
 
 type pseudo uint8
@@ -75,7 +62,7 @@ func compileHeaderMatcher(h *routev3.HeaderMatcher, path string) (headerMatcher,
 	}
 	switch s := h.GetHeaderMatchSpecifier().(type) {
 	case *routev3.HeaderMatcher_StringMatch:
-		sm, err := compileStringMatcher(s.StringMatch, path+".string_match")
+		sm, err := match.Compile(s.StringMatch, path+".string_match")
 		if err != nil {
 			return hm, err
 		}
@@ -140,7 +127,7 @@ func compileQueryMatcher(q *routev3.QueryParameterMatcher, path string) (queryMa
 	}
 	switch s := q.GetQueryParameterMatchSpecifier().(type) {
 	case *routev3.QueryParameterMatcher_StringMatch:
-		sm, err := compileStringMatcher(s.StringMatch, path+".string_match")
+		sm, err := match.Compile(s.StringMatch, path+".string_match")
 		if err != nil {
 			return qm, err
 		}

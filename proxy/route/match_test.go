@@ -7,6 +7,8 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 func exact(v string) *matcherv3.StringMatcher {
@@ -120,7 +122,7 @@ func TestHeaderMatchCompileErrors(t *testing.T) {
 		m.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: "/"}
 		_, err := Compile(&routev3.RouteConfiguration{VirtualHosts: []*routev3.VirtualHost{
 			vhost("vh", []string{"*"}, withMatch(m, "c"))}}, identity)
-		fe, ok := err.(*FieldError)
+		fe, ok := err.(*xdswire.FieldError)
 		if !ok {
 			t.Errorf("%s: err = %v, want a FieldError", want, err)
 			continue

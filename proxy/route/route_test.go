@@ -11,6 +11,8 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 func prefix(p, cluster string) *routev3.Route {
@@ -198,7 +200,7 @@ func TestCompileErrors(t *testing.T) {
 	}
 	for name, tt := range tests {
 		_, err := Compile(tt.rc, identity)
-		var fe *FieldError
+		var fe *xdswire.FieldError
 		if err == nil || !errors.As(err, &fe) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want a FieldError containing %q", name, err, tt.want)
 		}

@@ -128,7 +128,7 @@ func (b *builder) connectionManager(h *hcmv3.HttpConnectionManager, direction, p
 	case *hcmv3.HttpConnectionManager_RouteConfig:
 		t, err := route.Compile(rs.RouteConfig, b.resolver(direction))
 		if err != nil {
-			return nil, wrapPath(join(path, "route_config"), routeErr(err))
+			return nil, wrapPath(join(path, "route_config"), err)
 		}
 		cfg.Routes, cfg.RouteName = t, rs.RouteConfig.GetName()
 	default:
@@ -173,7 +173,7 @@ func (b *builder) routeConfigs() {
 			continue
 		}
 		if _, err := route.Compile(rc, b.resolver(stats.Outbound)); err != nil {
-			b.fail("route", name, routeErr(err))
+			b.fail("route", name, err)
 		}
 	}
 }
@@ -212,14 +212,6 @@ func (b *builder) upstream(direction, name string) *hcm.Upstream {
 	}
 	b.upstreams[key] = up
 	return up
-}
-
-// routeErr turns the route compiler's error into a field error.
-func routeErr(err error) error {
-	if fe, ok := err.(*route.FieldError); ok {
-		return &fieldError{path: fe.Path, err: fe.Err}
-	}
-	return err
 }
 
 func fullName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }

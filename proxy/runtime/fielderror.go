@@ -13,32 +13,15 @@ func join(path, field string) string {
 	return path + "." + field
 }
 
-// fieldError is a validation failure at a field path within one resource.
-type fieldError struct {
-	path string
-	err  error
-}
-
-func (e *fieldError) Error() string {
-	if e.path == "" {
-		return e.err.Error()
-	}
-	return e.path + ": " + e.err.Error()
-}
-
-func (e *fieldError) Unwrap() error { return e.err }
-
+// pathErr is a validation failure at a field path within one resource.
 func pathErr(path, format string, args ...any) error {
-	return &fieldError{path: path, err: fmt.Errorf(format, args...)}
+	return &xdswire.FieldError{Path: path, Err: fmt.Errorf(format, args...)}
 }
 
 // wrapPath puts a path before an error from a nested compile step.
 func wrapPath(path string, err error) error {
-	switch fe := err.(type) {
-	case *fieldError:
-		return &fieldError{path: join(path, fe.path), err: fe.err}
-	case *xdswire.FieldError:
-		return &fieldError{path: join(path, fe.Path), err: fe.Err}
+	if fe, ok := err.(*xdswire.FieldError); ok {
+		return &xdswire.FieldError{Path: join(path, fe.Path), Err: fe.Err}
 	}
-	return &fieldError{path: path, err: err}
+	return &xdswire.FieldError{Path: path, Err: err}
 }

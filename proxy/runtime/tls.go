@@ -212,7 +212,7 @@ func stringMatcher(m *matcherv3.StringMatcher, path string) (tlsx.StringMatcher,
 	}
 	sm, err := tlsx.NewStringMatcher(kind, pattern, m.GetIgnoreCase())
 	if err != nil {
-		return tlsx.StringMatcher{}, &fieldError{path: path, err: err}
+		return tlsx.StringMatcher{}, &xdswire.FieldError{Path: path, Err: err}
 	}
 	return sm, nil
 }

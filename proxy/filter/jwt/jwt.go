@@ -29,6 +29,7 @@ import (
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/proxy/filter"
 	"github.com/weftmesh/weft/proxy/route"
+	"github.com/weftmesh/weft/proxy/xdswire"
 )
 
 // Name is the filter's name in http_filters, and the key of its record in
@@ -168,7 +169,7 @@ func New(c *jwtv3.JwtAuthentication, env filter.Env) (*Filter, error) {
 		return targets[i]
 	})
 	if err != nil {
-		var fe *route.FieldError
+		var fe *xdswire.FieldError
 		if errors.As(err, &fe) {
 			// virtual_hosts[0].routes[i].match... is rules[i].match...
 			if rest, ok := strings.CutPrefix(fe.Path, "virtual_hosts[0].routes"); ok {
