@@ -25,7 +25,9 @@ type sample struct {
 	cpu  [2]float64
 	rss  [2]int64
 	anon [2]int64
-	err  string // why the run did not count
+	// switches is each proxy's context switches per request.
+	switches [2]float64
+	err      string // why the run did not count
 }
 
 // ok says whether the run carried traffic without a single failure.
@@ -63,6 +65,7 @@ func (e *env) measureLatency(ctx context.Context, rc *running, proto protocol, c
 	}
 	proxies := p.proxies()
 	var before [2]float64
+	var switchesBefore [2]uint64
 	for i, pr := range proxies {
 		if pr.exited() {
 			s.err = fmt.Sprintf("%s exited: %v", pr.name, pr.err)
@@ -72,6 +75,7 @@ func (e *env) measureLatency(ctx context.Context, rc *running, proto protocol, c
 			e.logf("warning: %v (the peak is then since start)", err)
 		}
 		before[i] = cpuSeconds(pr.pgid())
+		switchesBefore[i] = contextSwitches(pr.pgid())
 	}
 	profiled := e.profile(ctx, run.name, proxies, run.dur)
 	res, err := e.load(ctx, run)
@@ -87,6 +91,7 @@ func (e *env) measureLatency(ctx context.Context, rc *running, proto protocol, c
 	for i, pr := range proxies {
 		if s.requests > 0 {
 			s.cpu[i] = (cpuSeconds(pr.pgid()) - before[i]) / (float64(s.requests) / 1000)
+			s.switches[i] = float64(contextSwitches(pr.pgid())-switchesBefore[i]) / float64(s.requests)
 		}
 		s.rss[i] = peakRSS(pr.pgid())
 		s.anon[i] = anonRSS(pr.pgid())

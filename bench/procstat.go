@@ -68,6 +68,35 @@ func cpuSeconds(pgid int) float64 {
 	return float64(ticks) / clockTicks
 }
 
+// contextSwitches is how often the threads of a group's processes have
+// switched off their CPU, voluntarily (to sleep: waiting for the network)
+// or not: at a fixed request rate, about the wake-ups per request.
+func contextSwitches(pgid int) uint64 {
+	var total uint64
+	for _, pid := range groupPIDs(pgid) {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			continue
+		}
+		for _, t := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+					n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+					total += n
+				} else if v, ok := strings.CutPrefix(line, "nonvoluntary_ctxt_switches:"); ok {
+					n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+					total += n
+				}
+			}
+		}
+	}
+	return total
+}
+
 // peakRSS is the sum of VmHWM (peak resident set) over a group's processes,
 // in bytes. For nginx that is master plus worker.
 func peakRSS(pgid int) int64 { return statusBytes(pgid, "VmHWM:") }

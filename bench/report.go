@@ -62,6 +62,7 @@ type row struct {
 	cpuHi    [2]float64
 	rss      [2]float64 // peak RSS, bytes
 	anon     [2]float64 // anonymous RSS at the end of the run, bytes
+	switches [2]float64 // context switches per request
 	qps      float64
 	proxied  bool // has proxies (not direct)
 	measured bool // at least one clean repeat
@@ -81,7 +82,7 @@ func (r *report) rows(c cell) []row {
 	for _, name := range r.configs {
 		w := row{config: name, proxied: name != "direct"}
 		var lat, added [3][]float64
-		var cpu, rss, anon [2][]float64
+		var cpu, rss, anon, switches [2][]float64
 		var qps []float64
 		for _, s := range r.samples {
 			if s.config != name || s.proto != c.proto || s.conns != c.conns {
@@ -105,6 +106,7 @@ func (r *report) rows(c cell) []row {
 				cpu[i] = append(cpu[i], s.cpu[i])
 				rss[i] = append(rss[i], float64(s.rss[i]))
 				anon[i] = append(anon[i], float64(s.anon[i]))
+				switches[i] = append(switches[i], s.switches[i])
 			}
 		}
 		w.measured = w.runs > 0
@@ -114,6 +116,7 @@ func (r *report) rows(c cell) []row {
 		}
 		for i := range 2 {
 			w.cpu[i], w.rss[i], w.anon[i] = median(cpu[i]), median(rss[i]), median(anon[i])
+			w.switches[i] = median(switches[i])
 			w.cpuLo[i], w.cpuHi[i] = bounds(cpu[i])
 		}
 		w.qps = median(qps)

@@ -91,7 +91,8 @@ func (r *report) markdown(b *bytes.Buffer) {
 	p("- **Load:** fortio at %d qps, `-uniform -nocatchup -keepalive=true -payload-size %d` (the echo server sends the payload back), "+
 		"%s measured after %s of warm-up, %d repeat(s) interleaved in the order %s; every figure is the median over repeats. "+
 		"Added latency is the configuration's percentile minus direct's in the same repeat. CPU is utime+stime of each proxy's "+
-		"processes over the run per 1000 requests (= vCPU at 1000 rps); RSS is VmHWM during the run.\n",
+		"processes over the run per 1000 requests (= vCPU at 1000 rps); RSS is VmHWM during the run; context switches "+
+		"per request (every thread, voluntary or not) are in the CPU target's row.\n",
 		o.QPS, o.Payload, o.Duration, o.Warmup, o.Repeats, strings.Join(r.configs, ", "))
 
 	p("\n## Targets (Weft, HTTP/1.1, c%d, %d qps)\n\n", targetConns, targetQPS)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -32,6 +33,7 @@ func fakeReport() *report {
 			if c != "direct" {
 				s.cpu = [2]float64{0.04, 0.03}
 				s.rss = [2]int64{12 << 20, 11 << 20}
+				s.switches = [2]float64{2.4 + float64(rep), 2.5}
 			}
 			r.samples = append(r.samples, s)
 		}
@@ -64,9 +66,14 @@ func TestTargets(t *testing.T) {
 	if note != "" {
 		t.Errorf("note %q", note)
 	}
-	got := map[string]string{}
+	got, gotValue := map[string]string{}, map[string]string{}
 	for _, v := range vs {
-		got[v.target] = v.verdict
+		got[v.target], gotValue[v.target] = v.verdict, v.got
+	}
+	// Each proxied configuration's wake-ups per request, medians over repeats.
+	if cpu, want := gotValue["CPU per proxy ≤ 0.050 s per 1000 requests (vCPU at 1000 rps)"],
+		"client 0.040, server 0.030 (context switches per request, client / server: weft 2.9 / 2.5, nginx 2.9 / 2.5, caddy 2.9 / 2.5)"; cpu != want {
+		t.Errorf("CPU row %q, want %q", cpu, want)
 	}
 	for target, want := range map[string]string{
 		"added latency p90 ≤ 0.150 ms":                                               "**met**, 0.040 ms to spare",
@@ -144,5 +151,17 @@ func TestSpreadOverRepeats(t *testing.T) {
 	one.markdown(&md)
 	if strings.Contains(md.String(), "## Spread over repeats") {
 		t.Error("a single repeat has a spread section")
+	}
+}
+
+// TestContextSwitches reads this test's own process group: its threads
+// have switched off their CPU, more so after a sleep.
+func TestContextSwitches(t *testing.T) {
+	pgid := syscall.Getpgrp()
+	before := contextSwitches(pgid)
+	time.Sleep(10 * time.Millisecond)
+	after := contextSwitches(pgid)
+	if before == 0 || after <= before {
+		t.Fatalf("context switches %d, then %d after a sleep", before, after)
 	}
 }

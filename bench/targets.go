@@ -64,7 +64,7 @@ func (r *report) targets() (vs []verdict, note string) {
 		worstCPU := math.Max(w.cpu[0], w.cpu[1])
 		vs = append(vs, verdict{
 			target:  fmt.Sprintf("CPU per proxy ≤ %.3f s per 1000 requests (vCPU at 1000 rps)", targetCPU),
-			got:     fmt.Sprintf("client %.3f, server %.3f", w.cpu[0], w.cpu[1]),
+			got:     fmt.Sprintf("client %.3f, server %.3f (%s)", w.cpu[0], w.cpu[1], wakeUps(rows)),
 			verdict: judge(worstCPU <= targetCPU, spare(worstCPU, targetCPU, "s", 1)),
 		})
 		vs = append(vs, r.lowerThanPeers(rows, w, "CPU per proxy lower than every peer's (client vs client, server vs server)",
@@ -159,4 +159,22 @@ func ms(s float64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.3f", s*1e3)
+}
+
+// wakeUps tells each proxied configuration's context switches per request,
+// client and server: at a fixed rate most of a request's CPU is the
+// switches in and out of sleep around it, which no proxy that sleeps
+// between a request and its answer gets below two.
+func wakeUps(rows []row) string {
+	var parts []string
+	for _, x := range rows {
+		if !x.proxied || !x.measured || math.IsNaN(x.switches[0]) {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f / %.1f", x.config, x.switches[0], x.switches[1]))
+	}
+	if len(parts) == 0 {
+		return "context switches per request not measured"
+	}
+	return "context switches per request, client / server: " + strings.Join(parts, ", ")
 }
