@@ -72,29 +72,18 @@ func cpuSeconds(pgid int) float64 {
 // switched off their CPU, voluntarily (to sleep: waiting for the network)
 // or not: at a fixed request rate, about the wake-ups per request.
 func contextSwitches(pgid int) uint64 {
-	var total uint64
+	var total int64
 	for _, pid := range groupPIDs(pgid) {
 		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 		if err != nil {
 			continue
 		}
 		for _, t := range tasks {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
-			if err != nil {
-				continue
-			}
-			for _, line := range strings.Split(string(b), "\n") {
-				if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
-					n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-					total += n
-				} else if v, ok := strings.CutPrefix(line, "nonvoluntary_ctxt_switches:"); ok {
-					n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-					total += n
-				}
-			}
+			total += statusSum(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()),
+				"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")
 		}
 	}
-	return total
+	return uint64(total)
 }
 
 // peakRSS is the sum of VmHWM (peak resident set) over a group's processes,
@@ -112,14 +101,24 @@ func anonRSS(pgid int) int64 { return statusBytes(pgid, "RssAnon:") }
 func statusBytes(pgid int, field string) int64 {
 	var total int64
 	for _, pid := range groupPIDs(pgid) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
+		total += statusSum(fmt.Sprintf("/proc/%d/status", pid), field) * 1024
+	}
+	return total
+}
+
+// statusSum sums the numbers of the named lines ("<field> N" or
+// "<field> N kB") of a /proc status file; 0 if it cannot be read.
+func statusSum(path string, fields ...string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	var total int64
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, field := range fields {
 			if v, ok := strings.CutPrefix(line, field); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				total += kb * 1024
+				n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				total += n
 			}
 		}
 	}
